@@ -1,0 +1,62 @@
+"""The native C baselines: compiled with ``gcc -O2`` at bench time, run as their own process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from typing import Any
+
+from _common import exe
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROGRAMS = ["spawn", "pipe_cat", "capture", "echo_rt", "pipeline"]
+
+
+def compile_all(out_dir: str) -> tuple[bool, str]:
+    """Build every baseline into ``out_dir``; (ok, message)."""
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        return False, "no C compiler (gcc) on PATH"
+    for name in PROGRAMS:
+        src = os.path.join(HERE, "native", f"{name}.c")
+        proc = subprocess.run([cc, "-O2", "-Wall", "-o", os.path.join(out_dir, name), src],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            return False, f"{name}.c: {proc.stderr.strip()[-500:]}"
+    return True, cc
+
+
+def command(peer: str, scenario: str, p: dict[str, Any], bin_dir: str) -> list[str] | str:
+    """The command line for one run, or a reason why this peer does not take part."""
+    b = lambda name: os.path.join(bin_dir, name)  # noqa: E731
+    fork = peer == "native-fork"
+    if scenario in ("S1", "S2"):
+        kind = p.get("kind", "pipes")
+        if kind == "creds" and os.geteuid() != 0:
+            return "uid/gid spawns need root"
+        method = "fork" if fork else ("vfork" if kind == "creds" else "spawn")
+        cmd = [b("spawn"), "-m", method, "-s", "pty" if kind == "pty" else "pipes",
+               "-n", str(p["n"]), "-c", str(p.get("conc", 1))]
+        if kind == "creds":
+            cmd.append("-C")
+        if p.get("mem_mib"):
+            cmd += ["-M", str(p["mem_mib"])]
+        if p.get("budget"):
+            cmd += ["-b", str(p["budget"])]
+        return cmd + ["--", exe("true")]
+    if scenario == "S3":
+        pipe_size = 0 if peer == "native-64k" else 1 << 20
+        return [b("pipe_cat"), str(p["bytes"]), str(pipe_size), str(p["chunk"]), exe("cat")]
+    if scenario == "S4":
+        return [b("capture"), str(p["bytes"]), exe("head")]
+    if scenario == "S5":
+        return [b("echo_rt"), str(p["n"]), str(p["pin"]), exe("cat")]
+    if scenario == "S6":
+        return [b("spawn"), "-m", "spawn", "-s", p["stdio"], "-n", str(p["n"]), "-c", str(p["n"]), "-R",
+                "--", exe("sleep"), str(p["sleep"])]
+    if scenario == "S7":
+        if p["mode"] != "wired":
+            return "a C program has no callbacks to relay through"
+        return [b("pipeline"), str(p["bytes"]), exe("head"), exe("cat"), exe("wc")]
+    return f"no native baseline for {scenario}"

@@ -1,0 +1,233 @@
+"""Tables (terminal and Markdown), target verdicts and the PNG chart for run.py."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from scenarios import PEERS, PEER_NOTES, TARGETS, Case, Metric, Scenario, Target
+
+ARROW = {"higher": "↑", "lower": "↓", "": ""}
+
+
+def _values(results: dict[str, Any], case: str, peer: str, metric: str) -> list[float]:
+    runs = results.get(case, {}).get("runs", {}).get(peer, [])
+    return [r[metric] for r in runs if isinstance(r.get(metric), (int, float))]
+
+
+def median_fn(results: dict[str, Any]):  # type: ignore[no-untyped-def]
+    def med(case: str, peer: str, metric: str) -> float | None:
+        vals = _values(results, case, peer, metric)
+        return statistics.median(vals) if vals else None
+
+    return med
+
+
+@dataclass
+class Row:
+    case: Case
+    metric: Metric
+    cells: dict[str, str] = field(default_factory=dict)  # peer -> formatted median (or n/a / error)
+    medians: dict[str, float] = field(default_factory=dict)
+    ratios: dict[str, float] = field(default_factory=dict)  # peer -> ferroproc / peer
+    targets: list[tuple[Target, float | None, bool | None, str]] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        unit = f" ({self.metric.unit})" if self.metric.unit else ""
+        return f"{self.metric.label}{unit} {ARROW[self.metric.better]}".strip()
+
+
+def build_rows(scenarios: list[Scenario], results: dict[str, Any], spread: bool = False) -> list[Row]:
+    med = median_fn(results)
+    rows = []
+    for sc in scenarios:
+        for case in sc.cases:
+            res = results.get(case.key)
+            if res is None:
+                continue
+            for metric in case.metrics:
+                row = Row(case, metric)
+                for peer in case.peers:
+                    status = res["status"].get(peer, "")
+                    m = med(case.key, peer, metric.key)
+                    if m is None:
+                        if status:
+                            row.cells[peer] = "n/a" if status.startswith("n/a") else "error"
+                        continue
+                    row.medians[peer] = m
+                    text = metric.format(m)
+                    vals = _values(results, case.key, peer, metric.key)
+                    if spread and len(vals) > 1 and m:
+                        text += f" ±{(max(vals) - min(vals)) / 2 / abs(m) * 100:.0f}%"
+                    row.cells[peer] = text
+                ours = row.medians.get("ferroproc")
+                if ours is not None:
+                    for peer, v in row.medians.items():
+                        if peer != "ferroproc" and v:
+                            row.ratios[peer] = ours / v
+                for t in TARGETS:
+                    if t.case == case.key and t.metric == metric.key:
+                        row.targets.append((t, *t.evaluate(med)))
+                rows.append(row)
+    return rows
+
+
+def _columns(rows: list[Row]) -> list[str]:
+    used = {p for r in rows for p in r.cells}
+    return [p for p in PEERS if p in used]
+
+
+def _verdict(t: Target, ratio: float | None, met: bool | None, ref: str, short: bool = False) -> str:
+    if ratio is None:
+        return f"{t.text}: n/a" if short else f"{t.text}: n/a (ferroproc or {ref} not measured)"
+    if met:
+        return f"{t.text}: {ratio:.2f}× met"
+    by = (1 - ratio / t.bound) if t.op == ">=" else (ratio / t.bound - 1)
+    return f"{t.text}: {ratio:.2f}× MISSED by {by * 100:.0f}%"
+
+
+def _table(header: list[str], body: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in [header] + body) for i in range(len(header))]
+    fmt = lambda r: "  ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+    return "\n".join([fmt(header), "  ".join("-" * w for w in widths)] + [fmt(r) for r in body])
+
+
+def _md_table(header: list[str], body: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + "|"]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in body]
+    return "\n".join(lines)
+
+
+def _median_body(rows: list[Row], cols: list[str]) -> list[list[str]]:
+    return [[r.case.key, r.label] + [r.cells.get(p, "—") for p in cols] for r in rows]
+
+
+def _ratio_body(rows: list[Row], cols: list[str]) -> list[list[str]]:
+    body = []
+    for r in rows:
+        cells = [f"{r.ratios[p]:.2f}×" if p in r.ratios else "—" for p in cols]
+        targets = "; ".join(_verdict(t, ratio, met, ref, short=True) for t, ratio, met, ref in r.targets)
+        body.append([r.case.key, r.label] + cells + [targets])
+    return body
+
+
+def case_text(case: Case, res: dict[str, Any]) -> str:
+    """The rows of one case, printed as soon as it is done."""
+    rows = build_rows([Scenario(case.scenario, "", "", [case])], {case.key: res}, spread=True)
+    cols = _columns(rows)
+    text = _table(["case", "metric"] + cols, _median_body(rows, cols))
+    for peer, status in res["status"].items():
+        text += f"\n  {peer}: {status}"
+    return text
+
+
+def _extra_lines(results: dict[str, Any]) -> list[str]:
+    """Derived figures that are not one peer against another."""
+    med = median_fn(results)
+    lines = []
+    for peer in ("ferroproc", "twisted"):
+        relay, wired = med("S7/relay", peer, "mbps"), med("S7/wired", peer, "mbps")
+        if relay and wired:
+            lines.append(f"S7: wiring childFDs instead of relaying saves {peer} {wired / relay:.1f}× "
+                         f"({relay:,.0f} → {wired:,.0f} MB/s)")
+    s1 = med("S1/seq", "ferroproc", "rate")
+    for kind in ("pipes", "pty", "creds"):
+        s2 = med(f"S2/{kind}", "ferroproc", "rate")
+        if s1 and s2:
+            lines.append(f"S2 {kind}: ferroproc from a 2 GiB parent keeps {s2 / s1:.2f}× of its S1 rate")
+    return lines
+
+
+def final_text(scenarios: list[Scenario], results: dict[str, Any]) -> str:
+    rows = build_rows(scenarios, results)
+    cols = _columns(rows)
+    rcols = [p for p in cols if p != "ferroproc"]
+    out = ["Medians (↑ higher is better, ↓ lower is better)",
+           _table(["case", "metric"] + cols, _median_body(rows, cols)),
+           "",
+           "ferroproc ÷ peer (same metric; for ↓ metrics below 1 is better)",
+           _table(["case", "metric"] + [f"÷{p}" for p in rcols] + ["targets"], _ratio_body(rows, rcols)),
+           "",
+           "Targets"]
+    out += ["  " + _verdict(t, ratio, met, ref) + f"  [{r.case.key} {r.metric.label}]"
+            for r in rows for t, ratio, met, ref in r.targets]
+    out += [""] + _extra_lines(results)
+    return "\n".join(out)
+
+
+def markdown(scenarios: list[Scenario], results: dict[str, Any], info: dict[str, str], run: dict[str, Any],
+             chart: str | None) -> str:
+    rows = build_rows(scenarios, results, spread=True)
+    cols = _columns(rows)
+    rcols = [p for p in cols if p != "ferroproc"]
+    md = ["# ferroproc benchmarks", ""]
+    md.append(f"`{run['command']}` — {info['date']}, {run['elapsed']}"
+              + (" — **quick smoke run: small sizes, 1 run, not representative**" if run.get("quick") else ""))
+    md += ["", "| machine | |", "|---|---|"]
+    md += [f"| {k} | {v} |" for k, v in info.items()]
+    vers = ", ".join(f"{p} {v}" for p, v in run["versions"].items() if v)
+    md += ["", f"Peers: {vers}." if vers else ""]
+    if run["unavailable"]:
+        md.append("Not available: " + "; ".join(f"{p} ({why})" for p, why in run["unavailable"].items()) + ".")
+    md += ["", "Every run is a fresh process; peers alternate run by run after a warm-up round. "
+           "Values are medians; ±x% is half the min–max range over the runs.", ""]
+    md += ["## Medians", "", "↑ higher is better, ↓ lower is better.", "",
+           _md_table(["case", "metric"] + cols, _median_body(rows, cols)), ""]
+    md += ["## ferroproc ÷ peer, and targets", "",
+           "The same metric divided: for ↑ metrics above 1× means ferroproc is ahead, for ↓ metrics below 1×.", "",
+           _md_table(["case", "metric"] + [f"÷ {p}" for p in rcols] + ["targets"], _ratio_body(rows, rcols)), ""]
+    md += ["### Targets", ""]
+    md += [f"- {r.case.key} {r.metric.label}: " + _verdict(t, ratio, met, ref)
+           for r in rows for t, ratio, met, ref in r.targets]
+    extra = _extra_lines(results)
+    if extra:
+        md += [""] + [f"- {line}" for line in extra]
+    statuses = [(key, p, s) for key, res in results.items() for p, s in res["status"].items()]
+    if statuses:
+        md += ["", "### n/a and errors", ""] + [f"- {key} {p}: {s}" for key, p, s in statuses]
+    if chart:
+        md += ["", "## Chart", "", f"![benchmark chart]({chart})"]
+    md += ["", "## Scenarios", ""]
+    for sc in scenarios:
+        md.append(f"- **{sc.id} {sc.title}.** {sc.about}")
+    md += ["", "## Peers", ""] + [f"- **{p}**: {PEER_NOTES[p]}" for p in cols]
+    md += ["", "Sizes and run counts: `benches/scenarios.py`. How to run: `benches/README.md`.", ""]
+    return "\n".join(md)
+
+
+def write_chart(scenarios: list[Scenario], results: dict[str, Any], path: str) -> str | None:
+    """One small bar chart per metric that has a direction; ferroproc highlighted."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    rows = [r for r in build_rows(scenarios, results) if r.metric.better and r.medians]
+    if not rows:
+        return None
+    ncols = 4
+    nrows = (len(rows) + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 2.7 * nrows), squeeze=False)
+    colours = {"ferroproc": "#d9531e", "native": "#333333", "native-fork": "#777777", "native-64k": "#777777"}
+    for ax, row in zip(axes.flat, rows):
+        peers = [p for p in PEERS if p in row.medians]
+        vals = [row.medians[p] for p in peers]
+        ax.barh(peers, vals, color=[colours.get(p, "#4c78a8") for p in peers])
+        ax.invert_yaxis()
+        ax.set_title(f"{row.case.key}: {row.label}", fontsize=9)
+        ax.tick_params(labelsize=8)
+        top = max(vals) if vals else 1
+        for y, v in enumerate(vals):
+            ax.text(v + top * 0.01, y, row.metric.format(v), va="center", fontsize=7)
+        ax.set_xlim(0, top * 1.25)
+    for ax in list(axes.flat)[len(rows):]:
+        ax.axis("off")
+    fig.suptitle("ferroproc vs peers (medians; ↑ higher is better, ↓ lower is better)", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

@@ -1,0 +1,258 @@
+"""What is measured: scenarios, their cases, sizes (full and --quick), metrics and targets.
+
+This file is the single place to change a size, a run count or a target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+GiB, MiB = 1 << 30, 1 << 20
+
+#: Column order of every table; a case lists the peers that take part in it.
+PEERS = ["ferroproc", "twisted", "asyncio", "uvloop", "subprocess", "native", "native-fork", "native-64k"]
+#: Event-loop peers (the S3 target is against the best of these).
+EVENT_LOOPS = ["twisted", "asyncio", "uvloop"]
+
+PEER_NOTES = {
+    "ferroproc": "ferroproc's reactor; the same code as the Twisted runner with the imports swapped",
+    "twisted": "Twisted's epoll reactor (`epollreactor.install()`), `reactor.spawnProcess`",
+    "asyncio": "`asyncio.create_subprocess_exec` + streams, default loop (3.11: ThreadedChildWatcher)",
+    "uvloop": "the asyncio code on `uvloop.new_event_loop`",
+    "subprocess": "blocking `subprocess.Popen`; threads only for S1's 64-at-once and S3's writer",
+    "native": "C, gcc -O2 at bench time: posix_spawn (clone-vfork for uid/gid), pidfd + epoll/poll",
+    "native-fork": "C, plain fork()+exec with the same child setup (what a fork-based engine pays)",
+    "native-64k": "C, S3 with the kernel's default 64 KiB pipes (native uses 1 MiB, F_SETPIPE_SZ)",
+}
+
+
+@dataclass
+class Metric:
+    key: str
+    label: str
+    unit: str
+    better: str  # "higher", "lower" or "" (informative only)
+    fmt: str = "{:,.0f}"
+
+    def format(self, value: float | None) -> str:
+        return "—" if value is None else self.fmt.format(value)
+
+
+@dataclass
+class Case:
+    scenario: str
+    name: str
+    title: str
+    peers: list[str]
+    params: dict[str, Any]
+    quick: dict[str, Any]
+    metrics: list[Metric]
+    runs: int = 5  # measured runs per peer, after the warm-up
+    warmup: bool = True
+    warmup_params: dict[str, Any] = field(default_factory=dict)  # overrides for the warm-up run
+    timeout: float = 300.0  # per run, seconds
+
+    @property
+    def key(self) -> str:
+        return f"{self.scenario}/{self.name}"
+
+    def params_for(self, quick: bool) -> dict[str, Any]:
+        return {**self.params, **self.quick} if quick else dict(self.params)
+
+
+@dataclass
+class Scenario:
+    id: str
+    title: str
+    about: str
+    cases: list[Case]
+
+
+RATE = Metric("rate", "spawn rate", "spawns/s", "higher")
+MBPS = Metric("mbps", "throughput", "MB/s", "higher")
+RSS = Metric("rss_mib", "peak RSS growth", "MiB", "lower", "{:,.1f}")
+US = Metric("us", "round trip", "µs", "lower", "{:,.1f}")
+START_ALL = Metric("start_all", "start all", "s", "lower", "{:,.2f}")
+CPU = Metric("cpu", "parent CPU", "s", "lower", "{:,.2f}")
+THREADS = Metric("threads", "threads", "", "", "{:,.0f}")
+PER_EVENT = Metric("per_event_us", "CPU per child", "µs", "lower", "{:,.0f}")
+COMPLETED = Metric("completed", "completed OK", "children", "", "{:,.0f}")
+
+ALL_PY = ["ferroproc", "twisted", "asyncio", "uvloop", "subprocess", "native"]
+
+SCENARIOS = [
+    Scenario(
+        "S1",
+        "spawn rate",
+        "2,000 × `/bin/true` with stdin/stdout/stderr pipes (each API's usual capture form), "
+        "one at a time and up to 64 alive at once; a spawn ends when the child is reaped and "
+        "its pipes are at EOF.",
+        [
+            Case("S1", "seq", "one at a time", ALL_PY, {"n": 2000, "conc": 1}, {"n": 60}, [RATE],
+                 warmup_params={"n": 300}),
+            Case("S1", "c64", "64 at once", ALL_PY, {"n": 2000, "conc": 64}, {"n": 128}, [RATE],
+                 warmup_params={"n": 300}),
+        ],
+    ),
+    Scenario(
+        "S2",
+        "spawn rate from a 2 GiB parent",
+        "The runner first allocates 2 GiB and touches every page; then `/bin/true` one at a time, "
+        "up to 400 spawns or 1 s (fork-based peers are ~60× slower). 3 runs per peer, no warm-up "
+        "(S1 warmed the binaries). PTY: `usePTY=True` / `pty.openpty()` + `start_new_session`. "
+        "uid/gid: 65534/65534 (root only).",
+        [
+            Case("S2", kind, title, peers, {"n": 400, "conc": 1, "mem_mib": 2048, "budget": 1.0, "kind": kind},
+                 {"n": 20, "mem_mib": 64, "budget": 0.5}, [RATE], runs=3, warmup=False)
+            for kind, title, peers in [
+                ("pipes", "pipes", ALL_PY + ["native-fork"]),
+                ("pty", "PTY", ALL_PY + ["native-fork"]),
+                ("creds", "uid/gid", ALL_PY + ["native-fork"]),
+            ]
+        ],
+    ),
+    Scenario(
+        "S3",
+        "pipe throughput",
+        "1 GiB written into `cat` in 256 KiB chunks (with flow control) while all of its output "
+        "is read.",
+        [
+            Case("S3", "cat", "1 GiB through cat", ALL_PY + ["native-64k"],
+                 {"bytes": GiB, "chunk": 256 * 1024}, {"bytes": 32 * MiB}, [MBPS]),
+        ],
+    ),
+    Scenario(
+        "S4",
+        "capture",
+        "Full output of `head -c 256M /dev/zero` via `utils.getProcessOutput` (asyncio: "
+        "`communicate()`, subprocess: `check_output`). RSS is the growth of the runner's peak "
+        "RSS over its RSS just before the spawn (the peak is reset there; see README); the "
+        "captured data is 256 MiB.",
+        [
+            Case("S4", "head", "capture 256 MiB", ALL_PY, {"bytes": 256 * MiB}, {"bytes": 16 * MiB}, [MBPS, RSS]),
+        ],
+    ),
+    Scenario(
+        "S5",
+        "round trip",
+        "20,000 line echoes through `cat` (the same child for every peer): write a line, wait "
+        "for it to come back, repeat. Pinned: parent and child on one CPU.",
+        [
+            Case("S5", "pinned", "pinned to 1 CPU", ALL_PY, {"n": 20000, "pin": 0}, {"n": 500}, [US]),
+            Case("S5", "unpinned", "unpinned", ALL_PY, {"n": 20000, "pin": -1}, {"n": 500}, [US]),
+        ],
+    ),
+    Scenario(
+        "S6",
+        "scale",
+        "1,000 concurrent `sleep 2` with three pipes each (3 runs per peer, no warm-up), and "
+        "10,000 concurrent `sleep 1` with stdio on /dev/null (no pipes: 10,000 × 3 pipes would "
+        "pass RLIMIT_NOFILE's hard limit; 2 runs per peer, no warm-up). Threads are counted "
+        "once all are started; CPU is the parent's user+system time from the first spawn to the "
+        "last exit.",
+        [
+            Case("S6", "1k", "1,000 × sleep 2", ALL_PY,
+                 {"n": 1000, "sleep": 2, "stdio": "pipes", "nofile": True}, {"n": 50, "sleep": 0.2},
+                 [START_ALL, RSS, CPU, THREADS], runs=3, warmup=False),
+            Case("S6", "10k", "10,000 × sleep 1", ALL_PY,
+                 {"n": 10000, "sleep": 1, "stdio": "null", "nofile": True}, {"n": 200, "sleep": 0.2},
+                 [START_ALL, RSS, PER_EVENT, THREADS, COMPLETED], runs=2, warmup=False, timeout=240),
+        ],
+    ),
+    Scenario(
+        "S7",
+        "pipeline",
+        "`head -c 1G /dev/zero | cat | wc -c`. relay: every child on its own pipes, the parent "
+        "writes what it reads from one into the next, with flow control (the upstream "
+        "transport is registered as the producer of the downstream stdin). wired: `os.pipe()` "
+        "ends passed as ints in `childFDs` (subprocess: `stdout=PIPE` → `stdin=`; native: "
+        "pipe2 + posix_spawn like a shell), so the data never enters the parent.",
+        [
+            Case("S7", "relay", "relayed by callbacks", ["ferroproc", "twisted"],
+                 {"bytes": GiB, "mode": "relay"}, {"bytes": 32 * MiB}, [MBPS]),
+            Case("S7", "wired", "wired child to child", ["ferroproc", "twisted", "subprocess", "native"],
+                 {"bytes": GiB, "mode": "wired"}, {"bytes": 32 * MiB}, [MBPS]),
+        ],
+    ),
+]
+
+# --- targets -------------------------------------------------------------------------------
+
+Median = Callable[[str, str, str], "float | None"]  # (case key, peer, metric key) -> median
+
+
+@dataclass
+class Target:
+    """``ferroproc's value / reference`` compared with ``bound`` (``op`` is ">=" or "<=")."""
+
+    case: str
+    metric: str
+    text: str
+    op: str
+    bound: float
+    reference: Callable[[Median], "tuple[float | None, str]"]  # value and what it is
+
+    def evaluate(self, med: Median) -> tuple[float | None, bool | None, str]:
+        """(ratio, met, reference name); ratio and met are None when something is n/a."""
+        ours = med(self.case, "ferroproc", self.metric)
+        ref, ref_name = self.reference(med)
+        if ours is None or not ref:
+            return None, None, ref_name
+        ratio = ours / ref
+        return ratio, (ratio >= self.bound if self.op == ">=" else ratio <= self.bound), ref_name
+
+
+def peer_ref(case: str, peer: str, metric: str) -> Callable[[Median], "tuple[float | None, str]"]:
+    return lambda med: (med(case, peer, metric), peer)
+
+
+def best_event_loop(case: str, metric: str) -> Callable[[Median], "tuple[float | None, str]"]:
+    def ref(med: Median) -> tuple[float | None, str]:
+        vals = [(v, p) for p in EVENT_LOOPS if (v := med(case, p, metric)) is not None]
+        return max(vals) if vals else (None, "best event loop")
+
+    return ref
+
+
+def _targets() -> list[Target]:
+    t: list[Target] = []
+    for case in ("S1/seq", "S1/c64"):
+        t += [
+            Target(case, "rate", "≥1.25× twisted", ">=", 1.25, peer_ref(case, "twisted", "rate")),
+            Target(case, "rate", "≥1.5× asyncio", ">=", 1.5, peer_ref(case, "asyncio", "rate")),
+            Target(case, "rate", "≥0.95× native", ">=", 0.95, peer_ref(case, "native", "rate")),
+        ]
+    for kind in ("pipes", "pty", "creds"):
+        t.append(Target(f"S2/{kind}", "rate", "≥0.9× own S1 rate", ">=", 0.9,
+                        lambda med: (med("S1/seq", "ferroproc", "rate"), "ferroproc S1 one-at-a-time")))
+    t.append(Target("S3/cat", "mbps", "≥1.5× best event loop", ">=", 1.5, best_event_loop("S3/cat", "mbps")))
+    t.append(Target("S4/head", "mbps", "≥1.3× twisted", ">=", 1.3, peer_ref("S4/head", "twisted", "mbps")))
+    t.append(Target("S4/head", "rss_mib", "≤1.2× captured size", "<=", 1.2,
+                    lambda med: ((med("S4/head", "ferroproc", "bytes") or 0) / MiB, "captured MiB")))
+    for case in ("S5/pinned", "S5/unpinned"):
+        t += [
+            Target(case, "us", "≤1.5× native", "<=", 1.5, peer_ref(case, "native", "us")),
+            Target(case, "us", "≤0.5× uvloop", "<=", 0.5, peer_ref(case, "uvloop", "us")),
+        ]
+    for case in ("S6/1k", "S6/10k"):
+        t += [
+            Target(case, "start_all", "≤ subprocess", "<=", 1.0, peer_ref(case, "subprocess", "start_all")),
+            Target(case, "rss_mib", "≤1.5× subprocess", "<=", 1.5, peer_ref(case, "subprocess", "rss_mib")),
+        ]
+    return t
+
+
+TARGETS = _targets()
+
+
+def select(only: str | None) -> list[Scenario]:
+    """The scenarios named in ``--only`` ("S1,S3"), or all."""
+    if not only:
+        return SCENARIOS
+    wanted = {s.strip().upper() for s in only.split(",") if s.strip()}
+    unknown = wanted - {s.id for s in SCENARIOS}
+    if unknown:
+        raise SystemExit(f"--only: unknown scenario(s) {', '.join(sorted(unknown))}; "
+                         f"choose from {', '.join(s.id for s in SCENARIOS)}")
+    return [s for s in SCENARIOS if s.id in wanted]
