@@ -8,12 +8,15 @@
 from __future__ import annotations
 
 __all__ = [
+    "AlreadyCalled",
+    "AlreadyCancelled",
     "ConnectionClosed",
     "ConnectionDone",
     "ConnectionLost",
     "ProcessDone",
     "ProcessExitedAlready",
     "ProcessTerminated",
+    "ReactorNotRunning",
 ]
 
 
@@ -88,3 +91,21 @@ class ProcessTerminated(ConnectionLost):
 
 class ProcessExitedAlready(Exception):
     """The process has already exited and the operation cannot be done."""
+
+
+class AlreadyCalled(ValueError):
+    """Tried to cancel or change a delayed call that has already run."""
+
+    def __str__(self) -> str:
+        return "Tried to cancel an already-called event."
+
+
+class AlreadyCancelled(ValueError):
+    """Tried to cancel or change a delayed call that was already cancelled."""
+
+    def __str__(self) -> str:
+        return "Tried to cancel an already-cancelled event."
+
+
+class ReactorNotRunning(RuntimeError):
+    """``stop()`` was called on a reactor that is not running."""

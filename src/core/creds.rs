@@ -32,6 +32,9 @@ pub enum CredsError {
 /// # Errors
 /// [`CredsError::UnknownUser`].
 pub fn resolve(uid: Option<u32>, gid: Option<u32>) -> Result<Option<Creds>, CredsError> {
+    if uid.is_none() && gid.is_none() {
+        return Ok(None);
+    }
     let euid = Uid::effective().as_raw();
     let egid = Gid::effective().as_raw();
     if euid != 0 && uid.is_none_or(|u| u == euid) && gid.is_none_or(|g| g == egid) {
@@ -59,6 +62,11 @@ pub fn resolve(uid: Option<u32>, gid: Option<u32>) -> Result<Option<Creds>, Cred
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_ids_means_no_change() {
+        assert_eq!(resolve(None, None), Ok(None));
+    }
 
     #[test]
     fn unknown_uid_without_gid_is_an_error() {

@@ -1,0 +1,153 @@
+//! The one place where OS errors, spawn failures and signal names become
+//! Python exceptions.
+
+use std::io;
+
+use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyString};
+
+use crate::core::spawn::{SpawnError, Stage};
+
+/// `OSError(errno, "<what>: <strerror>")`; Python picks the subclass
+/// (`FileNotFoundError`, `PermissionError` ...) from the errno.
+pub(crate) fn os_error(e: io::Error, what: &str) -> PyErr {
+    let errno = e.raw_os_error().unwrap_or(libc::EIO);
+    PyOSError::new_err((errno, format!("{what}: {}", strerror(errno))))
+}
+
+/// `OSError(errno, message, filename)`.
+pub(crate) fn os_error_file(errno: i32, message: String, filename: &str) -> PyErr {
+    PyOSError::new_err((errno, message, filename.to_string()))
+}
+
+pub(crate) fn strerror(errno: i32) -> String {
+    let s = io::Error::from_raw_os_error(errno).to_string();
+    // "No such file or directory (os error 2)" → "No such file or directory"
+    match s.rfind(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+/// Who was being started, for messages.
+pub(crate) struct SpawnWhat<'a> {
+    pub executable: &'a str,
+    pub cwd: Option<&'a str>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
+/// A failed spawn as the `OSError` subclass its errno calls for, naming the
+/// executable (or directory, or ids) and the step that failed.
+pub(crate) fn spawn_error(e: SpawnError, what: &SpawnWhat<'_>) -> PyErr {
+    let errno = e.errno;
+    let why = strerror(errno);
+    let exe = match &e.path {
+        Some(p) => p.to_string_lossy().into_owned(),
+        None => what.executable.to_string(),
+    };
+    let ids = || {
+        format!(
+            "uid={} gid={}",
+            what.uid.map_or("unchanged".into(), |u| u.to_string()),
+            what.gid.map_or("unchanged".into(), |g| g.to_string())
+        )
+    };
+    match e.stage {
+        Stage::Exec => {
+            let msg = match errno {
+                libc::ENOENT => format!("spawnProcess: executable {exe:?} not found"),
+                libc::EACCES => format!("spawnProcess: executable {exe:?} is not executable ({why})"),
+                libc::ENOEXEC => format!("spawnProcess: {exe:?} is not a program the kernel can run ({why})"),
+                _ => format!("spawnProcess: cannot execute {exe:?}: {why}"),
+            };
+            os_error_file(errno, msg, &exe)
+        }
+        Stage::Chdir => {
+            let dir = what.cwd.unwrap_or("?");
+            os_error_file(errno, format!("spawnProcess: cannot change to directory {dir:?}: {why}"), dir)
+        }
+        Stage::Groups | Stage::Gid | Stage::Uid => {
+            PyOSError::new_err((errno, format!("spawnProcess: cannot switch to {}: {why}", ids())))
+        }
+        Stage::Terminal => PyOSError::new_err((errno, format!("spawnProcess: cannot set up the terminal: {why}"))),
+        Stage::Fds => PyOSError::new_err((errno, format!("spawnProcess: cannot set up childFDs: {why}"))),
+        Stage::Spawn | Stage::None => {
+            PyOSError::new_err((errno, format!("spawnProcess: cannot start {exe:?}: {why}")))
+        }
+    }
+}
+
+/// `ferroproc.error.ProcessExitedAlready()`.
+pub(crate) fn process_exited_already(py: Python<'_>) -> PyErr {
+    match py.import("ferroproc.error").and_then(|m| m.getattr("ProcessExitedAlready")) {
+        Ok(cls) => PyErr::from_type(cls.cast_into().expect("an exception class"), ()),
+        Err(e) => e,
+    }
+}
+
+/// A signal given as a number or a name ("TERM", "SIGTERM", "term", "RTMIN+3").
+pub(crate) fn parse_signal(ob: &Bound<'_, PyAny>) -> PyResult<i32> {
+    if ob.is_instance_of::<PyBool>() {
+        return Err(PyTypeError::new_err("signalProcess: signal must be a name or an int, not bool"));
+    }
+    if let Ok(n) = ob.extract::<i32>() {
+        return Ok(n);
+    }
+    let Ok(name) = ob.cast::<PyString>() else {
+        return Err(PyTypeError::new_err(format!(
+            "signalProcess: signal must be a name or an int, not {}",
+            ob.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+        )));
+    };
+    let name = name.to_str()?;
+    signal_number(name).ok_or_else(|| PyValueError::new_err(format!("signalProcess: unknown signal name {name:?}")))
+}
+
+/// The number of a signal name, with or without the "SIG" prefix, any case.
+pub(crate) fn signal_number(name: &str) -> Option<i32> {
+    let upper = name.trim().to_ascii_uppercase();
+    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+    let rt = |base: i32, rest: &str| -> Option<i32> {
+        let n = if rest.is_empty() { 0 } else { rest.strip_prefix(['+', '-'])?.parse::<i32>().ok()? };
+        let n = if rest.starts_with('-') { -n } else { n };
+        let s = base + n;
+        (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&s).then_some(s)
+    };
+    if let Some(rest) = bare.strip_prefix("RTMIN") {
+        return rt(libc::SIGRTMIN(), rest);
+    }
+    if let Some(rest) = bare.strip_prefix("RTMAX") {
+        return rt(libc::SIGRTMAX(), rest);
+    }
+    let aliases = [("IOT", libc::SIGABRT), ("POLL", libc::SIGIO), ("CLD", libc::SIGCHLD)];
+    if let Some(&(_, n)) = aliases.iter().find(|(a, _)| *a == bare) {
+        return Some(n);
+    }
+    nix::sys::signal::Signal::iterator()
+        .find(|s| s.as_str().strip_prefix("SIG") == Some(bare))
+        .map(|s| s as i32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_names() {
+        assert_eq!(signal_number("TERM"), Some(libc::SIGTERM));
+        assert_eq!(signal_number("SIGKILL"), Some(libc::SIGKILL));
+        assert_eq!(signal_number("usr1"), Some(libc::SIGUSR1));
+        assert_eq!(signal_number("HUP"), Some(libc::SIGHUP));
+        assert_eq!(signal_number("RTMIN+2"), Some(libc::SIGRTMIN() + 2));
+        assert_eq!(signal_number("IOT"), Some(libc::SIGABRT));
+        assert_eq!(signal_number("NOPE"), None);
+        assert_eq!(signal_number("RTMIN+999"), None);
+    }
+
+    #[test]
+    fn strerror_is_bare() {
+        assert_eq!(strerror(libc::ENOENT), "No such file or directory");
+    }
+}
