@@ -1,0 +1,49 @@
+"""Shared fixtures.
+
+- ``no_leaks`` (autouse): fails any test that leaves an extra fd open in this
+  process, or a child of this process behind (running or zombie), once the
+  reactor has had a moment to finish what the test started. Mark a test
+  ``@pytest.mark.allow_leaks`` only with a reason.
+- ``reactor``: the default ``ferroproc.reactor``.
+
+Drive the reactor with ``helpers.run_reactor(until, timeout)``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from helpers import iterate_until, open_fds, our_children
+
+from ferroproc import reactor as _reactor
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "allow_leaks(reason): skip the fd/child leak check")
+
+
+@pytest.fixture(autouse=True)
+def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
+    if request.node.get_closest_marker("allow_leaks"):
+        yield
+        return
+    before = open_fds()
+    kids_before = {pid for pid, _ in our_children()}
+    yield
+    # Let the engine deliver what the test started (closing pipes, reaping).
+    iterate_until(lambda: not [p for p, _ in our_children() if p not in kids_before], 5.0)
+    left = [(p, s) for p, s in our_children() if p not in kids_before]
+    leaked = sorted(open_fds() - before)
+    details = {fd: os.readlink(f"/proc/self/fd/{fd}") for fd in leaked if os.path.exists(f"/proc/self/fd/{fd}")}
+    assert not left, f"test left children behind (pid, state): {left}"
+    assert not leaked, f"test leaked fds: {details}"
+
+
+@pytest.fixture
+def reactor() -> Any:
+    return _reactor
+
+
