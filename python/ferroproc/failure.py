@@ -78,7 +78,7 @@ class Failure(BaseException):
       :class:`NoCurrentExceptionError`;
     * with an exception it wraps that exception (its ``__traceback__`` is
       used unless ``exc_tb`` is given);
-    * with another Failure it becomes a copy of it;
+    * with another Failure (ours, or Twisted's) it becomes a copy of it;
     * with any other object (Twisted allows this, and
       ``getProcessOutputAndValue`` relies on it) ``value`` is that object and
       ``type`` its class.
@@ -133,6 +133,13 @@ class Failure(BaseException):
         if isinstance(exc_value, Failure):
             self._copyFrom(exc_value)
             return
+        if type(exc_value).__module__ == "twisted.python.failure":
+            # A Twisted Failure (Twisted's reactor hosting the engine hands
+            # these to protocols): wrap what it wraps, not the Failure.
+            twisted: Any = exc_value
+            exc_value = twisted.value
+            exc_type = twisted.type
+            exc_tb = twisted.tb
         self.value = exc_value
         self.type = type(exc_value) if exc_type is None else exc_type
         if exc_tb is None and isinstance(exc_value, BaseException):

@@ -1,0 +1,342 @@
+"""ferroproc.utils on real child processes (SPEC §1.5 and the extensions)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from ferroproc import reactor, utils
+from ferroproc.defer import Deferred
+from ferroproc.error import ProcessDone, ProcessTerminated
+from ferroproc.failure import Failure
+
+T = TypeVar("T")
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def outcome(d: Deferred[Any], timeout: float = 10.0) -> Any:
+    """Run the reactor until ``d`` fires; return its result or its Failure.
+
+    A guard timer stops the reactor after ``timeout`` seconds, so a hang
+    fails the test instead of blocking it.
+    """
+    box: list[Any] = []
+
+    def done(result: object) -> None:
+        box.append(result)
+        if reactor.running:
+            reactor.stop()
+
+    d.addBoth(done)
+    if not box:
+        guard = reactor.callLater(timeout, reactor.stop)
+        reactor.run()
+        if guard.active():
+            guard.cancel()
+    if not box:
+        raise TimeoutError(f"the Deferred did not fire within {timeout} seconds")
+    return box[0]
+
+
+def run_until(d: Deferred[T], timeout: float = 10.0) -> T:
+    """Run the reactor until ``d`` fires; return its result or raise its error."""
+    result = outcome(d, timeout)
+    if isinstance(result, Failure):
+        result.raiseException()
+    return result  # type: ignore[no-any-return]
+
+
+def failure_of(d: Deferred[Any], timeout: float = 10.0) -> Failure:
+    """Run the reactor until ``d`` fires and return the Failure it must have."""
+    result = outcome(d, timeout)
+    assert isinstance(result, Failure), f"expected a failure, got {result!r}"
+    return result
+
+
+def _children() -> set[int]:
+    pids: set[int] = set()
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/children") as f:
+                pids.update(int(p) for p in f.read().split())
+        except FileNotFoundError:
+            pass
+    return pids
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _warm_engine() -> None:
+    # The engine opens its own fds on first use; do that before fds are counted.
+    run_until(utils.getProcessValue("/bin/true"))
+
+
+@pytest.fixture(autouse=True)
+def _no_leaks() -> Iterator[None]:
+    fds_before = set(os.listdir("/proc/self/fd"))
+    children_before = _children()
+    yield
+    leftover = _children() - children_before
+    assert not leftover, f"child processes left behind (zombies or still running): {leftover}"
+    fds_after = set(os.listdir("/proc/self/fd"))
+    assert fds_after <= fds_before, f"fds leaked: {sorted(fds_after - fds_before)}"
+
+
+# -- getProcessOutput --------------------------------------------------------
+
+
+def test_output() -> None:
+    d = utils.getProcessOutput("/bin/sh", ["-c", "echo hello world"])
+    assert isinstance(d, Deferred)
+    assert run_until(d) == b"hello world\n"
+
+
+def test_output_empty() -> None:
+    assert run_until(utils.getProcessOutput("/bin/true")) == b""
+
+
+def test_output_ignores_exit_code() -> None:
+    assert run_until(utils.getProcessOutput("/bin/sh", ["-c", "echo out; exit 3"])) == b"out\n"
+
+
+def test_output_with_error_ignored() -> None:
+    d = utils.getProcessOutput("/bin/sh", ["-c", "echo some error >&2; echo out"])
+    failure = failure_of(d)
+    assert failure.check(IOError)
+    error = failure.value
+    assert type(error).__name__ == "_UnexpectedErrorOutput"
+    assert str(error) == "got stderr: b'some error\\n'"
+    # processEnded fails with the end reason, even for a clean exit.
+    ended = failure_of(error.processEnded)
+    assert ended.check(ProcessDone)
+
+
+def test_output_with_error_collected() -> None:
+    d = utils.getProcessOutput("/bin/sh", ["-c", "printf foo; printf foo >&2"], errortoo=True)
+    assert run_until(d) == b"foofoo"
+
+
+def test_output_path(tmp_path: Path) -> None:
+    assert run_until(utils.getProcessOutput("/bin/pwd", path=str(tmp_path))) == (
+        str(tmp_path).encode() + b"\n"
+    )
+
+
+def test_output_default_path_is_ours(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert run_until(utils.getProcessOutput("/bin/pwd")) == str(tmp_path).encode() + b"\n"
+
+
+def test_default_environment_is_empty() -> None:
+    assert run_until(utils.getProcessOutput("/usr/bin/env")) == b""
+
+
+def test_environment_given() -> None:
+    d = utils.getProcessOutput("/usr/bin/env", env={"FERRO": "proc"})
+    assert run_until(d) == b"FERRO=proc\n"
+
+
+def test_explicit_reactor() -> None:
+    d = utils.getProcessOutput("/bin/echo", ["x"], reactor=reactor)
+    assert run_until(d) == b"x\n"
+
+
+def test_large_output_intact() -> None:
+    d = utils.getProcessOutput("/usr/bin/head", ["-c", "256M", "/dev/zero"])
+    out = run_until(d, timeout=60)
+    assert len(out) == 256 * 1024 * 1024
+    assert out.count(0) == len(out)
+
+
+def test_spawn_errors_are_synchronous() -> None:
+    with pytest.raises(FileNotFoundError):
+        utils.getProcessOutput("/nonexistent/program")
+    with pytest.raises(FileNotFoundError):
+        utils.getProcessValue("/nonexistent/program")
+    with pytest.raises(FileNotFoundError):
+        utils.getProcessOutputAndValue("/nonexistent/program")
+
+
+# -- getProcessValue ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", [0, 1, 42])
+def test_value(code: int) -> None:
+    assert run_until(utils.getProcessValue("/bin/sh", ["-c", f"exit {code}"])) == code
+
+
+def test_value_path(tmp_path: Path) -> None:
+    (tmp_path / "marker").write_text("")
+    d = utils.getProcessValue("/bin/sh", ["-c", "test -e marker"], path=str(tmp_path))
+    assert run_until(d) == 0
+
+
+def test_value_after_signal_is_none() -> None:
+    assert run_until(utils.getProcessValue("/bin/sh", ["-c", "kill -9 $$"])) is None
+
+
+# -- getProcessOutputAndValue -------------------------------------------------
+
+
+def test_output_and_value() -> None:
+    d = utils.getProcessOutputAndValue(
+        "/bin/sh", ["-c", "echo hello world!; echo goodbye world! >&2; exit 1"]
+    )
+    assert run_until(d) == (b"hello world!\n", b"goodbye world!\n", 1)
+
+
+def test_output_and_value_path(tmp_path: Path) -> None:
+    d = utils.getProcessOutputAndValue("/bin/pwd", path=str(tmp_path))
+    assert run_until(d) == (str(tmp_path).encode() + b"\n", b"", 0)
+
+
+def test_output_and_value_signal() -> None:
+    d = utils.getProcessOutputAndValue(
+        "/bin/sh", ["-c", "echo stdout; echo stderr >&2; kill -9 $$"]
+    )
+    failure = failure_of(d)
+    assert failure.value == (b"stdout\n", b"stderr\n", signal.SIGKILL)
+    assert failure.check(tuple) is tuple
+
+
+def test_output_and_value_stdin() -> None:
+    data = b"hello\x00world\n" * 10_000
+    d = utils.getProcessOutputAndValue("/bin/cat", stdinBytes=data)
+    assert run_until(d) == (data, b"", 0)
+
+
+# -- maxBytes (ferroproc extension) ----------------------------------------------
+
+
+def test_max_bytes_kills_and_keeps_partial_output() -> None:
+    limit = 1024 * 1024
+    d = utils.getProcessOutput("/usr/bin/head", ["-c", "10M", "/dev/zero"], maxBytes=limit)
+    failure = failure_of(d)
+    assert failure.check(utils.OutputLimitExceeded)
+    error = failure.value
+    assert error.limit == limit
+    assert error.command == ("/usr/bin/head", "-c", "10M", "/dev/zero")
+    assert len(error.out) == limit
+    assert error.out.count(0) == limit
+    assert error.err == b""
+    assert error.reason.check(ProcessTerminated)
+    assert error.reason.value.signal == signal.SIGKILL
+    assert "/usr/bin/head -c 10M /dev/zero" in str(error)
+    assert f"maxBytes={limit}" in str(error)
+
+
+def test_max_bytes_counts_both_streams() -> None:
+    d = utils.getProcessOutputAndValue(
+        "/bin/sh",
+        ["-c", "head -c 600 /dev/zero; head -c 600 /dev/zero >&2; exec sleep 30"],
+        maxBytes=1000,
+    )
+    error = failure_of(d).value
+    assert isinstance(error, utils.OutputLimitExceeded)
+    assert len(error.out) + len(error.err) == 1000
+
+
+def test_max_bytes_on_value_counts_discarded_output() -> None:
+    d = utils.getProcessValue("/usr/bin/head", ["-c", "1M", "/dev/zero"], maxBytes=1000)
+    error = failure_of(d).value
+    assert isinstance(error, utils.OutputLimitExceeded)
+    assert error.out == b"" and error.err == b""
+
+
+def test_max_bytes_not_reached() -> None:
+    d = utils.getProcessOutputAndValue("/bin/echo", ["small"], maxBytes=100)
+    assert run_until(d) == (b"small\n", b"", 0)
+    d2 = utils.getProcessOutput("/usr/bin/head", ["-c", "100", "/dev/zero"], maxBytes=100)
+    assert run_until(d2) == b"\0" * 100
+
+
+def test_bad_limits_raise_value_error() -> None:
+    with pytest.raises(ValueError, match="maxBytes"):
+        utils.getProcessOutput("/bin/true", maxBytes=-1)
+    with pytest.raises(ValueError, match="timeout"):
+        utils.getProcessValue("/bin/true", timeout=0)
+    with pytest.raises(ValueError, match="killGrace"):
+        utils.getProcessOutputAndValue("/bin/true", killGrace=-1.0)
+
+
+# -- timeout (ferroproc extension) -----------------------------------------------
+
+
+def test_timeout_terminates_child() -> None:
+    start = time.monotonic()
+    d = utils.getProcessOutput("/bin/sleep", ["30"], timeout=0.5)
+    failure = failure_of(d)
+    elapsed = time.monotonic() - start
+    assert failure.check(utils.ProcessTimeout)
+    assert failure.check(TimeoutError)
+    error = failure.value
+    assert error.timeout == 0.5
+    assert error.killed is False
+    assert error.reason.value.signal == signal.SIGTERM
+    assert "/bin/sleep 30" in str(error) and "timeout=0.5" in str(error)
+    assert elapsed < 5
+    # The child is gone: the _no_leaks fixture checks that no child remains.
+
+
+def test_timeout_kills_child_that_ignores_sigterm() -> None:
+    d = utils.getProcessOutputAndValue(
+        "/bin/sh",
+        ["-c", "trap '' TERM; echo started; exec sleep 30"],
+        timeout=0.3,
+        killGrace=0.3,
+    )
+    error = failure_of(d).value
+    assert isinstance(error, utils.ProcessTimeout)
+    assert error.killed is True
+    assert error.reason.value.signal == signal.SIGKILL
+    assert error.out == b"started\n"
+
+
+def test_timeout_on_value() -> None:
+    error = failure_of(utils.getProcessValue("/bin/sleep", ["30"], timeout=0.2)).value
+    assert isinstance(error, utils.ProcessTimeout)
+
+
+def test_timeout_not_reached() -> None:
+    start = time.monotonic()
+    assert run_until(utils.getProcessValue("/bin/true", timeout=30)) == 0
+    assert run_until(utils.getProcessOutput("/bin/echo", ["x"], timeout=30)) == b"x\n"
+    assert time.monotonic() - start < 10
+
+
+# -- the examples --------------------------------------------------------------
+
+
+def _run_example(name: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    package = Path(utils.__file__).resolve().parent.parent
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(package), env.get("PYTHONPATH")]))
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / name)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+
+
+def test_example_trueandfalse() -> None:
+    result = _run_example("trueandfalse.py")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "/bin/true exits with rc=0\n/bin/false exits with rc=1\n"
+
+
+def test_example_quotes_local() -> None:
+    result = _run_example("quotes_local.py")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip(), "no quote printed"
+    if not os.path.exists("/usr/games/fortune"):
+        assert " -- " in result.stdout
