@@ -11,7 +11,7 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering as AtOrd};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering as AtOrd};
 use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -141,6 +141,8 @@ pub struct Engine {
     signal_w: OwnedFd,
     reason: Py<PyAny>,
     log_error: Py<PyAny>,
+    /// Children started and not yet ended (processEnded not yet delivered).
+    live: AtomicUsize,
 }
 
 impl Engine {
@@ -365,6 +367,7 @@ impl Engine {
             st.ended = true;
             (st.proto.take(), st.producer.take(), st.exit)
         };
+        self.live.fetch_sub(1, AtOrd::AcqRel);
         drop(producer);
         if let Some(proto) = proto {
             let r = self
@@ -659,6 +662,7 @@ impl Engine {
             signal_w,
             reason,
             log_error,
+            live: AtomicUsize::new(0),
         })
     }
 
@@ -831,6 +835,7 @@ impl Engine {
                 }
             }
         }
+        eng.live.fetch_add(1, AtOrd::AcqRel);
         let transport = Py::new(py, Process { shared, engine: slf.clone().unbind() })?;
         if let Some(proto) = protocol {
             if let Err(e) = proto.call_method1(py, intern!(py, "makeConnection"), (transport.clone_ref(py),)) {
@@ -890,6 +895,13 @@ impl Engine {
     #[getter]
     fn running(&self) -> bool {
         lock(&self.flags).running
+    }
+
+    /// How many children were started and have not ended yet (`processEnded`
+    /// not yet delivered).
+    #[getter(processCount)]
+    fn process_count(&self) -> usize {
+        self.live.load(AtOrd::Acquire)
     }
 
     /// The poll fd: readable whenever the engine has work (for hosts).
