@@ -162,10 +162,12 @@ pub(crate) fn read_fd(py: Python<'_>, pipe: &mut Pipe, drain_fully: bool) -> Rea
     let is_pty = pipe.pty_queue.is_some();
     let mut out = ReadOutcome { chunks: Vec::new(), eof: false, more: false };
     let mut total = 0usize;
-    let mut buf = [0u8; SMALL_READ];
+    // Uninitialised on purpose: zero-filling 64 KiB per event would cost more
+    // than the read itself on the latency path. Only `buf[..n]` is ever read.
+    let mut storage = std::mem::MaybeUninit::<[u8; SMALL_READ]>::uninit();
     loop {
-        // SAFETY: reading into our stack buffer.
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), SMALL_READ) };
+        // SAFETY: read(2) writes at most SMALL_READ bytes into our stack buffer.
+        let n = unsafe { libc::read(fd, storage.as_mut_ptr().cast(), SMALL_READ) };
         if n < 0 {
             let e = io::Error::last_os_error();
             match e.raw_os_error() {
@@ -183,8 +185,10 @@ pub(crate) fn read_fd(py: Python<'_>, pipe: &mut Pipe, drain_fully: bool) -> Rea
             break;
         }
         let n = n as usize;
+        // SAFETY: the kernel initialised the first n bytes.
+        let buf: &[u8] = unsafe { std::slice::from_raw_parts(storage.as_ptr().cast::<u8>(), n) };
         if n < SMALL_READ {
-            out.chunks.push(PyBytes::new(py, &buf[..n]).unbind());
+            out.chunks.push(PyBytes::new(py, buf).unbind());
             total += n;
             // A short read from a pipe means it is empty now, and the next
             // write raises a new edge; a PTY or a closed writer needs EOF seen.
@@ -197,7 +201,7 @@ pub(crate) fn read_fd(py: Python<'_>, pipe: &mut Pipe, drain_fully: bool) -> Rea
             // SAFETY: FIONREAD writes an int.
             unsafe { libc::ioctl(fd, libc::FIONREAD, &mut avail) };
             let avail = (avail.max(0) as usize).min(READ_CAP);
-            let chunk = read_big(py, fd, &buf, avail);
+            let chunk = read_big(py, fd, buf, avail);
             total += chunk.as_bytes(py).len();
             out.chunks.push(chunk);
         }
