@@ -213,3 +213,12 @@ def test_module_import_is_light() -> None:
         env={"PYTHONPATH": ":".join(p for p in sys.path if p)},
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_twisted_failure_is_unwrapped() -> None:
+    twisted_failure = pytest.importorskip("twisted.python.failure")
+    exc = KeyError("k")
+    f = Failure(twisted_failure.Failure(exc))
+    assert f.value is exc
+    assert f.type is KeyError
+    assert f.check(KeyError) is KeyError
