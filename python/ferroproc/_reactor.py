@@ -123,6 +123,98 @@ def _id(value: object, what: str) -> int | None:
     return value
 
 
+def _prepare_spawn(
+    processProtocol: Any,
+    executable: Any,
+    args: Any,
+    env: Any,
+    path: Any,
+    uid: Any,
+    gid: Any,
+    usePTY: Any,
+    childFDs: Any,
+    windowSize: Any,
+    method: str | None,
+) -> tuple[Any, ...]:
+    """Check and normalise ``spawnProcess``'s arguments into the positional
+    arguments of ``Engine.spawn`` (bytes everywhere, ``fds`` as
+    ``(childFD, kind, parentFD)``). Shared by every host (this reactor,
+    :mod:`ferroproc.twisted`), so they all reject the same mistakes with the
+    same messages. Raises ``TypeError``/``ValueError``/``OSError`` naming the
+    bad parameter.
+    """
+    exe = _to_bytes(executable, "executable")
+    if not exe:
+        raise ValueError("spawnProcess: executable must not be empty")
+    if isinstance(args, (str, bytes)) or not isinstance(args, Sequence):
+        raise TypeError(f"spawnProcess: args must be a list or tuple of str/bytes, not {_type_name(args)}")
+    if len(args) == 0:
+        raise ValueError("spawnProcess: args must not be empty (args[0] is the program's name)")
+    argv = [_to_bytes(a, f"args[{i}]") for i, a in enumerate(args)]
+    envp = _env_entries(env)
+    cwd = None
+    if path is not None:
+        cwd = _to_bytes(path, "path")
+        if not os.path.isdir(cwd):
+            code = errno.ENOTDIR if os.path.exists(cwd) else errno.ENOENT
+            what = "is not a directory" if code == errno.ENOTDIR else "does not exist"
+            raise OSError(code, f"spawnProcess: path {os.fsdecode(cwd)!r} {what}", os.fsdecode(cwd))
+    uid_ = _id(uid, "uid")
+    gid_ = _id(gid, "gid")
+
+    pty: Any = None
+    if usePTY:
+        if childFDs is not None:
+            raise ValueError("Using childFDs is not supported with usePTY=True.")
+        if isinstance(usePTY, (tuple, list)):
+            if len(usePTY) != 3 or not all(isinstance(x, int) for x in usePTY[:2]):
+                raise TypeError("spawnProcess: usePTY must be True or a (masterfd, slavefd, ttyname) tuple")
+            pty = (usePTY[0], usePTY[1])
+        else:
+            pty = True
+        fds: list[tuple[int, str, int]] = []
+    else:
+        fds = _child_fds(_DEFAULT_CHILD_FDS if childFDs is None else childFDs)
+    if windowSize is not None:
+        if not usePTY:
+            raise ValueError("spawnProcess: windowSize needs usePTY")
+        if (
+            not isinstance(windowSize, tuple)
+            or len(windowSize) != 2
+            or not all(isinstance(n, int) and 0 <= n <= 0xFFFF for n in windowSize)
+        ):
+            raise ValueError(f"spawnProcess: windowSize must be (rows, cols) with 0 <= n <= 65535, not {windowSize!r}")
+
+    needsProtocol = bool(pty) or any(kind != "fd" for _, kind, _ in fds)
+    if processProtocol is None:
+        if needsProtocol:
+            raise TypeError(
+                "spawnProcess: processProtocol is None, but childFDs/usePTY create pipes that need one"
+            )
+    else:
+        missing = [m for m in _PROTOCOL_METHODS if not callable(getattr(processProtocol, m, None))]
+        if missing:
+            raise TypeError(
+                f"spawnProcess: processProtocol {processProtocol!r} lacks {', '.join(missing)} "
+                "(subclass ferroproc.protocol.ProcessProtocol)"
+            )
+
+    return (
+        processProtocol,
+        exe,
+        argv,
+        envp,
+        os.environb.get(b"PATH"),
+        cwd,
+        fds,
+        pty,
+        windowSize,
+        uid_,
+        gid_,
+        method,
+    )
+
+
 class Reactor:
     """ferroproc's own reactor: enough of Twisted's for process work.
 
@@ -176,76 +268,9 @@ class Reactor:
         ``OSError`` subclass for a failed start (``FileNotFoundError`` for a
         missing executable, ``PermissionError`` ...); no child is left behind.
         """
-        exe = _to_bytes(executable, "executable")
-        if not exe:
-            raise ValueError("spawnProcess: executable must not be empty")
-        if isinstance(args, (str, bytes)) or not isinstance(args, Sequence):
-            raise TypeError(f"spawnProcess: args must be a list or tuple of str/bytes, not {_type_name(args)}")
-        if len(args) == 0:
-            raise ValueError("spawnProcess: args must not be empty (args[0] is the program's name)")
-        argv = [_to_bytes(a, f"args[{i}]") for i, a in enumerate(args)]
-        envp = _env_entries(env)
-        cwd = None
-        if path is not None:
-            cwd = _to_bytes(path, "path")
-            if not os.path.isdir(cwd):
-                code = errno.ENOTDIR if os.path.exists(cwd) else errno.ENOENT
-                what = "is not a directory" if code == errno.ENOTDIR else "does not exist"
-                raise OSError(code, f"spawnProcess: path {os.fsdecode(cwd)!r} {what}", os.fsdecode(cwd))
-        uid_ = _id(uid, "uid")
-        gid_ = _id(gid, "gid")
-
-        pty: Any = None
-        if usePTY:
-            if childFDs is not None:
-                raise ValueError("Using childFDs is not supported with usePTY=True.")
-            if isinstance(usePTY, (tuple, list)):
-                if len(usePTY) != 3 or not all(isinstance(x, int) for x in usePTY[:2]):
-                    raise TypeError("spawnProcess: usePTY must be True or a (masterfd, slavefd, ttyname) tuple")
-                pty = (usePTY[0], usePTY[1])
-            else:
-                pty = True
-            fds: list[tuple[int, str, int]] = []
-        else:
-            fds = _child_fds(_DEFAULT_CHILD_FDS if childFDs is None else childFDs)
-        if windowSize is not None:
-            if not usePTY:
-                raise ValueError("spawnProcess: windowSize needs usePTY")
-            if (
-                not isinstance(windowSize, tuple)
-                or len(windowSize) != 2
-                or not all(isinstance(n, int) and 0 <= n <= 0xFFFF for n in windowSize)
-            ):
-                raise ValueError(f"spawnProcess: windowSize must be (rows, cols) with 0 <= n <= 65535, not {windowSize!r}")
-
-        needsProtocol = bool(pty) or any(kind != "fd" for _, kind, _ in fds)
-        if processProtocol is None:
-            if needsProtocol:
-                raise TypeError(
-                    "spawnProcess: processProtocol is None, but childFDs/usePTY create pipes that need one"
-                )
-        else:
-            missing = [m for m in _PROTOCOL_METHODS if not callable(getattr(processProtocol, m, None))]
-            if missing:
-                raise TypeError(
-                    f"spawnProcess: processProtocol {processProtocol!r} lacks {', '.join(missing)} "
-                    "(subclass ferroproc.protocol.ProcessProtocol)"
-                )
-
         method = self._spawnMethod or ("clone" if self._neverUseSpawn else None)
         return self._engine.spawn(
-            processProtocol,
-            exe,
-            argv,
-            envp,
-            os.environb.get(b"PATH"),
-            cwd,
-            fds,
-            pty,
-            windowSize,
-            uid_,
-            gid_,
-            method,
+            *_prepare_spawn(processProtocol, executable, args, env, path, uid, gid, usePTY, childFDs, windowSize, method)
         )
 
     # -- time and threads --------------------------------------------------
