@@ -344,7 +344,8 @@ impl Engine {
         if !e.is_instance_of::<PyException>(py) {
             return Err(e);
         }
-        if let Err(e2) = self.log_error.call1(py, (what, e.value(py))) {
+        // into_value attaches the traceback, so the log shows where it was raised.
+        if let Err(e2) = self.log_error.call1(py, (what, e.into_value(py))) {
             e2.write_unraisable(py, None);
         }
         Ok(())
