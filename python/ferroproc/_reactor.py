@@ -57,14 +57,23 @@ def _type_name(value: object) -> str:
     return type(value).__name__
 
 
+def _fsencode(value: Any, what: str) -> bytes:
+    """``os.fsencode``, with an unencodable str (a lone surrogate that
+    surrogateescape cannot map back to a byte) reported by parameter name."""
+    try:
+        return os.fsencode(value)
+    except UnicodeEncodeError as e:
+        raise ValueError(
+            f"spawnProcess: {what} cannot be encoded to bytes ({e.reason} at position {e.start}): {value!r}"
+        ) from None
+
+
 def _to_bytes(value: object, what: str) -> bytes:
     """A str/bytes/path-like as bytes (filesystem encoding), NUL-free."""
     if isinstance(value, bytes):
         out = value
-    elif isinstance(value, str):
-        out = os.fsencode(value)
-    elif isinstance(value, os.PathLike):
-        out = os.fsencode(value)
+    elif isinstance(value, (str, os.PathLike)):
+        out = _fsencode(value, what)
     else:
         raise TypeError(f"spawnProcess: {what} must be str, bytes or path-like, not {_type_name(value)}")
     if b"\0" in out:
@@ -83,30 +92,47 @@ def _env_entries(env: Mapping[Any, Any] | None) -> list[bytes]:
             raise TypeError(f"spawnProcess: env key {key!r} must be str or bytes, not {_type_name(key)}")
         if not isinstance(value, (str, bytes)):
             raise TypeError(f"spawnProcess: env[{key!r}] must be str or bytes, not {_type_name(value)}")
-        k = os.fsencode(key)
+        k = _fsencode(key, f"env key {key!r}")
         if not k or b"=" in k or b"\0" in k:
             raise ValueError(f"spawnProcess: env key {key!r} is not a valid variable name (empty, or has '=' or NUL)")
-        v = os.fsencode(value)
+        v = _fsencode(value, f"env[{key!r}]")
         if b"\0" in v:
             raise ValueError(f"spawnProcess: env[{key!r}] contains a NUL byte")
         out.append(k + b"=" + v)
     return out
 
 
+def _fd_limit() -> int:
+    """The soft RLIMIT_NOFILE, which the child inherits: fd numbers at or
+    above it cannot be given to the child."""
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return 0x7FFFFFFF if soft == resource.RLIM_INFINITY else soft
+
+
 def _child_fds(childFDs: Mapping[Any, Any]) -> list[tuple[int, str, int]]:
     if not isinstance(childFDs, Mapping):
         raise TypeError(f"spawnProcess: childFDs must be a dict, not {_type_name(childFDs)}")
     out = []
+    limit = _fd_limit()
     for child, value in sorted(childFDs.items(), key=lambda kv: kv[0] if isinstance(kv[0], int) else -1):
         if not isinstance(child, int) or isinstance(child, bool):
             raise TypeError(f"spawnProcess: childFDs key {child!r} must be an int (a child fd), not {_type_name(child)}")
         if child < 0 or child > 0x7FFFFFFE:
             raise ValueError(f"spawnProcess: childFDs key {child} is not a valid fd number")
+        if child >= limit:
+            # dup2 in the child would fail with EBADF: say so here, by name.
+            raise ValueError(
+                f"spawnProcess: childFDs key {child} is not below the open-file limit (RLIMIT_NOFILE {limit})"
+            )
         if value == "r" or value == "w":
             out.append((child, str(value), -1))
         elif isinstance(value, int) and not isinstance(value, bool):
             if value < 0:
                 raise ValueError(f"spawnProcess: childFDs[{child}]: parent fd {value} is negative")
+            if value > 0x7FFFFFFF:
+                raise ValueError(f"spawnProcess: childFDs[{child}]: parent fd {value} is not a valid fd number")
             out.append((child, "fd", value))
         else:
             raise ValueError(f"spawnProcess: childFDs[{child}]: {value!r} is not 'r', 'w' or an fd")
@@ -181,7 +207,7 @@ def _prepare_spawn(
         if (
             not isinstance(windowSize, tuple)
             or len(windowSize) != 2
-            or not all(isinstance(n, int) and 0 <= n <= 0xFFFF for n in windowSize)
+            or not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= 0xFFFF for n in windowSize)
         ):
             raise ValueError(f"spawnProcess: windowSize must be (rows, cols) with 0 <= n <= 65535, not {windowSize!r}")
 
@@ -191,6 +217,13 @@ def _prepare_spawn(
             raise TypeError(
                 "spawnProcess: processProtocol is None, but childFDs/usePTY create pipes that need one"
             )
+    elif isinstance(processProtocol, type):
+        # A class has every method (unbound): it would pass the check below,
+        # start the child, then fail in every callback.
+        raise TypeError(
+            f"spawnProcess: processProtocol must be a protocol instance, not the class "
+            f"{processProtocol.__name__} (did you mean {processProtocol.__name__}()?)"
+        )
     else:
         missing = [m for m in _PROTOCOL_METHODS if not callable(getattr(processProtocol, m, None))]
         if missing:
