@@ -7,10 +7,11 @@ never blocks on a full pipe nobody reads).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
     from ferroproc.failure import Failure
+    from ferroproc.interfaces import IProcessTransport
 
 __all__ = ["BaseProtocol", "ProcessProtocol"]
 
@@ -18,13 +19,27 @@ __all__ = ["BaseProtocol", "ProcessProtocol"]
 class BaseProtocol:
     """What every protocol has: a transport, and ``connectionMade``."""
 
+    #: 1 once :meth:`makeConnection` has run.
     connected: int = 0
-    #: The transport (for processes, a ``ferroproc.interfaces.IProcessTransport``),
-    #: set by :meth:`makeConnection`.
-    transport: Any = None
+    #: The transport, set by :meth:`makeConnection` (before any other callback).
+    #:
+    #: Typed ``IProcessTransport``, not ``Any`` and not ``IProcessTransport |
+    #: None``: ``Any`` would let typos and wrong argument types through, and
+    #: ``| None`` would make every callback narrow it (``assert
+    #: self.transport``) although the engine calls none before
+    #: ``makeConnection``. So ``self.transport.write(b"...")`` type-checks as
+    #: written, as in Twisted code. It is None at runtime only before the
+    #: protocol is connected, which the class default (cast once, here) hides
+    #: from the type. Code that needs the concrete transport's extras (the PTY
+    #: methods) can redeclare ``transport: ferroproc._core.Process`` in its
+    #: subclass.
+    transport: IProcessTransport = cast("IProcessTransport", None)
 
-    def makeConnection(self, transport: Any) -> None:
-        """Attach ``transport`` and call :meth:`connectionMade`."""
+    def makeConnection(self, transport: IProcessTransport) -> None:
+        """Attach ``transport`` and call :meth:`connectionMade`.
+
+        Called by ``spawnProcess`` once the child has started, before it returns.
+        """
         self.connected = 1
         self.transport = transport
         self.connectionMade()

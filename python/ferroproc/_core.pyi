@@ -1,0 +1,324 @@
+"""`ferroproc._core`: the Rust engine behind ferroproc's reactor.
+
+Private: user code goes through :mod:`ferroproc` (``reactor.spawnProcess``),
+which validates and normalises arguments before they reach :class:`Engine`.
+The classes here are what that public API returns, though: ``spawnProcess``
+returns a :class:`Process` and ``callLater`` a :class:`DelayedCall`.
+"""
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Literal, NoReturn, final
+
+from typing_extensions import Self
+
+from ferroproc.interfaces import IProcessProtocol, IPullProducer, IPushProducer
+
+__all__ = ["Engine", "DelayedCall", "Process", "__version__"]
+
+#: The version of the compiled extension (the Cargo package version).
+__version__: str
+
+@final
+class Engine:
+    """The engine behind a reactor: one poll holding every pipe, PTY master
+    and pidfd, a queue of protocol callbacks, timers, and calls from other
+    threads.
+
+    Each loop turn polls with the GIL released, does the I/O for the ready fds
+    (reads go straight into ``bytes``), delivers the queued callbacks in order,
+    then runs due timers.
+
+    Arguments:
+        reason: turns a raw wait status (or None when unknown) into the object
+            passed to ``processExited``/``processEnded``.
+        log_error: ``log_error(where, exc)`` reports an exception raised by a
+            callback.
+
+    Both come from the host, so Twisted code can get Twisted's own classes.
+
+    Raises:
+        OSError: the poll, its waker or the signal pipe cannot be created.
+    """
+
+    def __new__(
+        cls,
+        reason: Callable[[int | None], object],
+        log_error: Callable[[str, BaseException], object],
+    ) -> Self: ...
+    def spawn(
+        self,
+        protocol: IProcessProtocol | None,
+        executable: bytes,
+        argv: Sequence[bytes],
+        envp: Sequence[bytes],
+        parent_path: bytes | None,
+        cwd: bytes | None,
+        fds: Sequence[tuple[int, str, int]],
+        pty: Literal[True] | tuple[int, int] | None,
+        window_size: tuple[int, int] | None,
+        uid: int | None,
+        gid: int | None,
+        method: Literal["posix_spawn", "clone"] | None = None,
+    ) -> Process:
+        """Start a child and connect ``protocol`` to it (``makeConnection`` is
+        called before this returns).
+
+        Arguments arrive validated and normalised by ``ferroproc._reactor``:
+        bytes everywhere; ``envp`` as ``KEY=value`` entries; ``parent_path`` is
+        the parent's ``PATH`` (for looking up a bare executable name); ``fds``
+        as ``(childFD, kind, parentFD)`` with kind ``'r'``, ``'w'`` or ``'fd'``
+        (parentFD is only read for ``'fd'``); ``pty`` is None for pipes,
+        ``True`` for a new terminal or a ``(master, slave)`` pair (both fds are
+        taken over); ``window_size`` is the terminal's ``(rows, cols)``;
+        ``method`` forces a spawn path (default: posix_spawn where it fits).
+
+        Raises:
+            ValueError: a NUL byte in an argument, an unknown fd kind or
+                method, or a ``uid`` without a passwd entry and no ``gid``.
+            OSError: the subclass for the errno of a failed start
+                (``FileNotFoundError`` for a missing executable,
+                ``PermissionError``...), naming the executable, directory or
+                ids; no child is left behind.
+        """
+
+    def run(self) -> None:
+        """Run until :meth:`stop`.
+
+        Raises:
+            RuntimeError: the engine is already running.
+            BaseException: what a callback raised if it was not an
+                ``Exception`` (KeyboardInterrupt, SystemExit), and what a
+                signal handler raised.
+        """
+
+    def runOnce(self, timeout: float = 0.0, timers: bool = True) -> None:
+        """One loop turn, waiting at most ``timeout`` seconds (0: do only what
+        is ready); ``timers=False`` leaves due timers to the host. Used by
+        hosts such as a Twisted reactor that drive the engine."""
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return after the current turn. Safe from any thread."""
+
+    @property
+    def running(self) -> bool:
+        """Whether :meth:`run` is active."""
+
+    @property
+    def processCount(self) -> int:
+        """How many children were started and have not ended yet
+        (``processEnded`` not yet delivered)."""
+
+    def fileno(self) -> int:
+        """The poll fd: readable whenever the engine has work (for hosts)."""
+
+    def wakeupFd(self) -> int:
+        """The fd to pass to ``signal.set_wakeup_fd`` while the engine runs, so
+        a signal wakes the loop and its Python handler runs promptly."""
+
+    def hasPending(self) -> bool:
+        """Whether callbacks or I/O are waiting (a host should call ``runOnce(0)``)."""
+
+    def seconds(self) -> float:
+        """The current time in seconds (as ``time.time()``)."""
+
+    def callLater(
+        self,
+        delay: float,
+        f: Callable[..., object],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any] | None = None,
+    ) -> DelayedCall:
+        """Call ``f(*args, **kwargs)`` ``delay`` seconds from now.
+
+        Raises:
+            ValueError: ``delay`` is negative, infinite or NaN.
+            TypeError: ``f`` is not callable.
+        """
+
+    def callFromThread(
+        self,
+        f: Callable[..., object],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        """Run ``f(*args, **kwargs)`` on the loop thread soon. Safe from any thread."""
+
+@final
+class DelayedCall:
+    """A call scheduled with ``callLater`` (Twisted's ``IDelayedCall``).
+
+    Not created directly: ``reactor.callLater`` returns one.
+    """
+
+    def getTime(self) -> float:
+        """When the call will run, in ``seconds()`` time."""
+
+    def cancel(self) -> None:
+        """Unschedule the call.
+
+        Raises:
+            ferroproc.error.AlreadyCalled: it has already run.
+            ferroproc.error.AlreadyCancelled: it was already cancelled.
+        """
+
+    def delay(self, secondsLater: float) -> None:
+        """Run ``secondsLater`` seconds later than currently scheduled.
+
+        Raises AlreadyCalled / AlreadyCancelled as :meth:`cancel` does.
+        """
+
+    def reset(self, secondsFromNow: float) -> None:
+        """Run ``secondsFromNow`` seconds from now instead.
+
+        Raises AlreadyCalled / AlreadyCancelled as :meth:`cancel` does.
+        """
+
+    def active(self) -> bool:
+        """True until the call has run or been cancelled."""
+
+    @property
+    def func(self) -> Callable[..., object] | None:
+        """The scheduled callable (None once run or cancelled)."""
+
+@final
+class Process:
+    """The transport a protocol gets: ferroproc's ``IProcessTransport``.
+
+    Returned by ``reactor.spawnProcess`` and passed to the protocol's
+    ``makeConnection``; not created directly. Instances take arbitrary
+    attributes (as Twisted's transports do).
+
+    ``pid`` is the child's pid until it is reaped, then None; ``status`` is -1
+    while it runs, then the raw wait status. On a PTY transport (``usePTY``)
+    the terminal carries fds 0, 1 and 2: ``write`` goes to the terminal, its
+    output arrives as fd 1, and the per-fd methods (``writeToChild``,
+    ``closeChildFD``) raise ``NotImplementedError``.
+    """
+
+    @property
+    def pid(self) -> int | None:
+        """The child's pid, or None once it has been reaped."""
+
+    @property
+    def status(self) -> int | None:
+        """-1 while the child runs; then its raw wait status (None if someone
+        else reaped it and the status is unknown)."""
+
+    @property
+    def proto(self) -> IProcessProtocol | None:
+        """The protocol, until ``processEnded`` has been delivered."""
+
+    @property
+    def pipes(self) -> dict[int, int]:
+        """Open pipes: child fd → the parent's fd number (empty on a PTY)."""
+
+    def write(self, data: bytes) -> None:
+        """Write ``data`` to the child's stdin, queueing what the pipe cannot
+        take now. Dropped silently once stdin is closed, as in Twisted.
+
+        Raises:
+            TypeError: ``data`` is not ``bytes``.
+        """
+
+    def writeSequence(self, seq: Iterable[bytes]) -> None:
+        """Write each bytes object of ``seq`` in order."""
+
+    def writeToChild(self, childFD: int, data: bytes) -> None:
+        """Write ``data`` to the pipe mapped as ``'w'`` on child fd ``childFD``.
+
+        Raises:
+            KeyError: that fd has no open pipe.
+            NotImplementedError: on a PTY transport.
+            TypeError: ``childFD`` is not an int or ``data`` is not bytes.
+        """
+
+    def closeChildFD(self, childFD: int) -> None:
+        """Close the pipe on child fd ``childFD``: an input pipe after its
+        queued data is written (the child sees EOF), an output pipe at once.
+        Closing an fd that is not open does nothing.
+
+        Raises:
+            NotImplementedError: on a PTY transport.
+        """
+
+    def closeStdin(self) -> None:
+        """Close the child's stdin once queued data is written (no-op on a PTY)."""
+
+    def closeStdout(self) -> None:
+        """Stop reading the child's stdout and close it (no-op on a PTY)."""
+
+    def closeStderr(self) -> None:
+        """Stop reading the child's stderr and close it (no-op on a PTY)."""
+
+    def loseConnection(self) -> None:
+        """Close every pipe (stdin after flushing, then stderr, stdout and any
+        others). On a PTY: flush, then close the master; the child usually
+        gets SIGHUP. The child is not signalled otherwise."""
+
+    def signalProcess(self, signalID: str | int) -> None:
+        """Send a signal: a name with or without "SIG" ("TERM", "SIGKILL",
+        "USR1"...) or a number.
+
+        Raises:
+            ValueError: an unknown signal name.
+            ferroproc.error.ProcessExitedAlready: the child has been reaped.
+        """
+
+    def pauseProducing(self) -> None:
+        """Stop reading the child's output (the pipe fills, and the child blocks)."""
+
+    def resumeProducing(self) -> None:
+        """Resume reading the child's output."""
+
+    def stopProducing(self) -> None:
+        """The same as :meth:`loseConnection`."""
+
+    def registerProducer(self, producer: IPushProducer | IPullProducer, streaming: bool) -> None:
+        """Register a producer feeding stdin.
+
+        A streaming producer is paused when more than 64 KiB are queued and
+        resumed when the queue drains; a pull producer is asked for more each
+        time it drains. Without a stdin pipe the producer is stopped at once.
+
+        Raises:
+            RuntimeError: a producer is already registered.
+        """
+
+    def unregisterProducer(self) -> None:
+        """Forget the registered producer (if any)."""
+
+    def getHost(self) -> NoReturn:
+        """Not available for processes (as in Twisted): raises NotImplementedError."""
+
+    def getPeer(self) -> NoReturn:
+        """Not available for processes (as in Twisted): raises NotImplementedError."""
+
+    def fileno(self) -> int:
+        """PTY transports: the master fd.
+
+        Raises:
+            NotImplementedError: not a PTY transport.
+            ValueError: the terminal is closed.
+        """
+
+    def setWindowSize(self, rows: int, cols: int) -> None:
+        """ferroproc extension (PTY): resize the terminal; the child gets SIGWINCH.
+
+        Raises NotImplementedError / ValueError as :meth:`fileno` does.
+        """
+
+    def getWindowSize(self) -> tuple[int, int]:
+        """ferroproc extension (PTY): the terminal's size as ``(rows, cols)``."""
+
+    def getEcho(self) -> bool:
+        """ferroproc extension (PTY): whether the terminal echoes input."""
+
+    def setEcho(self, enabled: bool) -> None:
+        """ferroproc extension (PTY): turn the terminal's echo on or off."""
+
+    def isRawMode(self) -> bool:
+        """ferroproc extension (PTY): whether the terminal is in raw mode."""
+
+    def setRawMode(self, enabled: bool) -> None:
+        """ferroproc extension (PTY): raw mode on (``cfmakeraw``), or off (the
+        attributes the terminal had at spawn)."""
