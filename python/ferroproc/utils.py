@@ -35,6 +35,7 @@ only for a process that started.
 
 from __future__ import annotations
 
+import io
 import os
 from typing import TYPE_CHECKING, Any, cast
 
@@ -174,10 +175,43 @@ class ProcessTimeout(TimeoutError):
         self.reason = reason
 
 
+class _Output:
+    """Captured output, copied once and held at about 1x its size.
+
+    Each chunk is copied into a ``BytesIO`` as it arrives and then freed;
+    ``getvalue()`` hands the ``BytesIO``'s own buffer over without a copy.
+    (Joining a list of chunks at the end would hold every byte twice.) A
+    single chunk is returned as it is.
+    """
+
+    __slots__ = ("_first", "_io")
+
+    def __init__(self) -> None:
+        self._first: bytes | None = None
+        self._io: io.BytesIO | None = None
+
+    def append(self, data: bytes) -> None:
+        if self._io is None:
+            if self._first is None:
+                self._first = data
+                return
+            self._io = io.BytesIO()
+            self._io.write(self._first)
+            self._first = None
+        self._io.write(data)
+
+    def getvalue(self) -> bytes:
+        if self._io is None:
+            return self._first or b""
+        value = self._io.getvalue()
+        self._io = None
+        return value
+
+
 class _HelperProtocol(ProcessProtocol):
     """The machinery the three helpers share.
 
-    Collects stdout and stderr chunks in lists (joined once at the end),
+    Collects stdout and stderr (see :class:`_Output`),
     enforces ``maxBytes`` and ``timeout``, and turns the end of the process
     into the Deferred's result through :meth:`finished`, which subclasses
     define.
@@ -194,8 +228,8 @@ class _HelperProtocol(ProcessProtocol):
     ) -> None:
         self.deferred: Deferred[Any] | None = deferred
         self.command = command
-        self.outChunks: list[bytes] = []
-        self.errChunks: list[bytes] = []
+        self.outChunks = _Output()
+        self.errChunks = _Output()
         self._keepOutput = keepOutput
         self._maxBytes = maxBytes
         self._received = 0
@@ -242,7 +276,7 @@ class _HelperProtocol(ProcessProtocol):
             self._signal("KILL")
         self._processTransport().loseConnection()
 
-    def _keep(self, chunks: list[bytes], data: bytes) -> bool:
+    def _keep(self, chunks: _Output, data: bytes) -> bool:
         """Count ``data`` against ``maxBytes`` and keep what fits.
 
         Returns False once the limit has been exceeded (the child is then
@@ -293,9 +327,8 @@ class _HelperProtocol(ProcessProtocol):
             self.endedAfterResult(reason)
             return
         self.deferred = None
-        out = b"".join(self.outChunks)
-        err = b"".join(self.errChunks)
-        self.outChunks = self.errChunks = []
+        out = self.outChunks.getvalue()
+        err = self.errChunks.getvalue()
         if self._limitHit:
             assert self._maxBytes is not None
             deferred.errback(
