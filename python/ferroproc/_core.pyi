@@ -13,7 +13,7 @@ from typing_extensions import Self
 
 from ferroproc.interfaces import IProcessProtocol, IPullProducer, IPushProducer
 
-__all__ = ["Engine", "DelayedCall", "Process", "__version__"]
+__all__ = ["DelayedCall", "Engine", "Process", "__version__"]
 
 #: The version of the compiled extension (the Cargo package version).
 __version__: str

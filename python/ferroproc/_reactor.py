@@ -12,12 +12,22 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, ParamSpec
 
 from ferroproc._core import DelayedCall, Engine, Process
 from ferroproc.error import ProcessDone, ProcessTerminated, ReactorNotRunning
 
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from ferroproc.failure import Failure
+    from ferroproc.interfaces import IProcessProtocol
+
 __all__ = ["Reactor", "reactor"]
+
+#: The parameters of a callable scheduled with its arguments (``callLater`` ...),
+#: so a type checker matches the arguments against the callable.
+_P = ParamSpec("_P")
 
 _DEFAULT_CHILD_FDS: dict[int, str | int] = {0: "w", 1: "r", 2: "r"}
 _PROTOCOL_METHODS = (
@@ -29,7 +39,7 @@ _PROTOCOL_METHODS = (
 )
 
 
-def _reason(status: int | None) -> Any:
+def _reason(status: int | None) -> Failure:
     """The ``Failure`` that ``processExited``/``processEnded`` receive."""
     from ferroproc.failure import Failure
 
@@ -118,7 +128,9 @@ def _child_fds(childFDs: Mapping[Any, Any]) -> list[tuple[int, str, int]]:
     limit = _fd_limit()
     for child, value in sorted(childFDs.items(), key=lambda kv: kv[0] if isinstance(kv[0], int) else -1):
         if not isinstance(child, int) or isinstance(child, bool):
-            raise TypeError(f"spawnProcess: childFDs key {child!r} must be an int (a child fd), not {_type_name(child)}")
+            raise TypeError(
+                f"spawnProcess: childFDs key {child!r} must be an int (a child fd), not {_type_name(child)}"
+            )
         if child < 0 or child > 0x7FFFFFFE:
             raise ValueError(f"spawnProcess: childFDs key {child} is not a valid fd number")
         if child >= limit:
@@ -268,14 +280,14 @@ class Reactor:
 
     def spawnProcess(
         self,
-        processProtocol: Any,
+        processProtocol: IProcessProtocol | None,
         executable: str | bytes | os.PathLike[Any],
         args: Sequence[str | bytes | os.PathLike[Any]] = (),
-        env: Mapping[Any, Any] | None = {},  # noqa: B006 - Twisted's default: an empty environment
+        env: Mapping[Any, Any] | None = {},  # Twisted's default: an empty environment
         path: str | bytes | os.PathLike[Any] | None = None,
         uid: int | None = None,
         gid: int | None = None,
-        usePTY: Any = False,
+        usePTY: bool | tuple[int, int, str | bytes | None] = False,
         childFDs: Mapping[int, str | int] | None = None,
         *,
         windowSize: tuple[int, int] | None = None,
@@ -303,7 +315,9 @@ class Reactor:
         """
         method = self._spawnMethod or ("clone" if self._neverUseSpawn else None)
         return self._engine.spawn(
-            *_prepare_spawn(processProtocol, executable, args, env, path, uid, gid, usePTY, childFDs, windowSize, method)
+            *_prepare_spawn(
+                processProtocol, executable, args, env, path, uid, gid, usePTY, childFDs, windowSize, method
+            )
         )
 
     # -- time and threads --------------------------------------------------
@@ -312,17 +326,17 @@ class Reactor:
         """The current time in seconds, as ``time.time()``."""
         return self._engine.seconds()
 
-    def callLater(self, delay: float, callable: Callable[..., Any], *args: Any, **kw: Any) -> DelayedCall:
+    def callLater(self, delay: float, callable: Callable[_P, object], *args: _P.args, **kw: _P.kwargs) -> DelayedCall:
         """Call ``callable(*args, **kw)`` in ``delay`` seconds; returns a
         ``DelayedCall`` (``cancel``, ``active``, ``getTime``, ``delay``, ``reset``)."""
         return self._engine.callLater(delay, callable, args, kw or None)
 
-    def callFromThread(self, callable: Callable[..., Any], *args: Any, **kw: Any) -> None:
+    def callFromThread(self, callable: Callable[_P, object], *args: _P.args, **kw: _P.kwargs) -> None:
         """Run ``callable(*args, **kw)`` on the reactor's thread soon; safe
         from any thread, and wakes a sleeping reactor."""
         self._engine.callFromThread(callable, args, kw or None)
 
-    def callWhenRunning(self, callable: Callable[..., Any], *args: Any, **kw: Any) -> None:
+    def callWhenRunning(self, callable: Callable[_P, object], *args: _P.args, **kw: _P.kwargs) -> None:
         """Call ``callable`` once the reactor runs (now, if it already does)."""
         if self.running:
             callable(*args, **kw)
@@ -330,7 +344,7 @@ class Reactor:
             self._whenRunning.append((callable, args, kw))
 
     def addSystemEventTrigger(
-        self, phase: str, eventType: str, callable: Callable[..., Any], *args: Any, **kw: Any
+        self, phase: str, eventType: str, callable: Callable[_P, object], *args: _P.args, **kw: _P.kwargs
     ) -> tuple[str, str, Callable[..., Any]]:
         """Call ``callable`` at ``phase`` ('before', 'during', 'after') of
         ``eventType`` ('startup' or 'shutdown'); returns an id for
@@ -374,7 +388,7 @@ class Reactor:
             except Exception as e:  # noqa: BLE001
                 _log_error("callWhenRunning", e)
 
-    def _onSignal(self, signum: int, frame: Any) -> None:
+    def _onSignal(self, signum: int, frame: FrameType | None) -> None:
         import logging
 
         name = signal.Signals(signum).name
@@ -388,7 +402,7 @@ class Reactor:
         running and are handled when it runs again."""
         if self.running:
             raise RuntimeError("the reactor is already running")
-        restore: list[tuple[int, Any]] = []
+        restore: list[tuple[signal.Signals, Any]] = []
         oldWakeup: int | None = None
         onMain = threading.current_thread() is threading.main_thread()
         if installSignalHandlers and onMain:

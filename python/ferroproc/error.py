@@ -86,7 +86,7 @@ class ProcessTerminated(ConnectionLost):
         Exception.__init__(self, s)
 
     def __str__(self) -> str:
-        return "A process has ended with a probable error condition: {}.".format(self.args[0])
+        return f"A process has ended with a probable error condition: {self.args[0]}."
 
 
 class ProcessExitedAlready(Exception):

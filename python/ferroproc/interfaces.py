@@ -166,8 +166,8 @@ class IProcessProtocol(Protocol):
     all five methods; it dispatches fds 0/1/2 to ``outReceived`` and friends.
     """
 
-    def makeConnection(self, process: IProcessTransport) -> None:
-        """The child has started; ``process`` is its transport."""
+    def makeConnection(self, transport: IProcessTransport) -> None:
+        """The child has started; ``transport`` is its process transport."""
 
     def childDataReceived(self, childFD: int, data: bytes) -> None:
         """Output arrived on the pipe on child fd ``childFD``."""
