@@ -42,8 +42,10 @@ pub(crate) enum Work {
     Lost { proc: Arc<Shared>, fd: i32 },
     Exited { proc: Arc<Shared> },
     MaybeEnd { proc: Arc<Shared> },
+    /// Close a writer marked `closing` once its queue is empty (Twisted closes
+    /// on the next turn, so a write right after `closeStdin` still goes out).
+    CloseWriter { proc: Arc<Shared>, fd: i32 },
     ProducerResume { obj: Py<PyAny> },
-    ProducerStop { obj: Py<PyAny> },
     Call { f: Py<PyAny>, args: Py<PyTuple>, kwargs: Option<Py<PyDict>> },
 }
 
@@ -200,11 +202,6 @@ impl Engine {
         } else {
             st.pending_lost += 1;
             lock(&self.work).push_back(Work::Lost { proc: proc.clone(), fd });
-            if fd == 0 {
-                if let Some(p) = st.producer.take() {
-                    lock(&self.work).push_back(Work::ProducerStop { obj: p.obj });
-                }
-            }
         }
         Some(pipe)
     }
@@ -406,11 +403,18 @@ impl Engine {
                 }
             }
             Work::Lost { proc, fd } => {
-                let proto = {
+                let (proto, producer) = {
                     let mut st = lock(&proc.state);
                     st.pending_lost -= 1;
-                    st.proto.as_ref().map(|p| p.clone_ref(py))
+                    // Stdin is gone: its producer is stopped first, as in Twisted.
+                    let producer = if fd == 0 && !proc.is_pty { st.producer.take() } else { None };
+                    (st.proto.as_ref().map(|p| p.clone_ref(py)), producer)
                 };
+                if let Some(p) = producer {
+                    if let Err(e) = p.obj.call_method0(py, intern!(py, "stopProducing")) {
+                        self.report(py, "stopProducing", e)?;
+                    }
+                }
                 if let Some(proto) = proto {
                     if let Err(e) = proto.call_method1(py, intern!(py, "childConnectionLost"), (fd,)) {
                         self.report(py, "childConnectionLost", e)?;
@@ -435,14 +439,27 @@ impl Engine {
                 self.maybe_end(py, &proc)?;
             }
             Work::MaybeEnd { proc } => self.maybe_end(py, &proc)?,
+            Work::CloseWriter { proc, fd } => {
+                let pipe = {
+                    let mut st = lock(&proc.state);
+                    let idle = matches!(st.pipes.get(&fd), Some(Pipe { kind: PipeKind::Writer(q), .. }) if q.closing && q.queued == 0);
+                    if !idle {
+                        // Gone already, or more was queued: the flush closes it.
+                        return Ok(());
+                    }
+                    let pipe = st.pipes.remove(&fd);
+                    st.pending_lost += 1;
+                    pipe
+                };
+                if let Some(p) = &pipe {
+                    self.forget(p);
+                }
+                drop(pipe);
+                return self.deliver(py, Work::Lost { proc, fd });
+            }
             Work::ProducerResume { obj } => {
                 if let Err(e) = obj.call_method0(py, intern!(py, "resumeProducing")) {
                     self.report(py, "resumeProducing", e)?;
-                }
-            }
-            Work::ProducerStop { obj } => {
-                if let Err(e) = obj.call_method0(py, intern!(py, "stopProducing")) {
-                    self.report(py, "stopProducing", e)?;
                 }
             }
             Work::Call { f, args, kwargs } => {
@@ -592,24 +609,24 @@ pub(crate) fn close_child_fd(eng: &Engine, proc: &Arc<Shared>, fd: i32) {
     let mut st = lock(&proc.state);
     let Some(pipe) = st.pipes.get_mut(&fd) else { return };
     if let PipeKind::Writer(q) = &mut pipe.kind {
-        if q.queued > 0 {
+        if !q.closing {
             q.closing = true;
-            return;
+            if q.queued == 0 {
+                drop(st);
+                eng.push(Work::CloseWriter { proc: proc.clone(), fd });
+            }
         }
+        return;
     }
     let pipe = st.pipes.remove(&fd).expect("checked above");
     if matches!(pipe.kind, PipeKind::Reader) {
         st.muted.push(fd);
     }
-    let producer = if fd == 0 { st.producer.take() } else { None };
     st.pending_lost += 1;
     drop(st);
     eng.forget(&pipe);
     drop(pipe);
     eng.push(Work::Lost { proc: proc.clone(), fd });
-    if let Some(p) = producer {
-        eng.push(Work::ProducerStop { obj: p.obj });
-    }
 }
 
 /// How the parent's fds are laid out for one childFDs entry.
