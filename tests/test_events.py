@@ -218,7 +218,6 @@ def test_raising_out_received_loses_that_pipe_only(caplog: pytest.LogCaptureFixt
     assert "outReceived blew up" in caplog.text
 
 
-@pytest.mark.xfail(reason="engine bug: callback errors are logged without their traceback", strict=True)
 def test_callback_error_logged_with_traceback(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.ERROR, logger="ferroproc")
 

@@ -203,10 +203,6 @@ def test_write_after_close_stdin_before_flush_is_delivered_large() -> None:
     assert proto.output() == big + b"def"
 
 
-@pytest.mark.xfail(
-    reason="engine bug: closeStdin with an empty queue closes at once, so a write right after it is dropped",
-    strict=True,
-)
 def test_write_after_close_stdin_before_flush_is_delivered_small() -> None:
     """SPEC §2.3 probe: write abc, closeStdin, write def → the child reads abcdef."""
     proto = Recorder(stdin=b"", close_stdin=False)
