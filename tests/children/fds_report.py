@@ -3,8 +3,9 @@
 For each open fd: ``dev``/``ino`` (what it is), ``link`` (``readlink`` of
 ``/proc/self/fd/N``), ``acc`` ("r", "w" or "rw") and ``pipe`` (a FIFO or not).
 
-``--exercise`` then uses every pipe end: a write end gets ``token-<fd>`` and is
-closed; a read end is read to EOF and what it held is reported as ``read``.
+``--exercise`` then uses every pipe end (``--exercise=3,5`` only those fds): a
+write end gets ``token-<fd>`` and is closed; a read end is read to EOF and
+what it held is reported as ``read``.
 The write ends are done first, so a parent that reads the child's tokens while
 it writes and closes its own pipes never deadlocks.
 
@@ -35,13 +36,20 @@ for name in names:
         "link": os.readlink(f"/proc/self/fd/{fd}"),
     }
 
-if "--exercise" in sys.argv[2:]:
+exercise: set[int] = set()
+for arg in sys.argv[2:]:
+    if arg == "--exercise":
+        exercise = {fd for fd, info in fds.items() if info["pipe"]}
+    elif arg.startswith("--exercise="):
+        exercise = {int(x) for x in arg.split("=", 1)[1].split(",") if x}
+
+if exercise:
     for fd, info in sorted(fds.items()):
-        if info["pipe"] and info["acc"] == "w":
+        if fd in exercise and info["acc"] == "w":
             os.write(fd, f"token-{fd}".encode())
             os.close(fd)
     for fd, info in sorted(fds.items()):
-        if info["pipe"] and info["acc"] == "r":
+        if fd in exercise and info["acc"] == "r":
             chunks = []
             while True:
                 b = os.read(fd, 65536)
