@@ -1,0 +1,588 @@
+"""Every public signature of ferroproc, used as user code would use it.
+
+Checked by ``mypy --strict`` (``scripts/check.sh``), never collected by pytest
+and never run on import: each part is a function. Two kinds of lines:
+
+* plain calls and ``assert_type(...)``: they must type-check, and the types
+  inferred must be the ones written;
+* calls ending in ``# type: ignore[code]``: they must be *rejected* with that
+  error code. mypy's ``warn_unused_ignores`` (part of ``--strict``) fails the
+  check if one of them starts being accepted, so a signature that loosens to
+  ``Any`` is caught.
+
+``python tests/typing_usage.py`` runs the seed's wc and verbose examples.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any, NoReturn, assert_type
+
+import ferroproc
+from ferroproc import Reactor, defer, error, failure, protocol, reactor, utils
+from ferroproc._core import DelayedCall, Engine, Process
+from ferroproc.defer import Deferred
+from ferroproc.failure import Failure
+from ferroproc.interfaces import (
+    IConsumer,
+    IDelayedCall,
+    IProcessProtocol,
+    IProcessTransport,
+    IProducer,
+    IPullProducer,
+    IPushProducer,
+    IReactorProcess,
+    IReactorTime,
+)
+
+# -- the seed's examples, annotated ------------------------------------------
+
+
+class WCProcessProtocol(protocol.ProcessProtocol):
+    """The seed's "Writing a ProcessProtocol" example."""
+
+    def __init__(self, text: bytes) -> None:
+        self.text = text
+
+    def connectionMade(self) -> None:
+        self.transport.write(self.text)
+        self.transport.closeStdin()
+
+    def outReceived(self, data: bytes) -> None:
+        fieldLength = len(data) // 3
+        lines = int(data[:fieldLength])
+        words = int(data[fieldLength : fieldLength * 2])
+        chars = int(data[fieldLength * 2 :])
+        self.transport.loseConnection()
+        self.receiveCounts(lines, words, chars)
+
+    def receiveCounts(self, lines: int, words: int, chars: int) -> None:
+        print("Received counts from wc.")
+        print("Lines:", lines)
+        print("Words:", words)
+        print("Characters:", chars)
+
+    def processEnded(self, reason: Failure) -> None:
+        reactor.stop()
+
+
+VERSE = (
+    b"Aleph-null bottles of beer on the wall,\n"
+    b"Aleph-null bottles of beer,\n"
+    b"Take one down and pass it around,\n"
+    b"Aleph-null bottles of beer on the wall.\n"
+)
+
+
+class MyPP(protocol.ProcessProtocol):
+    """The seed's "Verbose Example": every callback says when it runs."""
+
+    def __init__(self, verses: int) -> None:
+        self.verses = verses
+        self.data = b""
+
+    def connectionMade(self) -> None:
+        print("connectionMade!")
+        for _ in range(self.verses):
+            self.transport.write(VERSE)
+        self.transport.closeStdin()
+
+    def outReceived(self, data: bytes) -> None:
+        print(f"outReceived! with {len(data)} bytes!")
+        self.data += data
+
+    def errReceived(self, data: bytes) -> None:
+        print(f"errReceived! with {len(data)} bytes!")
+
+    def inConnectionLost(self) -> None:
+        print("inConnectionLost! stdin is closed! (we probably did it)")
+
+    def outConnectionLost(self) -> None:
+        print("outConnectionLost! The child closed their stdout!")
+        lines, _words, _chars = self.data.split()
+        print(f"I saw {int(lines)} lines")
+
+    def errConnectionLost(self) -> None:
+        print("errConnectionLost! The child closed their stderr.")
+
+    def processExited(self, reason: Failure) -> None:
+        # Failure.value is Any (it may be any object), so Twisted-style
+        # attribute access needs no cast.
+        print(f"processExited, status {reason.value.exitCode}")
+
+    def processEnded(self, reason: Failure) -> None:
+        print(f"processEnded, status {reason.value.exitCode}")
+        print("quitting")
+        reactor.stop()
+
+
+class GPGProtocol(protocol.ProcessProtocol):
+    """The seed's GPG example: extra pipes on fds 3 and 4 through childFDs."""
+
+    passphrase = b"secret\n"
+
+    def __init__(self, crypttext: bytes) -> None:
+        self.crypttext = crypttext
+        self.plaintext = b""
+        self.status = b""
+        self.deferred: Deferred[GPGProtocol] = Deferred()
+
+    def connectionMade(self) -> None:
+        self.transport.writeToChild(3, self.passphrase)
+        self.transport.closeChildFD(3)
+        self.transport.writeToChild(0, self.crypttext)
+        self.transport.closeChildFD(0)
+
+    def childDataReceived(self, childFD: int, data: bytes) -> None:
+        if childFD == 1:
+            self.plaintext += data
+        if childFD == 4:
+            self.status += data
+
+    def processEnded(self, reason: Failure) -> None:
+        rc = reason.value.exitCode
+        if rc == 0:
+            self.deferred.callback(self)
+        else:
+            self.deferred.errback(error.ProcessTerminated(rc))
+
+
+def decrypt(crypttext: bytes) -> Deferred[GPGProtocol]:
+    gp = GPGProtocol(crypttext)
+    cmd = ["gpg", "--decrypt", "--passphrase-fd", "3", "--status-fd", "4", "--batch"]
+    reactor.spawnProcess(gp, cmd[0], cmd, env=None, childFDs={0: "w", 1: "r", 2: 2, 3: "w", 4: "r"})
+    return gp.deferred
+
+
+def gpg_plaintext(crypttext: bytes) -> Deferred[bytes]:
+    return decrypt(crypttext).addCallback(lambda gp: gp.plaintext)
+
+
+# -- protocols -------------------------------------------------------------
+
+
+class Quiet:
+    """A protocol that does not subclass ProcessProtocol: structural typing."""
+
+    def makeConnection(self, transport: IProcessTransport) -> None:
+        transport.closeStdin()
+
+    def childDataReceived(self, childFD: int, data: bytes) -> None:
+        pass
+
+    def childConnectionLost(self, childFD: int) -> None:
+        pass
+
+    def processExited(self, reason: Failure) -> None:
+        pass
+
+    def processEnded(self, reason: object) -> None:  # a wider parameter is fine
+        pass
+
+
+class NotAProtocol:
+    def makeConnection(self, transport: IProcessTransport) -> None:
+        pass
+
+
+class PTYProtocol(protocol.ProcessProtocol):
+    """Narrows ``transport`` to the concrete class to reach the PTY extensions."""
+
+    transport: Process
+
+    def connectionMade(self) -> None:
+        self.transport.setWindowSize(24, 80)
+        assert_type(self.transport.getWindowSize(), tuple[int, int])
+
+
+def protocols() -> None:
+    base = protocol.BaseProtocol()
+    assert_type(base.connected, int)
+    assert_type(base.transport, IProcessTransport)
+    base.connectionMade()
+
+    pp = protocol.ProcessProtocol()
+    pp.childDataReceived(1, b"out")
+    pp.outReceived(b"x")
+    pp.errReceived(b"x")
+    pp.childConnectionLost(0)
+    pp.inConnectionLost()
+    pp.outConnectionLost()
+    pp.errConnectionLost()
+    reason = Failure(error.ProcessDone(0))
+    pp.processExited(reason)
+    pp.processEnded(reason)
+    pp.childDataReceived(1, "text")  # type: ignore[arg-type]
+
+    as_iface: IProcessProtocol = pp
+    as_iface = Quiet()
+    as_iface = WCProcessProtocol(b"")
+    as_iface = NotAProtocol()  # type: ignore[assignment]
+    del as_iface
+
+
+# -- the reactor -------------------------------------------------------------
+
+
+def tick(n: int, label: str = "") -> None:
+    pass
+
+
+def spawning(r: Reactor) -> Process:
+    p = r.spawnProcess(WCProcessProtocol(b"x\n"), "wc", ["wc"])
+    assert_type(p, Process)
+    r.spawnProcess(MyPP(1), b"/usr/bin/wc", [b"wc", "-l"], env=None, path="/tmp")
+    r.spawnProcess(Quiet(), "env", ["env"], {"A": "1"}, os.getcwd(), uid=None, gid=None)
+    r.spawnProcess(Quiet(), "sh", ["sh"], {b"A": b"1"}, usePTY=True, windowSize=(24, 80))
+    master, slave = os.openpty()
+    r.spawnProcess(Quiet(), "sh", ["sh"], usePTY=(master, slave, os.ttyname(slave)))
+    r.spawnProcess(None, "true", ["true"], childFDs={0: 0, 1: 1, 2: 2})
+    r.spawnProcess(Quiet(), "ls", ["ls"], childFDs={0: "w", 1: "r", 2: "r", 3: "w"})
+    r.spawnProcess(Quiet(), os.devnull, [os.devnull], path=os.path.expanduser("~"))
+    r.spawnProcess(NotAProtocol(), "true", ["true"])  # type: ignore[arg-type]
+    r.spawnProcess(Quiet(), "true", ["true"], childFDs={0: 1.5})  # type: ignore[dict-item]
+    r.spawnProcess(Quiet(), 42, ["true"])  # type: ignore[arg-type]
+    return p
+
+
+def timing(r: Reactor) -> None:
+    assert_type(r.seconds(), float)
+    call = r.callLater(1.5, tick, 3)
+    r.callLater(0, tick, 3, label="x")
+    r.callLater(0, tick, n=3)
+    r.callLater(0, r.stop)
+    r.callLater(0, tick, "3")  # type: ignore[arg-type]
+    r.callLater(0, tick)  # type: ignore[call-arg]
+    r.callLater(0, tick, 1, colour="red")  # type: ignore[call-arg]
+    assert_type(call, DelayedCall)
+    assert_type(call.getTime(), float)
+    assert_type(call.active(), bool)
+    assert_type(call.func, Callable[..., object] | None)
+    call.delay(1.0)
+    call.reset(2.0)
+    call.cancel()
+    r.callFromThread(tick, 1)
+    r.callFromThread(tick)  # type: ignore[call-arg]
+    r.callWhenRunning(tick, 1, label="start")
+    trigger = r.addSystemEventTrigger("before", "shutdown", tick, 2)
+    r.removeSystemEventTrigger(trigger)
+    r.addSystemEventTrigger("after", "startup", tick, "2")  # type: ignore[arg-type]
+
+
+def running(r: Reactor) -> None:
+    assert_type(r.running, bool)
+    r.iterate()
+    r.iterate(0.1)
+    r.run()
+    r.run(installSignalHandlers=False)
+    r.stop()
+    assert_type(repr(r), str)
+
+
+def reactor_interfaces() -> None:
+    as_process: IReactorProcess = reactor
+    as_time: IReactorTime = reactor
+    dc: IDelayedCall = reactor.callLater(1, tick, 1)
+    assert_type(as_process.spawnProcess(Quiet(), "true", ["true"]), IProcessTransport)
+    assert_type(as_time.callLater(0, tick, 1), IDelayedCall)
+    assert_type(ferroproc.reactor, Reactor)
+    assert_type(ferroproc.__version__, str)
+    del dc
+
+
+# -- the transport ---------------------------------------------------------
+
+
+class Pusher:
+    def __init__(self, consumer: IConsumer) -> None:
+        self.consumer = consumer
+
+    def pauseProducing(self) -> None:
+        pass
+
+    def resumeProducing(self) -> None:
+        self.consumer.write(b"more")
+
+    def stopProducing(self) -> None:
+        self.consumer.unregisterProducer()
+
+
+class Puller:
+    def resumeProducing(self) -> None:
+        pass
+
+    def stopProducing(self) -> None:
+        pass
+
+
+def transport_methods(t: Process) -> None:
+    assert_type(t.pid, int | None)
+    assert_type(t.status, int | None)
+    assert_type(t.proto, IProcessProtocol | None)
+    assert_type(t.pipes, dict[int, int])
+    t.write(b"data")
+    t.writeSequence([b"a", b"b"])
+    t.writeSequence(iter((b"a",)))
+    t.writeToChild(3, b"data")
+    t.closeChildFD(3)
+    t.closeStdin()
+    t.closeStdout()
+    t.closeStderr()
+    t.signalProcess("TERM")
+    t.signalProcess(signal.SIGKILL)
+    t.signalProcess(9)
+    t.pauseProducing()
+    t.resumeProducing()
+    t.stopProducing()
+    t.registerProducer(Pusher(t), True)
+    t.registerProducer(Puller(), False)
+    t.unregisterProducer()
+    t.loseConnection()
+    t.write("text")  # type: ignore[arg-type]
+    t.write(bytearray(b"x"))  # type: ignore[arg-type]
+    t.writeToChild("3", b"x")  # type: ignore[arg-type]
+    t.signalProcess(None)  # type: ignore[arg-type]
+    t.registerProducer(object(), True)  # type: ignore[arg-type]
+    t.pid = 3  # type: ignore[misc]
+
+
+def pty_methods(t: Process) -> None:
+    assert_type(t.fileno(), int)
+    t.setWindowSize(rows=50, cols=132)
+    assert_type(t.getWindowSize(), tuple[int, int])
+    assert_type(t.getEcho(), bool)
+    t.setEcho(False)
+    assert_type(t.isRawMode(), bool)
+    t.setRawMode(True)
+
+
+def no_addresses(t: Process) -> NoReturn:
+    t.getHost()
+
+
+def no_peer(t: Process) -> NoReturn:
+    t.getPeer()
+
+
+def transport_interfaces(t: Process) -> None:
+    as_transport: IProcessTransport = t
+    as_consumer: IConsumer = t
+    as_producer: IPushProducer = t
+    as_base: IProducer = Puller()
+    as_pull: IPullProducer = Puller()
+    as_transport.writeToChild(0, b"x")
+    as_transport.closeChildFD(0)
+    assert_type(as_transport.pid, int | None)
+    del as_consumer, as_producer, as_base, as_pull
+
+
+# -- the engine (private, but its stub is checked too) -----------------------
+
+
+def engine() -> None:
+    def reason(status: int | None) -> Failure:
+        return Failure(error.ProcessDone(status))
+
+    def log(where: str, exc: BaseException) -> None:
+        pass
+
+    e = Engine(reason, log)
+    p = e.spawn(Quiet(), b"/bin/true", [b"true"], [], None, None, [(0, "w", -1)], None, None, None, None)
+    assert_type(p, Process)
+    e.spawn(None, b"sh", [b"sh"], [b"A=1"], b"/bin", b"/", [], True, (24, 80), 0, 0, method="clone")
+    e.spawn(None, b"sh", [b"sh"], [], None, None, [], None, None, None, None, method="fork")  # type: ignore[arg-type]
+    e.runOnce()
+    e.runOnce(0.5, timers=False)
+    e.run()
+    e.stop()
+    assert_type(e.running, bool)
+    assert_type(e.processCount, int)
+    assert_type(e.fileno(), int)
+    assert_type(e.wakeupFd(), int)
+    assert_type(e.hasPending(), bool)
+    assert_type(e.seconds(), float)
+    assert_type(e.callLater(1.0, tick, (1,), {"label": "x"}), DelayedCall)
+    e.callFromThread(tick, (1,))
+    e.callLater(1.0, tick, [1])  # type: ignore[arg-type]
+
+
+# -- errors ----------------------------------------------------------------
+
+
+def errors() -> None:
+    done = error.ProcessDone(0)
+    assert_type(done.exitCode, int | None)
+    assert_type(done.signal, int | None)
+    assert_type(done.status, int | None)
+    term = error.ProcessTerminated(exitCode=1, signal=None, status=256)
+    assert_type(term.exitCode, int | None)
+    error.ProcessTerminated(signal=9)
+    exc: error.ConnectionClosed = done
+    exc = term
+    lost: error.ConnectionLost = term
+    clean: error.ConnectionDone = done
+    gone: Exception = error.ProcessExitedAlready()
+    called: ValueError = error.AlreadyCalled()
+    cancelled: ValueError = error.AlreadyCancelled()
+    stopped: RuntimeError = error.ReactorNotRunning()
+    error.ProcessDone("0")  # type: ignore[arg-type]
+    del exc, lost, clean, gone, called, cancelled, stopped
+
+
+# -- Failure ---------------------------------------------------------------
+
+
+def failures() -> None:
+    try:
+        1 / 0  # noqa: B018 - raising is the point
+    except ZeroDivisionError:
+        f = Failure()
+    f = Failure(ValueError("x"))
+    Failure(ValueError("x"), ValueError, None, captureVars=True)
+    Failure(("out", "err", 9))  # any object, as getProcessOutputAndValue does
+    assert_type(f.value, Any)
+    assert_type(f.type, type[Any])
+    assert_type(f.check(ValueError, "builtins.KeyError"), type[Any] | str | None)
+    assert_type(f.trap(ValueError), type[Any] | str)
+    assert_type(f.getErrorMessage(), str)
+    assert_type(f.getTraceback(), str)
+    assert_type(f.getTraceback(elideFrameworkCode=1, detail="brief"), str)
+    assert_type(f.getBriefTraceback(), str)
+    f.printTraceback()
+    f.printTraceback(sys.stderr)
+    f.printBriefTraceback(file=sys.stdout)
+    f.cleanFailure()
+    f.getTracebackObject()
+    f.check(1)  # type: ignore[arg-type]
+    raise_it(f)
+
+
+def raise_it(f: failure.Failure) -> NoReturn:
+    f.raiseException()
+
+
+# -- Deferred --------------------------------------------------------------
+
+
+def to_text(data: bytes, encoding: str = "utf-8") -> str:
+    return data.decode(encoding)
+
+
+def handled(f: Failure) -> str:
+    f.trap(error.ProcessTerminated)
+    return f.getErrorMessage()
+
+
+async def awaiting(d: Deferred[bytes]) -> int:
+    data = await d
+    assert_type(data, bytes)
+    return len(data)
+
+
+def deferreds() -> None:
+    d: Deferred[bytes] = Deferred()
+    text = d.addCallback(to_text)
+    assert_type(text, Deferred[str])
+    d.addCallback(to_text, "latin-1")
+    d.addCallback(to_text, encoding="ascii")
+    d.addCallback(to_text, 1)  # type: ignore[call-overload]
+    either = text.addErrback(handled)
+    assert_type(either, Deferred[str])
+    both = d.addBoth(lambda r: r)
+    both.addCallbacks(print, print, callbackArgs=(1,), errbackKeywords={"sep": ","})
+    d.callback(b"data")
+    d.errback(ValueError("x"))
+    d.errback(Failure(ValueError("x")))
+    d.errback()
+    d.callback("text")  # type: ignore[arg-type]
+    d.pause()
+    d.unpause()
+    d.cancel()
+    assert_type(d.called, bool)
+    assert_type(d.paused, int)
+    other: Deferred[bytes] = Deferred(canceller=lambda d: None)
+    assert_type(d.chainDeferred(other), Deferred[None])
+
+    assert_type(defer.succeed(3), Deferred[int])
+    assert_type(defer.fail(ValueError()), Deferred[Any])
+    assert_type(defer.maybeDeferred(to_text, b"x"), Deferred[str])
+    assert_type(defer.maybeDeferred(awaiting, d), Deferred[int])
+    assert_type(defer.maybeDeferred(lambda: d), Deferred[bytes])
+    assert_type(defer.ensureDeferred(awaiting(d)), Deferred[int])
+    assert_type(Deferred.fromCoroutine(awaiting(d)), Deferred[int])
+    assert_type(defer.gatherResults([d, other]), Deferred[list[bytes]])
+    dl = defer.DeferredList([d, other], fireOnOneCallback=False, fireOnOneErrback=True, consumeErrors=True)
+    dl.addCallback(lambda pairs: pairs)
+    errs: list[type[Exception]] = [
+        defer.AlreadyCalledError,
+        defer.CancelledError,
+        defer.NotACoroutineError,
+        defer.FirstError,
+    ]
+    del errs
+
+
+def asyncio_bridge(d: Deferred[int]) -> Coroutine[Any, Any, int]:
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    future = d.asFuture(loop)
+    assert_type(future, asyncio.Future[int])
+    assert_type(Deferred.fromFuture(future), Deferred[int])
+
+    async def wait() -> int:
+        return await d
+
+    return wait()
+
+
+# -- utils -----------------------------------------------------------------
+
+
+def helpers(r: Reactor) -> None:
+    out = utils.getProcessOutput("echo", ["hi"])
+    assert_type(out, Deferred[bytes])
+    utils.getProcessOutput(b"/bin/echo", [b"hi"], env=None, path="/", reactor=r, errortoo=True)
+    utils.getProcessOutput("yes", maxBytes=1 << 20, timeout=5.0, killGrace=1.0)
+    value = utils.getProcessValue("false", (), {"LANG": "C"}, None, r, timeout=1)
+    assert_type(value, Deferred[int | None])
+    both = utils.getProcessOutputAndValue("cat", stdinBytes=b"in", maxBytes=10)
+    assert_type(both, Deferred[tuple[bytes, bytes, int]])
+    utils.getProcessOutput("echo", "hi")  # a str is a Sequence of str: accepted, as in Twisted
+    utils.getProcessOutput("yes", maxBytes="1M")  # type: ignore[arg-type]
+    utils.getProcessValue("sleep", ["9"], timeout="5")  # type: ignore[arg-type]
+    utils.getProcessOutputAndValue("cat", stdinBytes="in")  # type: ignore[arg-type]
+
+    def on_limit(f: Failure) -> bytes:
+        exc = f.value
+        if isinstance(exc, utils.OutputLimitExceeded):
+            assert_type(exc.limit, int)
+            assert_type(exc.out, bytes)
+            assert_type(exc.err, bytes)
+            assert_type(exc.reason, Failure)
+            return exc.out
+        if isinstance(exc, utils.ProcessTimeout):
+            assert_type(exc.timeout, float)
+            assert_type(exc.killed, bool)
+            return exc.out
+        return b""
+
+    out.addErrback(on_limit)
+
+
+# -- runnable ------------------------------------------------------------------
+
+
+def main() -> None:
+    reactor.spawnProcess(WCProcessProtocol(b"accessing protocols through Twisted is fun!\n"), "wc", ["wc"])
+    reactor.run()
+    reactor.spawnProcess(MyPP(10), "wc", ["wc"], {})
+    reactor.run()
+    print("Main loop terminated.")
+
+
+if __name__ == "__main__":
+    main()
