@@ -42,11 +42,7 @@ fn cstring(bytes: &[u8], what: impl FnOnce() -> String) -> Result<CString, ExecE
 /// The `PATH` to search: the child's when its environment sets one, else the
 /// parent's, else [`DEFAULT_PATH`].
 pub fn search_path<'a>(child_env: &'a [Vec<u8>], parent_path: Option<&'a [u8]>) -> &'a [u8] {
-    child_env
-        .iter()
-        .find_map(|kv| kv.strip_prefix(b"PATH="))
-        .or(parent_path)
-        .unwrap_or(DEFAULT_PATH)
+    child_env.iter().find_map(|kv| kv.strip_prefix(b"PATH=")).or(parent_path).unwrap_or(DEFAULT_PATH)
 }
 
 /// The candidates for `name` on `path`: every `dir/name` that exists, in
@@ -104,11 +100,8 @@ impl ExecSpec {
         cwd: Option<&[u8]>,
     ) -> Result<Self, ExecError> {
         cstring(executable, || "executable".into())?;
-        let argv = argv
-            .iter()
-            .enumerate()
-            .map(|(i, a)| cstring(a, || format!("args[{i}]")))
-            .collect::<Result<Vec<_>, _>>()?;
+        let argv =
+            argv.iter().enumerate().map(|(i, a)| cstring(a, || format!("args[{i}]"))).collect::<Result<Vec<_>, _>>()?;
         let envs = envp
             .iter()
             .map(|e| cstring(e, || format!("env entry {:?}", String::from_utf8_lossy(e))))
@@ -150,10 +143,7 @@ mod tests {
     #[test]
     fn bare_name_missing_is_not_found() {
         let e = candidates(b"no-such-program-xyz", b"/bin:/usr/bin", None).unwrap_err();
-        assert_eq!(
-            e,
-            ExecError::NotFound { name: b"no-such-program-xyz".to_vec(), path: b"/bin:/usr/bin".to_vec() }
-        );
+        assert_eq!(e, ExecError::NotFound { name: b"no-such-program-xyz".to_vec(), path: b"/bin:/usr/bin".to_vec() });
         // A directory of that name is not a candidate either.
         assert!(candidates(b"bin", b"/", None).is_err());
     }
@@ -166,15 +156,13 @@ mod tests {
 
     #[test]
     fn nul_bytes_are_named() {
-        let e = ExecSpec::new(b"/bin/true", &[b"true".to_vec(), b"a\0b".to_vec()], &[], None, None)
-            .unwrap_err();
+        let e = ExecSpec::new(b"/bin/true", &[b"true".to_vec(), b"a\0b".to_vec()], &[], None, None).unwrap_err();
         assert_eq!(e, ExecError::Nul { what: "args[1]".into() });
     }
 
     #[test]
     fn spec_uses_child_path() {
-        let s = ExecSpec::new(b"sh", &[b"sh".to_vec()], &[b"PATH=/bin".to_vec()], Some(b"/nope"), None)
-            .unwrap();
+        let s = ExecSpec::new(b"sh", &[b"sh".to_vec()], &[b"PATH=/bin".to_vec()], Some(b"/nope"), None).unwrap();
         assert_eq!(s.candidates[0].as_bytes(), b"/bin/sh");
         assert_eq!(ptr_array(&s.argv).len(), 2);
     }

@@ -17,7 +17,10 @@ use super::sys::cvt;
 /// One step the child takes, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
-    Dup2 { src: RawFd, dst: RawFd },
+    Dup2 {
+        src: RawFd,
+        dst: RawFd,
+    },
     Close(RawFd),
     /// Close every fd `>= n`.
     CloseFrom(RawFd),
@@ -74,11 +77,8 @@ impl PreparedFds {
 
     /// The steps the child takes, in order.
     pub fn actions(&self) -> Vec<Action> {
-        let mut v: Vec<Action> = self
-            .moves
-            .iter()
-            .map(|(src, dst)| Action::Dup2 { src: src.as_raw_fd(), dst: *dst })
-            .collect();
+        let mut v: Vec<Action> =
+            self.moves.iter().map(|(src, dst)| Action::Dup2 { src: src.as_raw_fd(), dst: *dst }).collect();
         v.extend(self.gaps.iter().map(|&g| Action::Close(g)));
         v.push(Action::CloseFrom(self.base));
         v

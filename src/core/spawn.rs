@@ -507,11 +507,7 @@ fn clone_child(req: &Request<'_>) -> Result<Child, SpawnError> {
     // SAFETY: the child wrote these (if at all) before exec/_exit, which
     // happened-before clone returned here.
     let (stage, err, cand) = unsafe {
-        (
-            ptr::read_volatile(&ctx.err_stage),
-            ptr::read_volatile(&ctx.err_errno),
-            ptr::read_volatile(&ctx.err_candidate),
-        )
+        (ptr::read_volatile(&ctx.err_stage), ptr::read_volatile(&ctx.err_errno), ptr::read_volatile(&ctx.err_candidate))
     };
     // SAFETY: CLONE_PIDFD stored a new fd here, owned by us alone.
     let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });

@@ -7,8 +7,7 @@ use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::sync::OnceLock;
 
-pub type AddChdirFn =
-    unsafe extern "C" fn(*mut libc::posix_spawn_file_actions_t, *const c_char) -> c_int;
+pub type AddChdirFn = unsafe extern "C" fn(*mut libc::posix_spawn_file_actions_t, *const c_char) -> c_int;
 pub type AddClosefromFn = unsafe extern "C" fn(*mut libc::posix_spawn_file_actions_t, c_int) -> c_int;
 
 /// What this machine's libc and kernel offer, probed once per process.
@@ -38,8 +37,7 @@ pub fn caps() -> &'static Caps {
         };
         Caps {
             // SAFETY: the symbols, when present, have exactly these C signatures.
-            addchdir: (!chdir.is_null())
-                .then(|| unsafe { std::mem::transmute::<*mut c_void, AddChdirFn>(chdir) }),
+            addchdir: (!chdir.is_null()).then(|| unsafe { std::mem::transmute::<*mut c_void, AddChdirFn>(chdir) }),
             // SAFETY: as above.
             addclosefrom: (!closefrom.is_null())
                 .then(|| unsafe { std::mem::transmute::<*mut c_void, AddClosefromFn>(closefrom) }),
@@ -82,9 +80,7 @@ pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
 /// ESRCH once the process has been reaped; EINVAL for a bad signal.
 pub fn pidfd_send_signal(pidfd: RawFd, sig: c_int) -> io::Result<()> {
     // SAFETY: integer arguments and a NULL siginfo pointer, as the syscall allows.
-    let r = unsafe {
-        libc::syscall(libc::SYS_pidfd_send_signal, pidfd, sig, std::ptr::null::<c_void>(), 0)
-    };
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd, sig, std::ptr::null::<c_void>(), 0) };
     if r < 0 {
         Err(io::Error::last_os_error())
     } else {

@@ -19,9 +19,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use pyo3::exceptions::{PyException, PyRuntimeError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
-use pyo3::intern;
 
 use crate::core::creds::{self, CredsError};
 use crate::core::exec::{ExecError, ExecSpec};
@@ -31,22 +31,42 @@ use crate::core::spawn::{self, Method, Request, Stdio};
 use crate::core::{pty, sys};
 
 use super::errors::{os_error, os_error_file, spawn_error, SpawnWhat};
-use super::process::{args_tuple, flush, lock, read_fd, Pipe, PipeKind, Process, ProcState, Shared, Target};
+use super::process::{args_tuple, flush, lock, read_fd, Pipe, PipeKind, ProcState, Process, Shared, Target};
 
 const WAKER: Token = Token(0);
 const SIGNALS: Token = Token(1);
 
 /// A protocol callback (or other Python call) waiting for its turn.
 pub(crate) enum Work {
-    Data { proc: Arc<Shared>, fd: i32, data: Py<PyBytes> },
-    Lost { proc: Arc<Shared>, fd: i32 },
-    Exited { proc: Arc<Shared> },
-    MaybeEnd { proc: Arc<Shared> },
+    Data {
+        proc: Arc<Shared>,
+        fd: i32,
+        data: Py<PyBytes>,
+    },
+    Lost {
+        proc: Arc<Shared>,
+        fd: i32,
+    },
+    Exited {
+        proc: Arc<Shared>,
+    },
+    MaybeEnd {
+        proc: Arc<Shared>,
+    },
     /// Close a writer marked `closing` once its queue is empty (Twisted closes
     /// on the next turn, so a write right after `closeStdin` still goes out).
-    CloseWriter { proc: Arc<Shared>, fd: i32 },
-    ProducerResume { obj: Py<PyAny> },
-    Call { f: Py<PyAny>, args: Py<PyTuple>, kwargs: Option<Py<PyDict>> },
+    CloseWriter {
+        proc: Arc<Shared>,
+        fd: i32,
+    },
+    ProducerResume {
+        obj: Py<PyAny>,
+    },
+    Call {
+        f: Py<PyAny>,
+        args: Py<PyTuple>,
+        kwargs: Option<Py<PyDict>>,
+    },
 }
 
 /// What other threads hand to the loop.
@@ -484,7 +504,13 @@ impl Engine {
 
     /// One loop turn: poll (at most `cap`), I/O, callbacks, timers.
     fn turn(&self, py: Python<'_>, cap: Option<Duration>, run_timers: bool) -> PyResult<()> {
-        let mut timeout = if self.busy() { Some(Duration::ZERO) } else if run_timers { self.next_timeout(py) } else { None };
+        let mut timeout = if self.busy() {
+            Some(Duration::ZERO)
+        } else if run_timers {
+            self.next_timeout(py)
+        } else {
+            None
+        };
         if let Some(c) = cap {
             timeout = Some(timeout.map_or(c, |t| t.min(c)));
         }
@@ -708,26 +734,29 @@ impl Engine {
         let py = slf.py();
         let eng = slf.get();
         let exe_display = String::from_utf8_lossy(&executable).into_owned();
-        let exec = ExecSpec::new(&executable, &argv, &envp, parent_path.as_deref(), cwd.as_deref()).map_err(|e| match e {
-            ExecError::Nul { what } => PyValueError::new_err(format!("spawnProcess: {what} contains a NUL byte")),
-            ExecError::NotFound { name, path } => os_error_file(
-                libc::ENOENT,
-                format!(
-                    "spawnProcess: executable {:?} not found on PATH {:?}",
-                    String::from_utf8_lossy(&name),
-                    String::from_utf8_lossy(&path)
+        let exec =
+            ExecSpec::new(&executable, &argv, &envp, parent_path.as_deref(), cwd.as_deref()).map_err(|e| match e {
+                ExecError::Nul { what } => PyValueError::new_err(format!("spawnProcess: {what} contains a NUL byte")),
+                ExecError::NotFound { name, path } => os_error_file(
+                    libc::ENOENT,
+                    format!(
+                        "spawnProcess: executable {:?} not found on PATH {:?}",
+                        String::from_utf8_lossy(&name),
+                        String::from_utf8_lossy(&path)
+                    ),
+                    &exe_display,
                 ),
-                &exe_display,
-            ),
-        })?;
+            })?;
         let creds = creds::resolve(uid, gid).map_err(|e| match e {
             CredsError::UnknownUser { uid } => PyValueError::new_err(format!(
                 "spawnProcess: uid {uid} has no passwd entry, so its group is unknown; pass gid as well"
             )),
         })?;
-        let cwd_c = cwd.as_ref().map(|c| CString::new(c.clone())).transpose().map_err(|_| {
-            PyValueError::new_err("spawnProcess: path contains a NUL byte")
-        })?;
+        let cwd_c = cwd
+            .as_ref()
+            .map(|c| CString::new(c.clone()))
+            .transpose()
+            .map_err(|_| PyValueError::new_err("spawnProcess: path contains a NUL byte"))?;
         let method = match method.as_deref() {
             None => None,
             Some("posix_spawn") => Some(Method::PosixSpawn),
@@ -745,7 +774,8 @@ impl Engine {
         let is_pty = pty.is_some();
         if let Some(p) = &pty {
             if let Ok((m, s)) = p.extract::<(RawFd, RawFd)>() {
-                let path = pty::tty_path(s).map_err(|e| os_error(e, &format!("usePTY: slave fd {s} is not a terminal")))?;
+                let path =
+                    pty::tty_path(s).map_err(|e| os_error(e, &format!("usePTY: slave fd {s} is not a terminal")))?;
                 sys::set_nonblocking(m, true).map_err(|e| os_error(e, &format!("usePTY: master fd {m}")))?;
                 if let Some((r, c)) = window_size {
                     pty::set_window_size(m, r, c).map_err(|e| os_error(e, "windowSize"))?;
@@ -764,8 +794,9 @@ impl Engine {
             for (child, kind, parent) in &fds {
                 match fd_kind(kind, *parent)? {
                     FdKind::Read | FdKind::Write => {
-                        let (r, w) = sys::pipe_cloexec()
-                            .map_err(|e| os_error(e, &format!("spawnProcess: childFDs[{child}]: cannot create a pipe")))?;
+                        let (r, w) = sys::pipe_cloexec().map_err(|e| {
+                            os_error(e, &format!("spawnProcess: childFDs[{child}]: cannot create a pipe"))
+                        })?;
                         let reader = kind == "r";
                         let (mine, theirs) = if reader { (r, w) } else { (w, r) };
                         sys::set_nonblocking(mine.as_raw_fd(), true).map_err(|e| os_error(e, "spawnProcess"))?;
@@ -1084,7 +1115,13 @@ impl DelayedCall {
             .as_ref()
             .and_then(|f| f.bind(py).repr().ok().map(|r| r.to_string()))
             .unwrap_or_else(|| "None".into());
-        let state = if st.cancelled { " cancelled" } else if st.called { " called" } else { "" };
+        let state = if st.cancelled {
+            " cancelled"
+        } else if st.called {
+            " called"
+        } else {
+            ""
+        };
         format!("<DelayedCall at {:.3}{state} {f}>", st.time - now())
     }
 }

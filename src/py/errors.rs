@@ -73,9 +73,7 @@ pub(crate) fn spawn_error(e: SpawnError, what: &SpawnWhat<'_>) -> PyErr {
         }
         Stage::Terminal => PyOSError::new_err((errno, format!("spawnProcess: cannot set up the terminal: {why}"))),
         Stage::Fds => PyOSError::new_err((errno, format!("spawnProcess: cannot set up childFDs: {why}"))),
-        Stage::Spawn | Stage::None => {
-            PyOSError::new_err((errno, format!("spawnProcess: cannot start {exe:?}: {why}")))
-        }
+        Stage::Spawn | Stage::None => PyOSError::new_err((errno, format!("spawnProcess: cannot start {exe:?}: {why}"))),
     }
 }
 
@@ -125,9 +123,7 @@ pub(crate) fn signal_number(name: &str) -> Option<i32> {
     if let Some(&(_, n)) = aliases.iter().find(|(a, _)| *a == bare) {
         return Some(n);
     }
-    nix::sys::signal::Signal::iterator()
-        .find(|s| s.as_str().strip_prefix("SIG") == Some(bare))
-        .map(|s| s as i32)
+    nix::sys::signal::Signal::iterator().find(|s| s.as_str().strip_prefix("SIG") == Some(bare)).map(|s| s as i32)
 }
 
 #[cfg(test)]

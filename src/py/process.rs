@@ -256,8 +256,7 @@ fn read_big(py: Python<'_>, fd: RawFd, head: &[u8], avail: usize) -> Py<PyBytes>
 pub(crate) fn flush(py: Python<'_>, fd: RawFd, q: &mut WriteQueue) -> io::Result<()> {
     const MAX_IOV: usize = 64;
     while q.queued > 0 {
-        let mut iov: [libc::iovec; MAX_IOV] =
-            [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; MAX_IOV];
+        let mut iov: [libc::iovec; MAX_IOV] = [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; MAX_IOV];
         let mut n = 0;
         for (b, off) in q.chunks.iter().take(MAX_IOV) {
             let s = &b.as_bytes(py)[*off..];
@@ -455,7 +454,12 @@ impl Process {
     ///
     /// Raises KeyError when that fd has no open pipe, NotImplementedError on a PTY.
     #[pyo3(name = "writeToChild")]
-    fn write_to_child(&self, py: Python<'_>, #[pyo3(from_py_with = child_fd)] childFD: i32, data: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn write_to_child(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = child_fd)] childFD: i32,
+        data: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         if self.shared.is_pty {
             return Err(not_for_pty("writeToChild"));
         }
@@ -687,8 +691,12 @@ fn child_fd(ob: &Bound<'_, PyAny>) -> PyResult<i32> {
     if ob.is_instance_of::<pyo3::types::PyBool>() {
         return Err(PyTypeError::new_err("childFD must be an int, not bool"));
     }
-    ob.extract::<i32>()
-        .map_err(|_| PyTypeError::new_err(format!("childFD must be an int, not {}", ob.get_type().name().map(|n| n.to_string()).unwrap_or_default())))
+    ob.extract::<i32>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "childFD must be an int, not {}",
+            ob.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+        ))
+    })
 }
 
 pub(crate) fn args_tuple<'py>(py: Python<'py>, args: Option<&Py<PyTuple>>) -> Bound<'py, PyTuple> {
