@@ -139,12 +139,14 @@ fn posix_spawn_child(req: &Request<'_>) -> Result<Child, SpawnError> {
     // SAFETY: zeroed storage is immediately initialised by the *_init calls,
     // and the wrappers destroy it exactly once.
     let mut fa = FileActions(unsafe { std::mem::zeroed() });
+    // SAFETY: as above.
     check(unsafe { libc::posix_spawn_file_actions_init(&mut fa.0) })?;
     // SAFETY: as above.
     let mut attr = Attr(unsafe { std::mem::zeroed() });
+    // SAFETY: as above.
     check(unsafe { libc::posix_spawnattr_init(&mut attr.0) })?;
 
-    // SAFETY (this block): file actions and attributes are initialised; every
+    // SAFETY: (this block) file actions and attributes are initialised; every
     // pointer passed is a NUL-terminated string or sigset that outlives the call.
     unsafe {
         if let Some(cwd) = req.cwd {
@@ -335,7 +337,7 @@ unsafe fn child_steps(ctx: &mut ChildCtx) {
             return;
         }};
     }
-    // SAFETY (this block): only async-signal-safe libc calls and raw syscalls on pre-built data.
+    // SAFETY: (this block) only async-signal-safe libc calls and raw syscalls on pre-built data.
     unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
         sa.sa_sigaction = libc::SIG_DFL;
@@ -486,6 +488,7 @@ fn clone_child(req: &Request<'_>) -> Result<Child, SpawnError> {
     // SAFETY: sigset_t is plain data, filled by sigfillset; blocking every
     // signal keeps handlers out of the child until it has reset them.
     let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
     let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
     // SAFETY: as above.
     unsafe {

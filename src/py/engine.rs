@@ -814,10 +814,10 @@ impl Engine {
             Some(PreparedFds::new(&entries).map_err(|(i, e)| {
                 let (child, _, parent) = &fds[i];
                 if e.raw_os_error() == Some(libc::EBADF) {
-                    PyErr::from(pyo3::exceptions::PyOSError::new_err((
+                    pyo3::exceptions::PyOSError::new_err((
                         libc::EBADF,
                         format!("spawnProcess: childFDs[{child}]: parent fd {parent} is not open"),
-                    )))
+                    ))
                 } else {
                     os_error(e, &format!("spawnProcess: childFDs[{child}]"))
                 }
@@ -830,7 +830,6 @@ impl Engine {
         };
         let req = Request { exec: &exec, cwd: cwd_c.as_deref(), stdio, creds: creds.as_ref(), method };
         let spawned = py.detach(|| spawn::spawn(&req));
-        drop(req);
         drop(plan);
         drop(child_ends);
         if let Some(s) = caller_slave {

@@ -308,7 +308,7 @@ impl Process {
     fn set_reading(&self, on: bool) -> PyResult<()> {
         let eng = self.engine.get();
         let mut st = self.st();
-        if st.reading_paused == !on {
+        if st.reading_paused != on {
             return Ok(());
         }
         st.reading_paused = !on;
