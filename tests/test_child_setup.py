@@ -8,7 +8,6 @@ import signal
 from collections.abc import Iterator
 
 import pytest
-
 from engine_support import Recorder, spawn_and_run
 from helpers import CHILDREN, PY, run_reactor
 

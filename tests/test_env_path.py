@@ -53,7 +53,13 @@ def test_env_none_is_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_env_dict_is_exactly_that() -> None:
     given = {"A": "1", "SPACES": "two words", b"BYTES_KEY": b"\xff\xfe", "EMPTY": "", "EQ": "a=b"}
     proto = spawn_and_run(["/usr/bin/env", "-0"], env=given)
-    assert env_of(proto) == {b"A": b"1", b"SPACES": b"two words", b"BYTES_KEY": b"\xff\xfe", b"EMPTY": b"", b"EQ": b"a=b"}
+    assert env_of(proto) == {
+        b"A": b"1",
+        b"SPACES": b"two words",
+        b"BYTES_KEY": b"\xff\xfe",
+        b"EMPTY": b"",
+        b"EQ": b"a=b",
+    }
 
 
 def test_env_empty_dict_is_empty() -> None:

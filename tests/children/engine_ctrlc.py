@@ -1,5 +1,6 @@
 """Run the ferroproc reactor with a long timer; print 'running' once it runs
 and 'after run' once run() returns (Ctrl-C should get us there)."""
+
 import os
 
 from ferroproc import reactor

@@ -2,6 +2,7 @@
 
 It probes with fstat rather than listing /proc/self/fd, which would open a
 directory fd (the lowest free one, often a closed 0) and show it too."""
+
 import os
 
 fds = []

@@ -1,4 +1,5 @@
 """Print 'ready' on stdout, then wait for EOF on stdin and exit 0."""
+
 import os
 
 os.write(1, b"ready\n")
