@@ -12,6 +12,6 @@ for pair in sys.argv[1:]:
             break
         view = memoryview(chunk)
         while view:
-            view = view[os.write(dst, view):]
+            view = view[os.write(dst, view) :]
     os.close(src)
     os.close(dst)
