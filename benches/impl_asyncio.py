@@ -12,9 +12,10 @@ import errno
 import os
 import pty
 from asyncio.subprocess import DEVNULL, PIPE
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-from _common import ECHO_LINE, ENV, NotApplicable, cpu_seconds, exe, peak_rss_mib, rss_baseline, now, thread_count
+from _common import ECHO_LINE, ENV, NotApplicable, cpu_seconds, exe, now, peak_rss_mib, rss_baseline, thread_count
 
 
 def load(peer: str) -> Callable[[Callable[[], Awaitable[dict[str, Any]]]], dict[str, Any]]:

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from subprocess import DEVNULL, PIPE
 from typing import Any
 
-from _common import ECHO_LINE, ENV, NotApplicable, cpu_seconds, exe, peak_rss_mib, rss_baseline, now, thread_count
+from _common import ECHO_LINE, ENV, NotApplicable, cpu_seconds, exe, now, peak_rss_mib, rss_baseline, thread_count
 
 
 def load(peer: str) -> None:

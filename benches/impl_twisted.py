@@ -8,10 +8,11 @@ rule. Nothing below knows which of the two it is running on.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
 
-from _common import ECHO_LINE, ENV, NotApplicable, cpu_seconds, exe, peak_rss_mib, rss_baseline, now, thread_count
+from _common import ECHO_LINE, ENV, NotApplicable, cpu_seconds, exe, now, peak_rss_mib, rss_baseline, thread_count
 
 
 def load(peer: str) -> SimpleNamespace:

@@ -6,7 +6,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from scenarios import PEERS, PEER_NOTES, TARGETS, Case, Metric, Scenario, Target
+from scenarios import PEER_NOTES, PEERS, TARGETS, Case, Metric, Scenario, Target
 
 ARROW = {"higher": "↑", "lower": "↓", "": ""}
 
@@ -90,7 +90,9 @@ def _verdict(t: Target, ratio: float | None, met: bool | None, ref: str, short: 
 
 def _table(header: list[str], body: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in [header] + body) for i in range(len(header))]
-    fmt = lambda r: "  ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+    fmt = lambda r: "  ".join(  # noqa: E731
+        c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=False))
+    )
     return "\n".join([fmt(header), "  ".join("-" * w for w in widths)] + [fmt(r) for r in body])
 
 
@@ -213,7 +215,7 @@ def write_chart(scenarios: list[Scenario], results: dict[str, Any], path: str) -
     nrows = (len(rows) + ncols - 1) // ncols
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 2.7 * nrows), squeeze=False)
     colours = {"ferroproc": "#d9531e", "native": "#333333", "native-fork": "#777777", "native-64k": "#777777"}
-    for ax, row in zip(axes.flat, rows):
+    for ax, row in zip(axes.flat, rows, strict=False):  # the grid may have spare cells
         peers = [p for p in PEERS if p in row.medians]
         vals = [row.medians[p] for p in peers]
         ax.barh(peers, vals, color=[colours.get(p, "#4c78a8") for p in peers])

@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,7 +35,9 @@ from scenarios import PEERS, Case, select  # noqa: E402
 
 PY_PEER_PROBES = {
     "ferroproc": "from ferroproc import reactor, utils; from ferroproc.protocol import ProcessProtocol",
-    "twisted": "from twisted.internet import epollreactor, utils; from twisted.internet.protocol import ProcessProtocol",
+    "twisted": (
+        "from twisted.internet import epollreactor, utils; from twisted.internet.protocol import ProcessProtocol"
+    ),
     "asyncio": "import asyncio",
     "uvloop": "import uvloop",
     "subprocess": "import subprocess",
@@ -230,7 +231,10 @@ def main(argv: list[str] | None = None) -> int:
     chart = report.write_chart(scenarios, results, base + ".png")
     with open(base + ".md", "w") as f:
         f.write(report.markdown(scenarios, results, info, run_info, os.path.basename(chart) if chart else None))
-    print(f"\nwrote {os.path.relpath(base, ROOT)}.md, .json" + (", .png" if chart else " (no chart: matplotlib missing)"))
+    print(
+        f"\nwrote {os.path.relpath(base, ROOT)}.md, .json"
+        + (", .png" if chart else " (no chart: matplotlib missing)")
+    )
     return 0
 
 

@@ -18,7 +18,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import NotApplicable, hold_memory, pin_to_one_cpu, raise_nofile  # noqa: E402
+from _common import NotApplicable, hold_memory, pin_to_one_cpu, raise_nofile
 
 MODULES = {
     "ferroproc": "impl_twisted",

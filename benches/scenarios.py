@@ -5,8 +5,9 @@ This file is the single place to change a size, a run count or a target.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 GiB, MiB = 1 << 30, 1 << 20
 
@@ -191,7 +192,7 @@ class Target:
     text: str
     op: str
     bound: float
-    reference: Callable[[Median], "tuple[float | None, str]"]  # value and what it is
+    reference: Callable[[Median], tuple[float | None, str]]  # value and what it is
 
     def evaluate(self, med: Median) -> tuple[float | None, bool | None, str]:
         """(ratio, met, reference name); ratio and met are None when something is n/a."""
@@ -203,11 +204,11 @@ class Target:
         return ratio, (ratio >= self.bound if self.op == ">=" else ratio <= self.bound), ref_name
 
 
-def peer_ref(case: str, peer: str, metric: str) -> Callable[[Median], "tuple[float | None, str]"]:
+def peer_ref(case: str, peer: str, metric: str) -> Callable[[Median], tuple[float | None, str]]:
     return lambda med: (med(case, peer, metric), peer)
 
 
-def best_event_loop(case: str, metric: str) -> Callable[[Median], "tuple[float | None, str]"]:
+def best_event_loop(case: str, metric: str) -> Callable[[Median], tuple[float | None, str]]:
     def ref(med: Median) -> tuple[float | None, str]:
         vals = [(v, p) for p in EVENT_LOOPS if (v := med(case, p, metric)) is not None]
         return max(vals) if vals else (None, "best event loop")
