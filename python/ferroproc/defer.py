@@ -164,7 +164,7 @@ class _UnhandledFailureReporter:
             logging.getLogger("ferroproc").error(
                 "Unhandled error in Deferred:\n%s", failure.getTraceback().rstrip("\n")
             )
-        except Exception:  # noqa: BLE001, S110 - may run during interpreter shutdown
+        except Exception:  # noqa: BLE001 - may run during interpreter shutdown
             pass
 
 
