@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The release artefacts work on their own: build the wheel (it must be a
+# manylinux wheel carrying the stubs), install it alone into a fresh venv and
+# run examples/wc.py there from outside the repository; build the sdist too.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+PYTHON=${PYTHON:-python}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cd "$root"
+
+maturin build --release --quiet -o "$tmp/dist"
+wheels=("$tmp"/dist/*.whl)
+if [ "${#wheels[@]}" -ne 1 ]; then
+    echo "expected one wheel, got: ${wheels[*]}" >&2
+    exit 1
+fi
+wheel=${wheels[0]}
+echo "wheel: $(basename "$wheel")"
+case "$(basename "$wheel")" in
+    *manylinux*) ;;
+    *) echo "not a manylinux wheel" >&2; exit 1 ;;
+esac
+"$PYTHON" - "$wheel" <<'PY'
+import sys, zipfile
+names = set(zipfile.ZipFile(sys.argv[1]).namelist())
+need = {"ferroproc/py.typed", "ferroproc/_core.pyi", "ferroproc/interfaces.py", "ferroproc/protocol.py"}
+missing = sorted(need - names)
+if missing:
+    sys.exit(f"wheel lacks {missing}")
+PY
+
+maturin sdist -o "$tmp/sdist"
+echo "sdist: $(basename "$tmp"/sdist/*.tar.gz)"
+
+"$PYTHON" -m venv "$tmp/venv"
+"$tmp/venv/bin/python" -m pip install --quiet --no-deps --no-index "$wheel"
+# From a directory outside the repo, isolated (-I: no PYTHONPATH, user site
+# or script directory on sys.path), so only the installed wheel can be found.
+cd "$tmp"
+"$tmp/venv/bin/python" -I -c '
+import sys, ferroproc
+assert ferroproc.__file__.startswith(sys.prefix), ferroproc.__file__
+print("imported", ferroproc.__file__)'
+out=$("$tmp/venv/bin/python" -I "$root/examples/wc.py")
+echo "$out"
+grep -q "^Words: 6$" <<<"$out" || { echo "examples/wc.py gave unexpected output" >&2; exit 1; }
