@@ -95,7 +95,17 @@ def machine_info() -> dict[str, str]:
         "gcc": gcc.stdout.splitlines()[0] if gcc.returncode == 0 and gcc.stdout else "n/a",
         "commit": commit.stdout.strip() or "?",
         "root": "yes" if os.geteuid() == 0 else "no (uid/gid cases are n/a)",
+        "load average at start": loadavg(),
     }
+
+
+def loadavg() -> str:
+    """1/5/15-minute load averages: above the core count, other work is competing."""
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
 
 
 class Outcome:
@@ -211,9 +221,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n== {sc.id} {sc.title}", flush=True)
             for case in sc.cases:
                 peers = [p for p in case.peers if p in wanted]
+                t_case = time.monotonic()
                 results[case.key] = run_case(case, peers, unavailable, args, bin_dir)
+                results[case.key]["elapsed_s"] = round(time.monotonic() - t_case, 1)
                 print(report.case_text(case, results[case.key]), flush=True)
+                print(f"  ({results[case.key]['elapsed_s']:.0f} s, load average {loadavg()})", flush=True)
         elapsed = time.monotonic() - t_start
+        info["load average at end"] = loadavg()
 
     run_info = {
         "command": "python benches/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
