@@ -13,6 +13,8 @@ Cases:
 * ``thread_fire``: ``callFromThread(f, i)`` ×N queued before ``run``, then
   the loop runs them (only the loop is timed): ``f(i)`` from Rust with an
   argument tuple.
+* ``method``: ``engine.fileno()`` ×N from Python: the bare cost of a
+  Python→Rust method call (argument parsing, GIL token, return value).
 * ``data``: a child writes N small chunks, each acknowledged by the parent
   (so each is its own read): the parent's CPU time per ``childDataReceived``
   (read, ``bytes`` creation, the method call, ``outReceived`` dispatch, the
@@ -74,6 +76,15 @@ def thread_fire_case(n: int) -> float:
     return (t1 - t0) / n * 1e9
 
 
+def method_case(n: int) -> float:
+    fileno = reactor._engine.fileno
+    t0 = time.perf_counter()
+    for _ in range(n):
+        fileno()
+    t1 = time.perf_counter()
+    return (t1 - t0) / n * 1e9
+
+
 # The child writes a chunk, waits for a one-byte ack, repeats: every chunk is
 # a separate read and a separate childDataReceived.
 CHILD = r"""
@@ -124,6 +135,7 @@ def main() -> None:
         keep("timer_schedule", schedule)
         keep("timer_fire", fire)
         keep("thread_fire", thread_fire_case(args.n))
+        keep("method", method_case(args.n * 5))
         keep("data", data_case(args.chunks))
     import ferroproc._core as core
 
