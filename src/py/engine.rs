@@ -206,6 +206,8 @@ impl Engine {
         }
         st.exit = Some(exit);
         st.pid = None;
+        // The child is gone: a terminal master kept open after EIO can close now.
+        st.held_master = None;
         if let Some((fd, token)) = st.pidfd.take() {
             self.forget_token(fd.as_raw_fd(), token);
         }
@@ -285,7 +287,10 @@ impl Engine {
             }
         }
         if out.eof {
-            let pipe = self.lose_pipe(proc, &mut st, fd);
+            let mut pipe = self.lose_pipe(proc, &mut st, fd);
+            if proc.is_pty && st.exit.is_none() {
+                st.held_master = pipe.take();
+            }
             drop(st);
             drop(pipe);
         } else if out.more {
@@ -770,7 +775,7 @@ impl Engine {
         let mut entries: Vec<(i32, RawFd)> = Vec::new();
         let mut pty_master: Option<OwnedFd> = None;
         let mut pty_slave_path: Option<CString> = None;
-        let mut caller_slave: Option<RawFd> = None;
+        let mut caller_pty: Option<(RawFd, RawFd)> = None;
         let is_pty = pty.is_some();
         if let Some(p) = &pty {
             if let Ok((m, s)) = p.extract::<(RawFd, RawFd)>() {
@@ -780,11 +785,10 @@ impl Engine {
                 if let Some((r, c)) = window_size {
                     pty::set_window_size(m, r, c).map_err(|e| os_error(e, "windowSize"))?;
                 }
-                // SAFETY: the caller hands the master over, as in Twisted (it is
-                // closed when the transport loses its connection).
-                pty_master = Some(unsafe { OwnedFd::from_raw_fd(m) });
+                // The caller's pair is taken over only once the child has
+                // started (below); a failed spawn leaves both open, as Twisted does.
                 pty_slave_path = Some(path);
-                caller_slave = Some(s);
+                caller_pty = Some((m, s));
             } else {
                 let t = pty::open(window_size).map_err(|e| os_error(e, "usePTY: cannot open a terminal"))?;
                 pty_master = Some(t.master);
@@ -832,14 +836,18 @@ impl Engine {
         let spawned = py.detach(|| spawn::spawn(&req));
         drop(plan);
         drop(child_ends);
-        if let Some(s) = caller_slave {
-            // SAFETY: Twisted closes a caller-supplied slave after the spawn; so do we.
-            unsafe { libc::close(s) };
-        }
         let child = spawned.map_err(|e| {
             let cwd_s = cwd.as_ref().map(|c| String::from_utf8_lossy(c).into_owned());
             spawn_error(e, &SpawnWhat { executable: &exe_display, cwd: cwd_s.as_deref(), uid, gid })
         })?;
+        if let Some((m, s)) = caller_pty {
+            // SAFETY: the child has started: as in Twisted, the caller's slave is
+            // closed now and the master is handed over to the transport (closed
+            // when it loses its connection). Nobody else owns them from here.
+            unsafe { libc::close(s) };
+            // SAFETY: as above; the master becomes the transport's.
+            pty_master = Some(unsafe { OwnedFd::from_raw_fd(m) });
+        }
 
         let shared = Arc::new(Shared::new(child.pid, is_pty, protocol.as_ref().map(|p| p.clone_ref(py))));
         {

@@ -90,8 +90,13 @@ pub(crate) fn parse_signal(ob: &Bound<'_, PyAny>) -> PyResult<i32> {
     if ob.is_instance_of::<PyBool>() {
         return Err(PyTypeError::new_err("signalProcess: signal must be a name or an int, not bool"));
     }
-    if let Ok(n) = ob.extract::<i32>() {
-        return Ok(n);
+    if ob.is_instance_of::<pyo3::types::PyInt>() {
+        let n = ob.extract::<i64>().unwrap_or(i64::MAX);
+        // 0 is allowed: it only checks that the process exists.
+        return match i32::try_from(n) {
+            Ok(n) if (0..=libc::SIGRTMAX()).contains(&n) => Ok(n),
+            _ => Err(PyValueError::new_err(format!("signalProcess: {n} is not a signal number"))),
+        };
     }
     let Ok(name) = ob.cast::<PyString>() else {
         return Err(PyTypeError::new_err(format!(

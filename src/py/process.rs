@@ -114,6 +114,10 @@ pub(crate) struct ProcState {
     pub(crate) reading_paused: bool,
     pub(crate) producer: Option<Producer>,
     pub(crate) proto: Option<Py<PyAny>>,
+    /// PTY: the master after EIO, kept open (unwatched) until the child is
+    /// reaped. Closing it at once would hang up the terminal and SIGHUP a
+    /// child that has closed its fds but not yet exited.
+    pub(crate) held_master: Option<Pipe>,
     /// PTY: the attributes at spawn, restored by `setRawMode(False)`.
     pub(crate) pty_initial_attrs: Option<libc::termios>,
 }
@@ -138,6 +142,7 @@ impl Shared {
                 reading_paused: false,
                 producer: None,
                 proto,
+                held_master: None,
                 pty_initial_attrs: None,
             }),
             is_pty,
@@ -363,6 +368,16 @@ impl Process {
             }
         }
         if off == len {
+            // Nothing left queued: a pull producer is asked for more on the
+            // next turn, as Twisted does each time the write buffer empties.
+            let pull = match &st.producer {
+                Some(p) if !p.streaming && (fd == 0 || self.shared.is_pty) => Some(p.obj.clone_ref(py)),
+                _ => None,
+            };
+            drop(st);
+            if let Some(obj) = pull {
+                self.engine.get().push(Work::ProducerResume { obj });
+            }
             return Ok(());
         }
         q.chunks.push_back((data.clone().unbind(), off));
@@ -444,8 +459,18 @@ impl Process {
     /// Write each bytes object of `seq` in order.
     #[pyo3(name = "writeSequence")]
     fn write_sequence(&self, py: Python<'_>, seq: &Bound<'_, PyAny>) -> PyResult<()> {
-        for item in seq.try_iter()? {
-            self.write(py, &item?)?;
+        // Check every item before writing any, so a bad item writes nothing.
+        let items = seq.try_iter()?.collect::<PyResult<Vec<_>>>()?;
+        for (i, item) in items.iter().enumerate() {
+            if !item.is_instance_of::<PyBytes>() {
+                return Err(PyTypeError::new_err(format!(
+                    "writeSequence: item {i} must be bytes, not {}",
+                    item.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                )));
+            }
+        }
+        for item in &items {
+            self.write(py, item)?;
         }
         Ok(())
     }
@@ -457,23 +482,27 @@ impl Process {
     fn write_to_child(
         &self,
         py: Python<'_>,
-        #[pyo3(from_py_with = child_fd)] childFD: i32,
+        #[pyo3(from_py_with = child_fd)] childFD: i64,
         data: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         if self.shared.is_pty {
             return Err(not_for_pty("writeToChild"));
         }
-        self.write_bytes(py, childFD, data, true)
+        let Ok(fd) = i32::try_from(childFD) else {
+            return Err(PyKeyError::new_err(format!("writeToChild: child fd {childFD} is not an open pipe")));
+        };
+        self.write_bytes(py, fd, data, true)
     }
 
     /// Close the pipe on child fd `childFD`: an input pipe after its queued
     /// data is written (the child sees EOF), an output pipe at once. Closing
     /// an fd that is not open does nothing.
     #[pyo3(name = "closeChildFD")]
-    fn close_child_fd(&self, py: Python<'_>, #[pyo3(from_py_with = child_fd)] childFD: i32) -> PyResult<()> {
+    fn close_child_fd(&self, py: Python<'_>, #[pyo3(from_py_with = child_fd)] childFD: i64) -> PyResult<()> {
         if self.shared.is_pty {
             return Err(not_for_pty("closeChildFD"));
         }
+        let Ok(childFD) = i32::try_from(childFD) else { return Ok(()) };
         close_child_fd(self.engine.get(), &self.shared, childFD);
         let _ = py;
         Ok(())
@@ -582,7 +611,8 @@ impl Process {
     /// producer is asked for more each time it drains. Without a stdin pipe
     /// the producer is stopped at once. A second registration raises RuntimeError.
     #[pyo3(name = "registerProducer")]
-    fn register_producer(&self, py: Python<'_>, producer: Py<PyAny>, streaming: bool) -> PyResult<()> {
+    fn register_producer(&self, py: Python<'_>, producer: Py<PyAny>, streaming: &Bound<'_, PyAny>) -> PyResult<()> {
+        let streaming = flag(streaming, "registerProducer: streaming")?;
         let mut st = self.st();
         if st.producer.is_some() {
             return Err(PyRuntimeError::new_err(
@@ -631,7 +661,12 @@ impl Process {
 
     /// ferroproc extension (PTY): resize the terminal; the child gets SIGWINCH.
     #[pyo3(name = "setWindowSize")]
-    fn set_window_size(&self, rows: u16, cols: u16) -> PyResult<()> {
+    fn set_window_size(&self, rows: i64, cols: i64) -> PyResult<()> {
+        let dim = |n: i64, what: &str| {
+            u16::try_from(n)
+                .map_err(|_| PyValueError::new_err(format!("setWindowSize: {what} must be 0..65535, not {n}")))
+        };
+        let (rows, cols) = (dim(rows, "rows")?, dim(cols, "cols")?);
         pty::set_window_size(self.pty_fd()?, rows, cols).map_err(|e| os_error(e, "setWindowSize"))
     }
 
@@ -649,8 +684,8 @@ impl Process {
 
     /// ferroproc extension (PTY): turn the terminal's echo on or off.
     #[pyo3(name = "setEcho")]
-    fn set_echo(&self, enabled: bool) -> PyResult<()> {
-        pty::set_echo(self.pty_fd()?, enabled).map_err(|e| os_error(e, "setEcho"))
+    fn set_echo(&self, enabled: &Bound<'_, PyAny>) -> PyResult<()> {
+        pty::set_echo(self.pty_fd()?, flag(enabled, "setEcho: enabled")?).map_err(|e| os_error(e, "setEcho"))
     }
 
     /// ferroproc extension (PTY): whether the terminal is in raw mode.
@@ -662,9 +697,9 @@ impl Process {
     /// ferroproc extension (PTY): raw mode on (`cfmakeraw`), or off (the
     /// attributes the terminal had at spawn).
     #[pyo3(name = "setRawMode")]
-    fn set_raw_mode(&self, enabled: bool) -> PyResult<()> {
+    fn set_raw_mode(&self, enabled: &Bound<'_, PyAny>) -> PyResult<()> {
         let fd = self.pty_fd()?;
-        if enabled {
+        if flag(enabled, "setRawMode: enabled")? {
             return pty::make_raw(fd).map_err(|e| os_error(e, "setRawMode"));
         }
         let initial = self.st().pty_initial_attrs;
@@ -687,16 +722,26 @@ impl Process {
     }
 }
 
-fn child_fd(ob: &Bound<'_, PyAny>) -> PyResult<i32> {
-    if ob.is_instance_of::<pyo3::types::PyBool>() {
-        return Err(PyTypeError::new_err("childFD must be an int, not bool"));
+/// A bool, or an int as Twisted code often passes (`registerProducer(p, 1)`).
+fn flag(ob: &Bound<'_, PyAny>, what: &str) -> PyResult<bool> {
+    if ob.is_instance_of::<pyo3::types::PyInt>() {
+        return ob.is_truthy();
     }
-    ob.extract::<i32>().map_err(|_| {
-        PyTypeError::new_err(format!(
+    Err(PyTypeError::new_err(format!(
+        "{what} must be a bool, not {}",
+        ob.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+    )))
+}
+
+fn child_fd(ob: &Bound<'_, PyAny>) -> PyResult<i64> {
+    if ob.is_instance_of::<pyo3::types::PyBool>() || !ob.is_instance_of::<pyo3::types::PyInt>() {
+        return Err(PyTypeError::new_err(format!(
             "childFD must be an int, not {}",
             ob.get_type().name().map(|n| n.to_string()).unwrap_or_default()
-        ))
-    })
+        )));
+    }
+    // Any int: one beyond i64 (or i32) simply names no pipe.
+    Ok(ob.extract::<i64>().unwrap_or(i64::MAX))
 }
 
 pub(crate) fn args_tuple<'py>(py: Python<'py>, args: Option<&Py<PyTuple>>) -> Bound<'py, PyTuple> {
