@@ -303,3 +303,31 @@ def test_ended_deferred_fires_once_per_process() -> None:
     run_reactor(d)
     run_reactor(lambda: True)
     assert len(ends) == 1
+
+
+def test_end_never_delivered_inside_spawn_process() -> None:
+    """SPEC improvement 7: even a child with no pipes that is already gone
+    gets processExited/processEnded from the loop, not from spawnProcess."""
+    for _ in range(20):
+        proto = Recorder()
+        transport = reactor.spawnProcess(proto, "/bin/true", ["true"], childFDs={})
+        assert proto.events == ["made"]
+        run_reactor(proto.ended)
+        assert proto.events == ["made", "exited", "ended"]
+        assert transport.pid is None
+
+
+def test_child_reaped_by_someone_else_still_ends() -> None:
+    """SPEC improvement 6: a child whose status another waitpid took still ends,
+    with ProcessTerminated(exitCode=None, signal=None)."""
+    proto = Recorder()
+    transport = reactor.spawnProcess(proto, "/bin/sleep", ["sleep", "30"], childFDs={})
+    pid = transport.pid
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)  # steal the status before the engine looks
+    run_reactor(proto.ended)
+    reason = proto.ended_reason
+    assert reason.check(ProcessTerminated)
+    assert (reason.value.exitCode, reason.value.signal, reason.value.status) == (None, None, None)
+    assert transport.pid is None
+    assert transport.status is None

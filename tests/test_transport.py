@@ -396,3 +396,48 @@ def test_plain_process_protocol_discards_output() -> None:
     reactor.spawnProcess(P(), PY, [PY, OUTPUT, str(MiB), str(MiB)])
     run_reactor(lambda: bool(ended))
     assert ended[0].check(ProcessDone)
+
+
+def test_signal_zero_probes_a_live_child() -> None:
+    proto = Recorder()
+    transport = reactor.spawnProcess(proto, "/bin/sleep", ["sleep", "30"])
+    transport.signalProcess(0)  # exists: no error, nothing delivered
+    assert transport.status == -1
+    transport.signalProcess("KILL")
+    run_reactor(proto.ended)
+    with pytest.raises(ProcessExitedAlready):
+        transport.signalProcess(0)
+
+
+@pytest.mark.parametrize("size", [4096, 256 * 1024], ids=["4KiB", "256KiB"])
+def test_pull_producer_is_asked_for_more_each_time_it_drains(size: int) -> None:
+    """Twisted calls a non-streaming producer's resumeProducing each time the
+    write buffer empties, so a producer that writes once per call runs to the end."""
+    proto = Recorder(stdin=b"", close_stdin=False)
+    transport = reactor.spawnProcess(proto, "/usr/bin/wc", ["wc", "-c"])
+    chunk = b"p" * size
+
+    class Pull:
+        sent = 0
+
+        def resumeProducing(self) -> None:
+            if self.sent == 8:
+                transport.unregisterProducer()
+                transport.closeStdin()
+                return
+            self.sent += 1
+            transport.write(chunk)
+
+        def stopProducing(self) -> None:
+            pass
+
+    producer = Pull()
+    transport.registerProducer(producer, False)
+    try:
+        run_reactor(lambda: proto.ended.called, timeout=2)
+    finally:
+        if not proto.ended.called:  # stalled: clean up for the leak check
+            transport.loseConnection()
+            run_reactor(proto.ended)
+    assert producer.sent == 8
+    assert int(proto.output()) == 8 * len(chunk)
