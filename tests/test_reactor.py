@@ -181,3 +181,27 @@ def test_ctrl_c_stops_a_running_reactor_cleanly() -> None:
     assert proto.ended_reason.check(ProcessDone), proto.output(2).decode(errors="replace")
     assert proto.output(2) == b"", "no traceback"
     assert time.monotonic() - proto.sent_at < 5
+
+
+def test_call_from_thread_while_stopped_runs_on_next_run() -> None:
+    got: list[str] = []
+    thread = threading.Thread(target=reactor.callFromThread, args=(got.append, "queued"))
+    thread.start()
+    thread.join()
+    assert got == []
+    run_reactor(lambda: bool(got))
+    assert got == ["queued"]
+
+
+def test_children_survive_a_stopped_reactor() -> None:
+    """A child still running when run() returns is handled when it runs again."""
+    proto = Recorder(stdin=b"", close_stdin=False)
+    transport = reactor.spawnProcess(proto, "/bin/cat", ["cat"])
+    transport.write(b"first ")
+    run_reactor(lambda: proto.output() == b"first ")
+    # Stopped: write, close; nothing is delivered until the next run.
+    transport.write(b"second")
+    transport.closeStdin()
+    run_reactor(proto.ended)
+    assert proto.output() == b"first second"
+    assert proto.ended_reason.check(ProcessDone)
