@@ -572,10 +572,17 @@ impl Engine {
         let batch = std::mem::take(&mut *lock(&self.work));
         let mut batch = batch.into_iter();
         while let Some(w) = batch.next() {
+            // A KeyboardInterrupt/SystemExit from processExited or
+            // childConnectionLost leaves that process's end still to check.
+            let follow_up = match &w {
+                Work::Exited { proc } | Work::Lost { proc, .. } => Some(proc.clone()),
+                _ => None,
+            };
             if let Err(e) = self.deliver(py, w) {
                 // Keep what is left for the next run.
                 let mut q = lock(&self.work);
-                for (i, w) in batch.enumerate() {
+                let rest = follow_up.map(|proc| Work::MaybeEnd { proc }).into_iter().chain(batch);
+                for (i, w) in rest.enumerate() {
                     q.insert(i, w);
                 }
                 return Err(e);
