@@ -11,8 +11,11 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import importlib.util
 import json
 import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -608,8 +611,6 @@ def test_parent_with_stdio_closed(tmp_path: Path, spawn_method: str | None) -> N
     """A parent whose own fds 0, 1 and 2 are closed: the engine's pipe ends
     land on 0, 1 and 2 in the parent, and must still reach the right child
     fds (a shuffle the fd plan has to get right)."""
-    import subprocess
-
     out = tmp_path / "result.json"
     subprocess.run([PY, "-c", PARENT_WITHOUT_STDIO, str(spawn_method), str(out), PY], check=True, timeout=30)
     got = json.loads(out.read_text())
@@ -617,3 +618,46 @@ def test_parent_with_stdio_closed(tmp_path: Path, spawn_method: str | None) -> N
     assert any(v in (0, 1, 2) for v in got["pipes"].values())
     assert sorted(got["data"].split(";")) == ["", "1:PING\n", "2:e\n"]
     assert got["code"] == 0
+
+
+# -- the seed's GPG example ----------------------------------------------------
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+HAVE_GPG = shutil.which("gpg") is not None
+NEEDS_GPG = pytest.mark.skipif(not HAVE_GPG, reason="no gpg")
+
+
+def gpg_example() -> Any:
+    spec = importlib.util.spec_from_file_location("gpg_example", EXAMPLES / "gpg.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("real", [False, pytest.param(True, marks=NEEDS_GPG)])
+def test_gpg_example_round_trip(real: bool, capfd: pytest.CaptureFixture[str]) -> None:
+    """``childFDs={0: 'w', 1: 'r', 2: 2, 3: 'w', 4: 'r'}``: passphrase on 3,
+    status on 4, plaintext on 1, and the child's stderr straight to ours."""
+    gpg = gpg_example()
+    with gpg.GnuPGHome() as env:
+        good, bad_rc = run_reactor(
+            gpg.round_trip(b"attack at dawn\n", b"sekrit", gpg.GPG if real else gpg.STAND_IN_GPG, env), timeout=30
+        )
+    assert good.plaintext == b"attack at dawn\n"
+    status = good.status.decode().splitlines()
+    assert "[GNUPG:] DECRYPTION_OKAY" in status
+    assert status[-1] == "[GNUPG:] END_DECRYPTION"
+    assert bad_rc == 2
+    assert "decryption failed" in capfd.readouterr().err  # through the 2: 2 mapping
+
+
+@pytest.mark.parametrize("args", [["--stand-in"], pytest.param([], marks=NEEDS_GPG)])
+def test_gpg_example_runs_as_a_script(args: list[str]) -> None:
+    """(Runs once per spawn_method param like everything here; the script
+    itself uses the default path.)"""
+    done = subprocess.run([PY, str(EXAMPLES / "gpg.py"), *args], capture_output=True, timeout=60, check=True)
+    out = done.stdout.decode().splitlines()
+    assert "plaintext: attack at dawn" in out
+    assert "status: [GNUPG:] DECRYPTION_OKAY" in out
+    assert "wrong passphrase: exit code 2" in out
