@@ -15,7 +15,9 @@ import importlib.util
 import json
 import os
 import shutil
+import struct
 import subprocess
+import termios
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -477,6 +479,93 @@ def test_pipes_maps_child_fds_to_parent_fds() -> None:
     assert t.pipes == {}
 
 
+def test_high_child_fds(tmp_path: Path) -> None:
+    """Child fds far above the parent's: 200 ('r') and 1000 ('w'), with
+    every fd below them closed in the child."""
+    out = tmp_path / "report.json"
+    p = Recorder()
+    t = spawn(p, [PY, REPORT, str(out), "--exercise"], {200: "r", 1000: "w"})
+    t.writeToChild(1000, b"thousand")
+    t.closeChildFD(1000)
+    run_reactor(p.ended)
+    fds = report(out)
+    assert sorted(fds) == [200, 1000]
+    assert fds[1000]["read"] == "thousand"
+    assert p.data == {200: b"token-200"}
+
+
+def test_many_pipes(tmp_path: Path) -> None:
+    """120 pipes at once, alternating directions over child fds 0-119."""
+    mapping: dict[int, Any] = {i: ("r" if i % 2 else "w") for i in range(120)}
+    out = tmp_path / "report.json"
+    p = Recorder()
+    t = spawn(p, [PY, REPORT, str(out), "--exercise"], mapping)
+    for fd, kind in mapping.items():
+        if kind == "w":
+            t.writeToChild(fd, b"for-%d" % fd)
+            t.closeChildFD(fd)
+    run_reactor(p.ended)
+    fds = report(out)
+    assert sorted(fds) == list(range(120))
+    for fd, kind in mapping.items():
+        if kind == "r":
+            assert p.data[fd] == b"token-%d" % fd
+        else:
+            assert fds[fd]["read"] == f"for-{fd}"
+    assert sorted(p.lost) == list(range(120))
+
+
+def test_exception_in_child_data_received_loses_that_pipe_only() -> None:
+    """SPEC §2.6: the failing pipe (fd 3) is closed; fd 4 still delivers."""
+    p = Recorder()
+
+    def data(fd: int, chunk: bytes) -> None:
+        Recorder.childDataReceived(p, fd, chunk)
+        if fd == 3:
+            raise RuntimeError("boom in childDataReceived")
+
+    p.childDataReceived = data  # type: ignore[method-assign]
+    script = (
+        "import os, sys\n"
+        "os.write(3, b'first')\n"
+        "os.read(0, 1)\n"  # wait until the parent has seen fd 3 close
+        "try:\n    os.write(3, b'second')\nexcept BrokenPipeError:\n    os.write(4, b'epipe')\n"
+    )
+    t = spawn(p, [PY, "-c", script], {0: "w", 3: "r", 4: "r"})
+
+    def lost(fd: int) -> None:
+        Recorder.childConnectionLost(p, fd)
+        if fd == 3:
+            t.write(b"x")
+
+    p.childConnectionLost = lost  # type: ignore[method-assign]
+    run_reactor(p.ended)
+    assert p.data[3] == b"first"
+    assert p.data[4] == b"epipe"
+    assert p.reason.check(ProcessDone)
+
+
+def test_pause_producing_stops_reading_extra_pipes() -> None:
+    """Paused, the child fills the pipe on fd 3 and blocks; resumed, every
+    byte arrives."""
+    n = 1 << 20
+    p = Recorder()
+    t = spawn(p, [PY, "-c", f"import os\nd = b'y' * {n}\nwhile d:\n    d = d[os.write(3, d):]"], {3: "r"})
+    t.pauseProducing()
+    parent = t.pipes[3]
+    capacity = fcntl.fcntl(parent, fcntl.F_GETPIPE_SZ)
+
+    def pending() -> int:
+        return int(struct.unpack("i", fcntl.ioctl(parent, termios.FIONREAD, b"\0" * 4))[0])
+
+    run_reactor(lambda: pending() >= capacity)  # the reactor runs; the pipe fills up
+    assert 3 not in p.data
+    assert t.pid is not None
+    t.resumeProducing()
+    run_reactor(p.ended)
+    assert p.data[3] == b"y" * n
+
+
 # -- no protocol -------------------------------------------------------------
 
 
@@ -624,7 +713,6 @@ def test_parent_with_stdio_closed(tmp_path: Path, spawn_method: str | None) -> N
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 HAVE_GPG = shutil.which("gpg") is not None
-NEEDS_GPG = pytest.mark.skipif(not HAVE_GPG, reason="no gpg")
 
 
 def gpg_example() -> Any:
@@ -635,29 +723,32 @@ def gpg_example() -> Any:
     return module
 
 
-@pytest.mark.parametrize("real", [False, pytest.param(True, marks=NEEDS_GPG)])
-def test_gpg_example_round_trip(real: bool, capfd: pytest.CaptureFixture[str]) -> None:
+def test_gpg_example_round_trip(spawn_method: str | None, capfd: pytest.CaptureFixture[str]) -> None:
     """``childFDs={0: 'w', 1: 'r', 2: 2, 3: 'w', 4: 'r'}``: passphrase on 3,
-    status on 4, plaintext on 1, and the child's stderr straight to ours."""
+    status on 4, plaintext on 1, and the child's stderr straight to ours.
+    The stand-in always; real gpg (slow: an agent starts) on the clone path
+    here, and on the default path through the script test below."""
     gpg = gpg_example()
-    with gpg.GnuPGHome() as env:
-        good, bad_rc = run_reactor(
-            gpg.round_trip(b"attack at dawn\n", b"sekrit", gpg.GPG if real else gpg.STAND_IN_GPG, env), timeout=30
-        )
-    assert good.plaintext == b"attack at dawn\n"
-    status = good.status.decode().splitlines()
-    assert "[GNUPG:] DECRYPTION_OKAY" in status
-    assert status[-1] == "[GNUPG:] END_DECRYPTION"
-    assert bad_rc == 2
-    assert "decryption failed" in capfd.readouterr().err  # through the 2: 2 mapping
+    commands = [gpg.STAND_IN_GPG]
+    if HAVE_GPG and spawn_method == "clone":
+        commands.append(gpg.GPG)
+    for command in commands:
+        with gpg.GnuPGHome() as env:
+            good, bad_rc = run_reactor(gpg.round_trip(b"attack at dawn\n", b"sekrit", command, env), timeout=30)
+        assert good.plaintext == b"attack at dawn\n"
+        status = good.status.decode().splitlines()
+        assert "[GNUPG:] DECRYPTION_OKAY" in status
+        assert status[-1] == "[GNUPG:] END_DECRYPTION"
+        assert bad_rc == 2
+        assert "decryption failed" in capfd.readouterr().err  # through the 2: 2 mapping
 
 
-@pytest.mark.parametrize("args", [["--stand-in"], pytest.param([], marks=NEEDS_GPG)])
-def test_gpg_example_runs_as_a_script(args: list[str]) -> None:
-    """(Runs once per spawn_method param like everything here; the script
-    itself uses the default path.)"""
+def test_gpg_example_runs_as_a_script(spawn_method: str | None) -> None:
+    """Real gpg when present (once: in the default-path run), else the stand-in."""
+    args = [] if HAVE_GPG and spawn_method is None else ["--stand-in"]
     done = subprocess.run([PY, str(EXAMPLES / "gpg.py"), *args], capture_output=True, timeout=60, check=True)
     out = done.stdout.decode().splitlines()
+    assert out[0] == ("using: gpg" if args == [] else "using: the stand-in")
     assert "plaintext: attack at dawn" in out
     assert "status: [GNUPG:] DECRYPTION_OKAY" in out
     assert "wrong passphrase: exit code 2" in out
