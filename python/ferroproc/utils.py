@@ -410,6 +410,15 @@ class _EverythingGetter(_HelperProtocol):
             deferred.callback((out, err, reason.value.exitCode))
 
 
+def _command(name: str, executable: _Executable, args: Sequence[_Executable]) -> _Command:
+    """argv for the helpers: the executable, then ``args``. A bare string
+    would be split into characters (Twisted runs ``echo h i`` for
+    ``getProcessOutput("echo", "hi")``), so it is refused."""
+    if isinstance(args, (str, bytes)):
+        raise TypeError(f"{name}: args must be a sequence of arguments, not a single {type(args).__name__}")
+    return (executable, *args)
+
+
 def _checkLimits(
     function: str, maxBytes: int | None, timeout: float | None, killGrace: float
 ) -> None:
@@ -478,7 +487,7 @@ def getProcessOutput(
     The exit code is not looked at (use :func:`getProcessOutputAndValue`).
     """
     _checkLimits("getProcessOutput", maxBytes, timeout, killGrace)
-    command: _Command = (executable, *args)
+    command = _command("getProcessOutput", executable, args)
     deferred: Deferred[bytes] = Deferred()
     protocol = _OutputGetter(
         deferred, command, maxBytes, timeout, killGrace, True, errortoo=bool(errortoo)
@@ -504,7 +513,7 @@ def getProcessValue(
     Arguments, errors and extensions are as for :func:`getProcessOutput`.
     """
     _checkLimits("getProcessValue", maxBytes, timeout, killGrace)
-    command: _Command = (executable, *args)
+    command = _command("getProcessValue", executable, args)
     deferred: Deferred[int | None] = Deferred()
     protocol = _ValueGetter(deferred, command, maxBytes, timeout, killGrace, False)
     return _run(protocol, deferred, executable, command, env, path, reactor)
@@ -536,7 +545,7 @@ def getProcessOutputAndValue(
     :func:`getProcessOutput`.
     """
     _checkLimits("getProcessOutputAndValue", maxBytes, timeout, killGrace)
-    command: _Command = (executable, *args)
+    command = _command("getProcessOutputAndValue", executable, args)
     deferred: Deferred[tuple[bytes, bytes, int]] = Deferred()
     protocol = _EverythingGetter(
         deferred, command, maxBytes, timeout, killGrace, True, stdinBytes=stdinBytes

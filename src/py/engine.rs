@@ -634,8 +634,11 @@ impl Engine {
         let seq = timers.seq;
         timers.heap.push(TimerEntry { time, seq, call });
         drop(timers);
-        let on_loop = lock(&self.flags).thread == Some(std::thread::current().id());
-        if !on_loop {
+        // Only a loop sleeping on another thread needs waking to see the timer.
+        let flags = lock(&self.flags);
+        let wake = flags.running && flags.thread != Some(std::thread::current().id());
+        drop(flags);
+        if wake {
             let _ = self.inbox.waker.wake();
         }
     }
