@@ -206,6 +206,25 @@ def test_stderr_is_merged_into_out_received() -> None:
     assert p.err == b""
 
 
+def test_large_input_in_raw_mode() -> None:
+    """256 KiB written to the master (more than the terminal buffers: the
+    engine queues the rest) reach the child intact."""
+    n = 256 * 1024
+    data = os.urandom(n)
+    script = (
+        "import hashlib, os\nh = hashlib.sha256()\nn = 0\n"
+        f"while n < {n}:\n    b = os.read(0, 65536)\n    h.update(b)\n    n += len(b)\n"
+        "os.write(1, h.hexdigest().encode())\n"
+    )
+    p = Recorder()
+    t = pty(p, [PY, "-c", script])
+    t.setRawMode(True)
+    t.write(data)
+    run_reactor(p.ended, timeout=30)
+    assert p.out.decode() == hashlib.sha256(data).hexdigest()
+    assert p.reason.check(ProcessDone)
+
+
 # -- how it ends ---------------------------------------------------------------
 
 
@@ -248,6 +267,21 @@ def test_lose_connection_hangs_up_the_child() -> None:
     assert isinstance(p.reason.value, ProcessTerminated)
     assert p.reason.value.signal == signal.SIGHUP
     assert p.reason.value.exitCode is None
+
+
+def test_process_ended_waits_for_a_grandchild_holding_the_terminal() -> None:
+    """processExited when the child exits; processEnded only once the
+    grandchild that still holds the terminal has gone, after its output."""
+    p = Recorder()
+    t = pty(p, [PY, str(CHILDREN / "pty_grandchild.py")])
+    t.write(b"one\n")
+    run_reactor(lambda: p.exited is not None and b"gc-ready" in p.out)
+    assert p.reason is None
+    assert p.exited.check(ProcessDone)
+    t.write(b"two\n")
+    run_reactor(p.ended)
+    assert p.out.endswith(b"late:two\r\n")
+    assert p.reason.check(ProcessDone)
 
 
 # -- the tuple form -----------------------------------------------------------
