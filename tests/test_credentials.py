@@ -191,6 +191,29 @@ def test_chdir_happens_before_privileges_are_dropped(tmp_path: Any) -> None:
     assert out == f"{private}\n".encode()
 
 
+def test_fds_opened_by_root_are_usable_by_the_child(tmp_path: Any) -> None:
+    """Ids limit what the child may open, not the fds it is given: a root-only
+    file (mode 0600) passed as fd 1 takes the child's output."""
+    secret = tmp_path / "root-only.log"
+    fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        p = Collect()
+        reactor.spawnProcess(
+            p,
+            "/bin/sh",
+            ["sh", "-c", f"id -u; cat {secret} 2>/dev/null || echo denied >&2"],
+            env={"PATH": "/usr/bin:/bin"},
+            uid=NOBODY,
+            gid=NOBODY,
+            childFDs={1: fd, 2: "r"},
+        )
+        run_reactor(p.ended)
+    finally:
+        os.close(fd)
+    assert secret.read_bytes() == f"{NOBODY}\n".encode()
+    assert p.err == b"denied\n"  # opening it by name is refused
+
+
 def test_missing_executable_as_another_user_raises() -> None:
     with pytest.raises(FileNotFoundError):
         reactor.spawnProcess(Collect(), "/nonexistent/prog", ["prog"], uid=NOBODY, gid=NOBODY)

@@ -284,6 +284,22 @@ def test_process_ended_waits_for_a_grandchild_holding_the_terminal() -> None:
     assert p.reason.check(ProcessDone)
 
 
+def test_exception_in_out_received_hangs_up_the_terminal() -> None:
+    """As for a pipe (SPEC §2.6): a raising data callback loses the channel,
+    here the master, so the child gets SIGHUP; processEnded still comes."""
+    p = Recorder()
+
+    def out(data: bytes) -> None:
+        Recorder.outReceived(p, data)
+        raise RuntimeError("boom in outReceived")
+
+    p.outReceived = out  # type: ignore[method-assign]
+    pty(p, sh("echo first; exec cat"))
+    run_reactor(p.ended)
+    assert p.out.startswith(b"first")
+    assert p.reason.value.signal == signal.SIGHUP
+
+
 # -- the tuple form -----------------------------------------------------------
 
 
