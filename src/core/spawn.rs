@@ -77,11 +77,16 @@ pub struct Child {
 
 /// The mechanism `req` will use.
 pub fn method_for(req: &Request<'_>) -> Method {
+    // posix_spawn cannot change credentials: a request with them always takes
+    // the clone path, whatever was forced, or the child would keep our ids.
+    if req.creds.is_some() {
+        return Method::CloneVfork;
+    }
     if let Some(m) = req.method {
         return m;
     }
     let c = caps();
-    if req.creds.is_some() || c.addclosefrom.is_none() || (req.cwd.is_some() && c.addchdir.is_none()) {
+    if c.addclosefrom.is_none() || (req.cwd.is_some() && c.addchdir.is_none()) {
         Method::CloneVfork
     } else {
         Method::PosixSpawn
@@ -606,6 +611,17 @@ mod tests {
             let spec = ExecSpec::new(b"/etc/passwd", &[b"x".to_vec()], &[], None, None).unwrap();
             let req = Request { exec: &spec, cwd: None, stdio: Stdio::Fds(&plan), creds: None, method: Some(m) };
             assert_eq!(spawn(&req).unwrap_err().errno, libc::EACCES, "{m:?}");
+        }
+    }
+
+    #[test]
+    fn credentials_always_take_the_clone_path() {
+        let spec = ExecSpec::new(b"/bin/true", &[b"true".to_vec()], &[], None, None).unwrap();
+        let plan = PreparedFds::new(&[]).unwrap();
+        let creds = Creds { uid: Some(65534), gid: 65534, groups: vec![65534] };
+        for forced in [None, Some(Method::PosixSpawn), Some(Method::CloneVfork)] {
+            let req = Request { exec: &spec, cwd: None, stdio: Stdio::Fds(&plan), creds: Some(&creds), method: forced };
+            assert_eq!(method_for(&req), Method::CloneVfork, "{forced:?}");
         }
     }
 
