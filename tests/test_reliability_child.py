@@ -487,3 +487,51 @@ def test_exec_on_a_noexec_mount(method: str, noexec_dir: Path) -> None:
     script.write_text("#!/bin/sh\nexit 0\n")
     script.chmod(0o755)
     _exec_error(script, PermissionError, errno.EACCES)
+
+
+# -- both directions full at once --------------------------------------------
+
+
+def test_child_floods_stderr_before_reading_stdin_while_parent_floods_stdin() -> None:
+    # The classic pipe deadlock: the child blocks writing stderr, the parent
+    # blocks writing stdin. The engine queues our writes and keeps reading.
+    n_in, n_err = 16 << 20, 4 << 20
+    p = Recorder()
+    t = reactor.spawnProcess(p, "/bin/sh", ["sh", "-c", f"head -c {n_err} /dev/zero >&2; exec cat"])
+    data = _pattern(n_in)
+    for i in range(0, n_in, 1 << 20):
+        t.write(data[i : i + (1 << 20)])
+    t.closeStdin()
+    assert isinstance(run_reactor(p.ended, 30), ProcessDone)
+    assert len(p.out(2)) == n_err
+    assert p.out(1) == data
+
+
+# -- timeouts through ferroproc.utils (when present) -------------------------
+
+
+def _utils() -> Any:
+    utils = pytest.importorskip("ferroproc.utils")
+    if not hasattr(utils, "ProcessTimeout"):
+        pytest.skip("ferroproc.utils has no timeout extension")
+    return utils
+
+
+def test_utils_timeout_is_not_held_up_by_a_grandchild_holding_the_pipes() -> None:
+    # Peers' top complaint: after a kill, waiting hangs on a grandchild's pipe.
+    utils = _utils()
+    d = utils.getProcessOutput("/bin/sh", ["-c", "sleep 2 & echo started; exec sleep 30"], timeout=0.2, killGrace=1.0)
+    got: list[Any] = []
+    d.addBoth(got.append)
+    run_reactor(lambda: got, 1.5)  # well before the grandchild lets go (2 s)
+    assert got[0].check(utils.ProcessTimeout)
+
+
+def test_utils_timeout_escalates_to_SIGKILL_for_a_child_ignoring_SIGTERM() -> None:
+    utils = _utils()
+    d = utils.getProcessValue("/bin/sh", ["-c", "trap '' TERM; echo ready; while :; do sleep 0.05; done"], timeout=0.2, killGrace=0.3)
+    got: list[Any] = []
+    d.addBoth(got.append)
+    run_reactor(lambda: got, 5)
+    err = got[0].value
+    assert isinstance(err, utils.ProcessTimeout) and "SIGKILL" in str(err)

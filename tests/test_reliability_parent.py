@@ -260,6 +260,40 @@ def test_pidfd_support_survives_a_first_spawn_under_EMFILE() -> None:
     assert r.returncode == 0, f"no pidfd while cat ran; fds: {r.stdout.decode().strip()} {r.stderr.decode()[-500:]}"
 
 
+_WRITE_TO_A_CLOSED_STDIN_WITH_SIGPIPE_DEFAULT = r"""
+import os, signal
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # as CLI tools do, to die quietly under `| head`
+from ferroproc import reactor
+from ferroproc.protocol import ProcessProtocol
+
+class Stop(ProcessProtocol):
+    def processEnded(self, reason):
+        reactor.stop()
+
+r, w = os.pipe()
+t = reactor.spawnProcess(Stop(), "/bin/sh", ["sh", "-c", "exec 0<&-; echo closed >&3; exec sleep 30"],
+                         childFDs={0: "w", 1: "r", 2: "r", 3: w})
+os.close(w)
+assert os.read(r, 100) == b"closed\n"  # the child's stdin is gone; the loop has not looked yet
+t.write(b"x" * 100)
+t.signalProcess("KILL")
+reactor.run(installSignalHandlers=False)
+print("parent alive")
+"""
+
+
+@pytest.mark.xfail(
+    reason="engine bug: a write to a child whose stdin is gone raises SIGPIPE in the parent; "
+    "a host with SIGPIPE at SIG_DFL dies",
+    strict=True,
+)
+def test_write_to_a_closed_stdin_does_not_kill_a_parent_with_default_SIGPIPE() -> None:
+    # Fresh interpreter: the disposition is process-wide. CPython ignores
+    # SIGPIPE by default, but embedders and CLI tools restore SIG_DFL.
+    r = subprocess.run([PY, "-c", _WRITE_TO_A_CLOSED_STDIN_WITH_SIGPIPE_DEFAULT], capture_output=True, timeout=30)
+    assert r.returncode == 0 and r.stdout == b"parent alive\n", (r.returncode, r.stderr.decode()[-500:])
+
+
 # -- callbacks that raise ---------------------------------------------------
 
 CALLBACKS = ["connectionMade", "childDataReceived", "childConnectionLost", "processExited", "processEnded"]
@@ -615,3 +649,27 @@ def test_someone_else_signals_our_child() -> None:
     os.kill(t.pid, signal.SIGTERM)
     ended = run_reactor(p.ended, 10)
     assert ended.signal == signal.SIGTERM and ended.exitCode is None
+
+
+# -- the reactor off the main thread -----------------------------------------
+
+
+def test_reactor_in_a_non_main_thread_reaps_its_children() -> None:
+    # Twisted needs SIGCHLD on the main thread for this (twisted#6738,
+    # crochet): ferroproc's pidfds do not.
+    protos = [Recorder() for _ in range(4)]
+    done = threading.Event()
+    th = threading.Thread(target=run_raw, kwargs={"timeout": 20, "installSignalHandlers": True})
+    th.start()
+    try:
+        for i, p in enumerate(protos):
+            p.ended.addBoth(lambda _: done.set() if all(q.ended.called for q in protos) else None)
+            reactor.callFromThread(reactor.spawnProcess, p, "/bin/sh", ["sh", "-c", f"echo {i}; exit {i}"])
+        assert done.wait(15), "children started from a reactor thread never ended"
+    finally:
+        reactor.callFromThread(reactor.stop)
+        th.join(15)
+    assert not th.is_alive()
+    for i, p in enumerate(protos):
+        assert p.out() == f"{i}\n".encode() and p.events[-1][1].exitCode == (i or 0)
+    echo_round_trip()
