@@ -9,7 +9,11 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$root"
 
-maturin build --release --quiet -o "$tmp/dist"
+# Linking through zig against glibc 2.17 gives a manylinux2014 wheel that
+# installs on every current distribution; a plain build on this machine's glibc
+# would be tagged manylinux_2_34 (glibc 2.34 symbol versions). ziglang comes
+# from the test extra.
+maturin build --release --quiet --zig --compatibility manylinux2014 -o "$tmp/dist"
 wheels=("$tmp"/dist/*.whl)
 if [ "${#wheels[@]}" -ne 1 ]; then
     echo "expected one wheel, got: ${wheels[*]}" >&2
@@ -18,8 +22,8 @@ fi
 wheel=${wheels[0]}
 echo "wheel: $(basename "$wheel")"
 case "$(basename "$wheel")" in
-    *manylinux*) ;;
-    *) echo "not a manylinux wheel" >&2; exit 1 ;;
+    *-abi3-manylinux2014_x86_64*) ;;
+    *) echo "not an abi3 manylinux2014 wheel" >&2; exit 1 ;;
 esac
 "$PYTHON" - "$wheel" <<'PY'
 import sys, zipfile
