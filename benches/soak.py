@@ -243,14 +243,24 @@ def main() -> int:
     def progress(done: int, growth: int, secs: float) -> None:
         print(f"  {done:>7} children  {done / secs:7.0f}/s  RSS {growth / MiB:+6.2f} MiB", flush=True)
 
-    print(f"soak: {args.children} children in waves of {args.wave}, {args.payload} bytes each, "
-          f"1 in {args.pty_every or 'no'} on a PTY, posix_spawn/clone alternating", flush=True)
+    print(
+        f"soak: {args.children} children in waves of {args.wave}, {args.payload} bytes each, "
+        f"1 in {args.pty_every or 'no'} on a PTY, posix_spawn/clone alternating",
+        flush=True,
+    )
     r = soak(args.children, args.wave, args.payload, args.pty_every, progress=progress)
     rows = [
         ("children", f"{r.children} in {r.waves} waves (+1 warm-up wave)"),
         ("time", f"{r.seconds:.1f} s ({(r.children + args.wave) / r.seconds:.0f} children/s)"),
-        ("RSS start / after warm-up / end", f"{r.rss_start / MiB:.1f} / {r.rss_after_warmup / MiB:.1f} / {r.rss_end / MiB:.1f} MiB"),
-        ("RSS growth after warm-up", f"{r.rss_growth / MiB:+.2f} MiB (total {r.rss_growth_total / MiB:+.2f} MiB, peak {r.rss_peak / MiB:.1f} MiB)"),
+        (
+            "RSS start / after warm-up / end",
+            f"{r.rss_start / MiB:.1f} / {r.rss_after_warmup / MiB:.1f} / {r.rss_end / MiB:.1f} MiB",
+        ),
+        (
+            "RSS growth after warm-up",
+            f"{r.rss_growth / MiB:+.2f} MiB "
+            f"(total {r.rss_growth_total / MiB:+.2f} MiB, peak {r.rss_peak / MiB:.1f} MiB)",
+        ),
         ("fds start / end", f"{r.fds_start} / {r.fds_end}"),
         ("children left / zombies", f"{len(r.children_left)} / {r.zombies}"),
         ("failures / timed-out waves", f"{len(r.failures)} / {r.timeouts}"),

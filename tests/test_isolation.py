@@ -142,7 +142,14 @@ def test_only_stdio_reaches_the_child_by_default(mode: dict[str, Any], parent_fd
 def test_only_mapped_fds_reach_the_child(parent_fds: dict[str, int], monkeypatch: pytest.MonkeyPatch) -> None:
     for clone in (False, True):
         monkeypatch.setattr(reactor, "_neverUseSpawn", clone)
-        mapping: dict[int, Any] = {0: "w", 1: "r", 2: "r", 5: parent_fds["inheritable"], 7: parent_fds["cloexec"], 9: "r"}
+        mapping: dict[int, Any] = {
+            0: "w",
+            1: "r",
+            2: "r",
+            5: parent_fds["inheritable"],
+            7: parent_fds["cloexec"],
+            9: "r",
+        }
         got = child_fds(childFDs=mapping)
         assert sorted(got) == [0, 1, 2, 5, 7, 9]
         # Mapped by identity: the child's 5 and 7 are the parent's file.

@@ -70,8 +70,30 @@ def no_core_dumps() -> Iterator[None]:
 
 # -- death by signal --------------------------------------------------------
 
-CATCHABLE = ["HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "USR1", "SEGV", "USR2", "PIPE", "ALRM",
-             "TERM", "XCPU", "XFSZ", "VTALRM", "PROF", "SYS", "RTMIN", "RTMIN+1", "RTMAX"]
+CATCHABLE = [
+    "HUP",
+    "INT",
+    "QUIT",
+    "ILL",
+    "TRAP",
+    "ABRT",
+    "BUS",
+    "FPE",
+    "USR1",
+    "SEGV",
+    "USR2",
+    "PIPE",
+    "ALRM",
+    "TERM",
+    "XCPU",
+    "XFSZ",
+    "VTALRM",
+    "PROF",
+    "SYS",
+    "RTMIN",
+    "RTMIN+1",
+    "RTMAX",
+]
 
 
 def _signum(name: str) -> int:
@@ -436,7 +458,10 @@ def test_exec_a_script_whose_interpreter_is_missing(method: str, tmp_path: Path)
     _exec_error(f, FileNotFoundError, errno.ENOENT)
 
 
-@pytest.mark.xfail(reason="engine bug: a missing #! interpreter is reported as 'executable ... not found' though the script exists", strict=True)
+@pytest.mark.xfail(
+    reason="engine bug: a missing #! interpreter is reported as 'executable ... not found' though the script exists",
+    strict=True,
+)
 def test_missing_interpreter_message_names_the_interpreter(tmp_path: Path) -> None:
     f = tmp_path / "orphan.sh"
     f.write_text("#!/nonexistent/interp\necho hi\n")
@@ -529,7 +554,9 @@ def test_utils_timeout_is_not_held_up_by_a_grandchild_holding_the_pipes() -> Non
 
 def test_utils_timeout_escalates_to_SIGKILL_for_a_child_ignoring_SIGTERM() -> None:
     utils = _utils()
-    d = utils.getProcessValue("/bin/sh", ["-c", "trap '' TERM; echo ready; while :; do sleep 0.05; done"], timeout=0.2, killGrace=0.3)
+    d = utils.getProcessValue(
+        "/bin/sh", ["-c", "trap '' TERM; echo ready; while :; do sleep 0.05; done"], timeout=0.2, killGrace=0.3
+    )
     got: list[Any] = []
     d.addBoth(got.append)
     run_reactor(lambda: got, 5)

@@ -119,7 +119,12 @@ SPAWN_CASES: list[tuple[str, dict[str, Any], type[BaseException], tuple[str, ...
     ("exe-surrogate", {"executable": "/bin/\ud800"}, ValueError, ("executable", "encoded")),
     ("exe-pathlike-int", {"executable": _Path(3)}, TypeError, ()),
     ("exe-missing", {"executable": "/nonexistent/prog"}, FileNotFoundError, ("/nonexistent/prog", "not found")),
-    ("exe-not-on-PATH", {"executable": "ferroproc-no-such-prog", "env": {"PATH": "/bin"}}, FileNotFoundError, ("ferroproc-no-such-prog", "PATH")),
+    (
+        "exe-not-on-PATH",
+        {"executable": "ferroproc-no-such-prog", "env": {"PATH": "/bin"}},
+        FileNotFoundError,
+        ("ferroproc-no-such-prog", "PATH"),
+    ),
     ("exe-ENOTDIR", {"executable": "/etc/passwd/x"}, NotADirectoryError, ("/etc/passwd/x",)),
     ("exe-ENAMETOOLONG", {"executable": "/" + "x" * 5000}, OSError, ("xxxx",)),
     # args
@@ -179,7 +184,12 @@ SPAWN_CASES: list[tuple[str, dict[str, Any], type[BaseException], tuple[str, ...
     ("fds-key-float", {"childFDs": {1.0: "r"}}, TypeError, ("childFDs key 1.0",)),
     ("fds-key-negative", {"childFDs": {-1: "w"}}, ValueError, ("childFDs key -1",)),
     ("fds-key-huge", {"childFDs": {2**40: "r"}}, ValueError, (f"childFDs key {2**40}",)),
-    ("fds-key-at-limit", {"childFDs": {_fd_limit(): "r"}}, ValueError, (f"childFDs key {_fd_limit()}", "RLIMIT_NOFILE")),
+    (
+        "fds-key-at-limit",
+        {"childFDs": {_fd_limit(): "r"}},
+        ValueError,
+        (f"childFDs key {_fd_limit()}", "RLIMIT_NOFILE"),
+    ),
     ("fds-value-x", {"childFDs": {0: "x"}}, ValueError, ("childFDs[0]", "'x'")),
     ("fds-value-bytes", {"childFDs": {0: b"r"}}, ValueError, ("childFDs[0]", "b'r'")),
     ("fds-value-None", {"childFDs": {0: None}}, ValueError, ("childFDs[0]", "None")),
@@ -354,8 +364,10 @@ def test_childFDs_fuzz_raises_only_documented_errors(fds: dict[Any, Any]) -> Non
     # this very spawn creates cannot land on it (see
     # test_childFDs_naming_a_closed_fd_never_binds_a_fresh_pipe).
     high = max(open_now) + 100
-    fds = {k: (v + high if isinstance(v, int) and not isinstance(v, bool) and v >= 0 and v not in open_now else v)
-           for k, v in fds.items()}
+    fds = {
+        k: (v + high if isinstance(v, int) and not isinstance(v, bool) and v >= 0 and v not in open_now else v)
+        for k, v in fds.items()
+    }
 
     def problem() -> bool:
         for k, v in fds.items():
@@ -389,7 +401,7 @@ def test_childFDs_naming_a_closed_fd_never_binds_a_fresh_pipe() -> None:
     try:
         t = reactor.spawnProcess(p, "/bin/sh", ["sh", "-c", "ls -l /proc/$$/fd/0; exit 0"], childFDs={0: free, 1: "r"})
     except OSError as e:
-        assert e.errno == errno.EBADF and f"childFDs[0]" in str(e)
+        assert e.errno == errno.EBADF and "childFDs[0]" in str(e)
         return
     run_reactor(p.ended, 10)
     assert t.pid is None
@@ -601,7 +613,7 @@ def test_pty_transport_rejects_bad_input(
 
 @pytest.mark.parametrize("size", [(-1, 80), (24, 70000)])
 def test_pty_setWindowSize_out_of_range_is_ValueError(pty_cat: Any, size: tuple[int, int]) -> None:
-    with pytest.raises(ValueError, match="rows|cols|windowSize"):
+    with pytest.raises(ValueError, match=r"rows|cols|windowSize"):
         pty_cat.setWindowSize(*size)
 
 

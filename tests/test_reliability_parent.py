@@ -413,7 +413,8 @@ def test_base_exception_from_a_callback_propagates_and_the_reactor_recovers(
 
 @pytest.mark.parametrize("exc", [KeyboardInterrupt, SystemExit], ids=["KeyboardInterrupt", "SystemExit"])
 def test_base_exception_from_processExited_still_ends_the_process(exc: type[BaseException]) -> None:
-    # Found by this suite, fixed in ce32b42 (maybe_end was skipped). Made deterministic: every pipe is closed before the child exits, so
+    # Found by this suite, fixed in ce32b42 (maybe_end was skipped). Made
+    # deterministic: every pipe is closed before the child exits, so
     # processExited is the last event and nothing else would call maybe_end.
     p = raising_protocol({"processExited"}, exc, once=True)
     t = reactor.spawnProcess(p, "/bin/sh", ["sh", "-c", "echo hi; exec <&- >&- 2>&-; exec sleep 30"])

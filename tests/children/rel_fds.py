@@ -16,6 +16,14 @@ for fd in range(limit):
         st = os.fstat(fd)
     except OSError:
         continue
-    kind = "fifo" if stat.S_ISFIFO(st.st_mode) else "chr" if stat.S_ISCHR(st.st_mode) else "reg" if stat.S_ISREG(st.st_mode) else "other"
+    kind = (
+        "fifo"
+        if stat.S_ISFIFO(st.st_mode)
+        else "chr"
+        if stat.S_ISCHR(st.st_mode)
+        else "reg"
+        if stat.S_ISREG(st.st_mode)
+        else "other"
+    )
     found[fd] = [st.st_dev, st.st_ino, kind]
 os.write(1, json.dumps(found).encode())
