@@ -2,9 +2,10 @@
 
 This is the ferroproc counterpart of ``twisted.internet.defer``, covering what
 code that runs processes uses: :class:`Deferred` (callbacks, errbacks,
-chaining, cancellation, pausing, ``await``), :func:`succeed`, :func:`fail`,
-:func:`maybeDeferred`, :class:`DeferredList`, :func:`gatherResults` and
-:func:`ensureDeferred`.
+chaining, cancellation, pausing, timeouts, ``await``), :func:`succeed`,
+:func:`fail`, :func:`maybeDeferred`, :class:`DeferredList`,
+:func:`gatherResults`, :func:`ensureDeferred`, and :func:`inlineCallbacks`
+with :func:`returnValue`.
 
 A Deferred starts empty. ``callback(result)`` or ``errback(failure)`` fires it
 once; then each callback/errback pair added with ``addCallbacks`` runs in
@@ -36,6 +37,8 @@ from _thread import _local
 from collections import deque
 from collections.abc import Callable, Coroutine, Generator, Iterable, Mapping
 from contextvars import copy_context
+from functools import wraps
+from types import CoroutineType, GeneratorType, TracebackType
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -53,6 +56,8 @@ from ferroproc.failure import Failure
 if TYPE_CHECKING:
     from asyncio import AbstractEventLoop, Future
 
+    from ferroproc.interfaces import IReactorTime
+
 __all__ = [
     "AlreadyCalledError",
     "CancelledError",
@@ -60,10 +65,13 @@ __all__ = [
     "DeferredList",
     "FirstError",
     "NotACoroutineError",
+    "TimeoutError",
     "ensureDeferred",
     "fail",
     "gatherResults",
+    "inlineCallbacks",
     "maybeDeferred",
+    "returnValue",
     "succeed",
 ]
 
@@ -90,6 +98,22 @@ class AlreadyCalledError(Exception):
 
 class CancelledError(Exception):
     """The Deferred was cancelled (see :meth:`Deferred.cancel`)."""
+
+
+class TimeoutError(Exception):
+    """An operation took too long: :meth:`Deferred.addTimeout` fails with it.
+
+    ``addTimeout`` raises it as ``TimeoutError(timeout, "Deferred")``, the
+    arguments Twisted uses; its message is then ``Deferred timed out after 5
+    seconds``. Unlike the built-in ``TimeoutError`` it is not an ``OSError``
+    (Twisted's is not either).
+    """
+
+    def __str__(self) -> str:
+        args = self.args
+        if len(args) == 2 and isinstance(args[0], (int, float)) and isinstance(args[1], str):
+            return f"{args[1]} timed out after {args[0]} seconds"
+        return Exception.__str__(self)
 
 
 class NotACoroutineError(TypeError):
@@ -356,6 +380,59 @@ class Deferred(Generic[_T]):
         """
         d._chainedTo = self
         return self.addCallbacks(d.callback, d.errback)
+
+    def addTimeout(
+        self,
+        timeout: float,
+        clock: IReactorTime,
+        onTimeoutCancel: Callable[[Any, float], object] | None = None,
+    ) -> Deferred[_T]:
+        """Cancel this Deferred if it has not fired ``timeout`` seconds from now.
+
+        The timer is ``clock.callLater(timeout, ...)`` (``clock`` is the
+        reactor, or a :class:`ferroproc.task.Clock` in tests); it is
+        cancelled as soon as the Deferred fires. On time-out the Deferred is
+        cancelled (see :meth:`cancel`: its canceller runs, which should stop
+        the work), and the :class:`CancelledError` that results becomes a
+        :class:`TimeoutError`. The time-out covers the callbacks added
+        before this call, not those added after. Returns ``self``.
+
+        ``onTimeoutCancel(result, timeout)``, if given, replaces that
+        conversion: it is called only after a time-out (not after another
+        ``cancel()``), with the result at that point (usually the
+        CancelledError failure), and what it returns or raises is the new
+        result.
+
+        Example: give a child ten seconds (a canceller that kills it stops
+        the child too)::
+
+            d = utils.getProcessOutput("/usr/bin/make", ["all"])
+            d.addTimeout(10, reactor)
+        """
+        timedOut = False
+
+        def timeItOut() -> None:
+            nonlocal timedOut
+            timedOut = True
+            self.cancel()
+
+        delayedCall = clock.callLater(timeout, timeItOut)
+
+        def convertCancelled(result: object) -> object:
+            if not timedOut:
+                return result
+            if onTimeoutCancel is not None:
+                return onTimeoutCancel(result, timeout)
+            return _cancelledToTimedOutError(result, timeout)
+
+        def cancelTimeout(result: object) -> object:
+            if delayedCall.active():
+                delayedCall.cancel()
+            return result
+
+        self.addBoth(convertCancelled)
+        self.addBoth(cancelTimeout)
+        return self
 
     # -- firing -------------------------------------------------------------
 
@@ -636,6 +713,13 @@ class Deferred(Generic[_T]):
     __str__ = __repr__
 
 
+def _cancelledToTimedOutError(result: object, timeout: float) -> object:
+    """``addTimeout``'s default: a CancelledError failure becomes a TimeoutError."""
+    if isinstance(result, Failure) and result.check(CancelledError):
+        raise TimeoutError(timeout, "Deferred")
+    return result
+
+
 def _settleFuture(result: object, future: Future[Any], loop: AbstractEventLoop) -> None:
     """Complete ``future`` with ``result`` from the loop's own thread."""
     if future.done():
@@ -909,3 +993,265 @@ def gatherResults(
 
 def _resultsOnly(pairs: list[tuple[bool, Any]]) -> list[Any]:
     return [result for _, result in pairs]
+
+
+# -- inlineCallbacks ----------------------------------------------------------
+
+
+class _DefGen_Return(BaseException):  # noqa: N801 - Twisted's name; code catches it by name
+    """Raised by :func:`returnValue` to end an ``inlineCallbacks`` generator.
+
+    A ``BaseException``, so that ``except Exception:`` in the generator does
+    not swallow it. ``value`` is the result the Deferred fires with.
+    """
+
+    def __init__(self, value: object) -> None:
+        BaseException.__init__(self, value)
+        self.value = value
+
+
+def returnValue(val: object) -> NoReturn:
+    """End an :func:`inlineCallbacks` generator; its Deferred fires with ``val``.
+
+    The same as ``return val`` in the generator, which is the better way
+    today; kept because code written for Twisted uses it everywhere. It
+    works by raising an exception derived from ``BaseException``, so a bare
+    ``except:`` around it would catch it. Called from a helper function
+    rather than from the generator itself, it still ends the generator, with
+    a ``DeprecationWarning`` (as in Twisted).
+    """
+    raise _DefGen_Return(val)
+
+
+class _InlineCallbacksCancelled(Exception):
+    """Internal: the outer Deferred of an inlineCallbacks run is being cancelled."""
+
+
+def _warnNonLocalReturn(error: _DefGen_Return) -> None:
+    """Warn when ``returnValue`` was called below the generator's own frame.
+
+    The traceback starts at :meth:`_InlineCallbacks._run`, then the
+    generator's frame, then ``returnValue``'s: any frame between the
+    generator and ``returnValue`` is a helper that ended the generator.
+    """
+    generatorTrace = error.__traceback__.tb_next if error.__traceback__ else None
+    if generatorTrace is None or generatorTrace.tb_next is None:
+        return
+    if generatorTrace.tb_next.tb_next is None:
+        return
+    callerTrace: TracebackType = generatorTrace
+    while callerTrace.tb_next is not None and callerTrace.tb_next.tb_next is not None:
+        callerTrace = callerTrace.tb_next
+    import warnings
+
+    warnings.warn_explicit(
+        f"returnValue() in {callerTrace.tb_frame.f_code.co_name!r} causing "
+        f"{generatorTrace.tb_frame.f_code.co_name!r} to exit: returnValue should "
+        "only be invoked by functions decorated with inlineCallbacks",
+        DeprecationWarning,
+        callerTrace.tb_frame.f_code.co_filename,
+        callerTrace.tb_lineno,
+    )
+
+
+class _InlineCallbacks:
+    """Runs one ``inlineCallbacks`` generator to the end.
+
+    The generator is stepped in a loop: a yielded Deferred that already has
+    its result (or a plain value) is sent back in the same loop iteration,
+    so any number of ready yields uses no extra stack. Only a Deferred that
+    has not fired yet suspends the run; its callback resumes the loop.
+
+    Cancelling :attr:`deferred` works as in Twisted: the Deferred being
+    waited on is cancelled, the generator sees the resulting exception at
+    its ``yield``, and the outer Deferred fires with whatever the generator
+    then does (it may catch the exception and go on).
+    """
+
+    __slots__ = ("context", "deferred", "gen", "waitingOn")
+
+    def __init__(self, gen: GeneratorType[Any, Any, Any]) -> None:
+        self.gen = gen
+        self.context = copy_context()
+        self.waitingOn: Deferred[Any] | None = None
+        self.deferred: Deferred[Any] = Deferred(self._cancel)
+
+    def _run(self, value: object) -> None:
+        """Step the generator, starting by sending (or throwing) ``value``."""
+        gen = self.gen
+        context = self.context
+        while True:
+            thrown: Failure | None = None
+            try:
+                if isinstance(value, Failure):
+                    thrown = value
+                    yielded = context.run(gen.throw, value._exceptionToRaise())
+                else:
+                    yielded = context.run(gen.send, value)
+            except StopIteration as stop:
+                outcome: object = stop.value
+            except _DefGen_Return as ret:
+                _warnNonLocalReturn(ret)
+                outcome = ret.value
+            except BaseException:  # noqa: BLE001 - the generator's error is its result
+                outcome = self._failure(thrown)
+            else:
+                if isinstance(yielded, CoroutineType):
+                    # Twisted (24.7+) awaits a coroutine yielded here.
+                    yielded = Deferred.fromCoroutine(yielded)
+                if not isinstance(yielded, Deferred):
+                    value = yielded
+                    continue
+                self.waitingOn = yielded
+                value = self._waitFor(yielded)
+                if value is _WAITING:
+                    return
+                self.waitingOn = None
+                continue
+            # Outside the except blocks: callbacks that run now must not see
+            # StopIteration/_DefGen_Return as the exception being handled.
+            self._finish(outcome)
+            return
+
+    @staticmethod
+    def _failure(thrown: Failure | None) -> Failure:
+        """The failure for the exception escaping the generator right now.
+
+        When it is the exception we threw in and that failure had already
+        dropped its traceback (a Deferred that failed before it was
+        yielded), its frames are kept after the generator's own.
+        """
+        failure = Failure()
+        if (
+            thrown is not None
+            and thrown.tb is None
+            and thrown._frames
+            and failure.value is thrown.value
+            and failure._frames is None
+        ):
+            failure._frames = failure._frameInfo() + thrown._frames
+        return failure
+
+    def _waitFor(self, awaited: Deferred[Any]) -> object:
+        """Resume when ``awaited`` fires; its result if that was at once,
+        else ``_WAITING``."""
+        early: list[object] = []
+        adding = True
+
+        def resume(result: object) -> None:
+            if adding:
+                early.append(result)
+            else:
+                self.waitingOn = None
+                self._run(result)
+            # None: the generator took the result (as in Twisted).
+
+        awaited.addBoth(resume)
+        adding = False
+        return early[0] if early else _WAITING
+
+    def _finish(self, outcome: object) -> None:
+        """Fire the Deferred with the generator's result or failure."""
+        self.waitingOn = None
+        deferred = self.deferred
+        # The canceller refers back to this object: drop it so the Deferred,
+        # the generator and its arguments are freed without the cycle collector.
+        deferred._canceller = None
+        if deferred.called:
+            # Cancelled while the generator was running, not waiting.
+            return
+        if isinstance(outcome, Failure):
+            deferred.errback(outcome)
+        elif isinstance(outcome, Deferred):
+            deferred.errback(
+                Failure(
+                    TypeError(
+                        f"inlineCallbacks: generator {self.gen.__qualname__!r} returned a "
+                        "Deferred; yield it and return its result instead"
+                    )
+                )
+            )
+        else:
+            deferred.callback(outcome)
+
+    def _cancel(self, outer: Deferred[Any]) -> None:
+        """Canceller of the outer Deferred: cancel what the generator waits on.
+
+        As in Twisted, the outer Deferred is fired at once with an internal
+        failure, handled by an errback put first in its chain that returns
+        a fresh Deferred: the chain then waits for the generator, which
+        fires that fresh Deferred with its real outcome.
+        """
+        if self.waitingOn is None:
+            # The generator is running (it cancelled its own Deferred):
+            # nothing to cascade to, so plain cancellation applies.
+            return
+        pending = outer.callbacks
+        outer.callbacks = deque()
+        outer.addErrback(self._handleCancel)
+        outer.callbacks.extend(pending)
+        outer.errback(Failure(_InlineCallbacksCancelled()))
+
+    def _handleCancel(self, failure: Failure) -> Deferred[Any]:
+        failure.trap(_InlineCallbacksCancelled)
+        replacement: Deferred[Any] = Deferred(self._cancel)
+        self.deferred = replacement
+        awaited = self.waitingOn
+        if awaited is not None:
+            awaited.cancel()
+        return replacement
+
+
+def inlineCallbacks(f: Callable[_P, Generator[Any, Any, _T]]) -> Callable[_P, Deferred[_T]]:
+    """Turn a generator function into a function that returns a Deferred.
+
+    Inside the generator, ``yield d`` waits for the Deferred ``d`` without
+    blocking the reactor: the generator is resumed with ``d``'s result, or
+    the failure's exception is raised at the ``yield``. Anything else
+    yielded is sent straight back (a coroutine is awaited). ``return x`` (or
+    :func:`returnValue`) fires the returned Deferred with ``x``; an
+    exception escaping the generator fails it.
+
+    The generator runs at once, up to its first ``yield`` of a Deferred
+    that has not fired, in a copy of the caller's ``contextvars`` context.
+    Yielding Deferreds that have already fired costs no stack, however many.
+
+    Cancelling the returned Deferred cancels the Deferred the generator is
+    waiting on; the generator sees the resulting exception (normally
+    :class:`CancelledError`) at its ``yield`` and the returned Deferred
+    fires with whatever the generator does then.
+
+    Raises ``TypeError`` when the decorated function does not return a
+    generator. Example::
+
+        from ferroproc import defer, utils
+
+        @defer.inlineCallbacks
+        def versions():
+            gitOut = yield utils.getProcessOutput("/usr/bin/git", ["--version"])
+            code = yield utils.getProcessValue("/usr/bin/make", ["-q"])
+            return gitOut.strip(), code
+    """
+
+    @wraps(f)
+    def unwindGenerator(*args: _P.args, **kwargs: _P.kwargs) -> Deferred[_T]:
+        try:
+            gen = f(*args, **kwargs)
+        except _DefGen_Return:
+            raise TypeError(
+                f"inlineCallbacks requires {f!r} to produce a generator; instead "
+                "caught returnValue being used in a non-generator"
+            ) from None
+        if not isinstance(gen, GeneratorType):
+            hint = " (a coroutine function: use ensureDeferred)" if isinstance(gen, Coroutine) else ""
+            if isinstance(gen, Coroutine):
+                gen.close()
+            raise TypeError(
+                f"inlineCallbacks requires {f!r} to produce a generator; instead got {gen!r}{hint}"
+            )
+        runner = _InlineCallbacks(gen)
+        deferred = runner.deferred
+        runner._run(None)
+        return deferred
+
+    return unwindGenerator
