@@ -84,9 +84,12 @@ def run_reactor(until: Any = None, timeout: float = 10.0) -> Any:
                 _reactor.callLater(0.005, poll)
 
         _reactor.callWhenRunning(poll)
-    _reactor.run(installSignalHandlers=False)
-    if guard.active():
-        guard.cancel()
+    try:
+        _reactor.run(installSignalHandlers=False)
+    finally:
+        # Even when run() raises, the guard must not stop a later, unrelated run.
+        if guard.active():
+            guard.cancel()
     if state.get("timeout"):
         pytest.fail(f"reactor timed out after {timeout}s waiting for {until!r}")
     result = state.get("result")

@@ -458,10 +458,6 @@ def test_exec_a_script_whose_interpreter_is_missing(method: str, tmp_path: Path)
     _exec_error(f, FileNotFoundError, errno.ENOENT)
 
 
-@pytest.mark.xfail(
-    reason="engine bug: a missing #! interpreter is reported as 'executable ... not found' though the script exists",
-    strict=True,
-)
 def test_missing_interpreter_message_names_the_interpreter(tmp_path: Path) -> None:
     f = tmp_path / "orphan.sh"
     f.write_text("#!/nonexistent/interp\necho hi\n")

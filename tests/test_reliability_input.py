@@ -387,11 +387,6 @@ def test_childFDs_fuzz_raises_only_documented_errors(fds: dict[Any, Any]) -> Non
     assert run_reactor(p.ended, 10).exitCode == 0
 
 
-@pytest.mark.xfail(
-    reason="engine bug: a closed parent fd in childFDs is checked after the spawn's own pipes are made, "
-    "so it can silently name one of them",
-    strict=True,
-)
 def test_childFDs_naming_a_closed_fd_never_binds_a_fresh_pipe() -> None:
     # The lowest free fd is closed now; the 'r' pipe for child fd 1 would be
     # created on it. The mapping {0: that fd} must be EBADF, not "the

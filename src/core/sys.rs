@@ -31,9 +31,12 @@ pub fn caps() -> &'static Caps {
     CAPS.get_or_init(|| {
         let chdir = lookup(c"posix_spawn_file_actions_addchdir_np");
         let closefrom = lookup(c"posix_spawn_file_actions_addclosefrom_np");
+        // Only a missing or refused syscall means "no pidfds"; running out of
+        // fds (EMFILE/ENFILE) or memory at the first spawn must not disable
+        // them for the life of the process.
         let pidfd = match pidfd_open(std::process::id() as libc::pid_t) {
             Ok(_fd) => true,
-            Err(_) => false,
+            Err(e) => !matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM | libc::EACCES | libc::EINVAL)),
         };
         Caps {
             // SAFETY: the symbols, when present, have exactly these C signatures.
@@ -136,4 +139,45 @@ pub fn open_fds() -> Vec<RawFd> {
     }
     out.sort_unstable();
     out
+}
+
+/// Whether SIGPIPE is ignored in this process right now (CPython ignores it at
+/// start-up; a program may restore the default).
+pub fn sigpipe_ignored() -> bool {
+    // SAFETY: sigaction with a NULL new action only reads the current one.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
+    }
+}
+
+/// Run a write-like call so that writing to a pipe whose reader is gone gives
+/// EPIPE and never a SIGPIPE that would kill a host which restored SIGPIPE's
+/// default: when `ignored` is false, SIGPIPE is blocked in this thread around
+/// the call and a SIGPIPE the call raised is consumed before unblocking.
+pub fn without_sigpipe(ignored: bool, f: impl FnOnce() -> isize) -> isize {
+    if ignored {
+        return f();
+    }
+    // SAFETY: signal-set manipulation on stack values and thread-directed
+    // signal calls; the original mask is restored before returning.
+    unsafe {
+        let mut pipe: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut pipe);
+        libc::sigaddset(&mut pipe, libc::SIGPIPE);
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, &pipe, &mut old);
+        let mut pending: libc::sigset_t = std::mem::zeroed();
+        libc::sigpending(&mut pending);
+        let was_pending = libc::sigismember(&pending, libc::SIGPIPE) == 1;
+        let r = f();
+        let err = errno();
+        if r < 0 && err == libc::EPIPE && !was_pending {
+            let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            libc::sigtimedwait(&pipe, std::ptr::null_mut(), &zero);
+        }
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        *libc::__errno_location() = err;
+        r
+    }
 }

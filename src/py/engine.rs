@@ -31,7 +31,9 @@ use crate::core::spawn::{self, Method, Request, Stdio};
 use crate::core::{pty, sys};
 
 use super::errors::{os_error, os_error_file, spawn_error, SpawnWhat};
-use super::process::{args_tuple, flush, lock, read_fd, Pipe, PipeKind, ProcState, Process, Shared, Target};
+use super::process::{
+    args_tuple, flush, lock, read_fd, refresh_sigpipe, Pipe, PipeKind, ProcState, Process, Shared, Target,
+};
 
 const WAKER: Token = Token(0);
 const SIGNALS: Token = Token(1);
@@ -509,6 +511,7 @@ impl Engine {
 
     /// One loop turn: poll (at most `cap`), I/O, callbacks, timers.
     fn turn(&self, py: Python<'_>, cap: Option<Duration>, run_timers: bool) -> PyResult<()> {
+        refresh_sigpipe();
         let mut timeout = if self.busy() {
             Some(Duration::ZERO)
         } else if run_timers {
@@ -748,6 +751,7 @@ impl Engine {
     ) -> PyResult<Py<Process>> {
         let py = slf.py();
         let eng = slf.get();
+        refresh_sigpipe();
         let exe_display = String::from_utf8_lossy(&executable).into_owned();
         let exec =
             ExecSpec::new(&executable, &argv, &envp, parent_path.as_deref(), cwd.as_deref()).map_err(|e| match e {
@@ -805,6 +809,19 @@ impl Engine {
                 pty_slave_path = Some(t.slave_path);
             }
         } else {
+            // Every parent fd named must be open *before* the pipes below are
+            // made: a closed one could otherwise be taken by a new pipe and be
+            // silently passed on in its place.
+            for (child, kind, parent) in &fds {
+                if let FdKind::Parent(p) = fd_kind(kind, *parent)? {
+                    if !sys::fd_is_open(p) {
+                        return Err(pyo3::exceptions::PyOSError::new_err((
+                            libc::EBADF,
+                            format!("spawnProcess: childFDs[{child}]: parent fd {p} is not open"),
+                        )));
+                    }
+                }
+            }
             for (child, kind, parent) in &fds {
                 match fd_kind(kind, *parent)? {
                     FdKind::Read | FdKind::Write => {

@@ -57,7 +57,15 @@ pub(crate) fn spawn_error(e: SpawnError, what: &SpawnWhat<'_>) -> PyErr {
     match e.stage {
         Stage::Exec => {
             let msg = match errno {
-                libc::ENOENT => format!("spawnProcess: executable {exe:?} not found"),
+                libc::ENOENT => match missing_interpreter(&exe) {
+                    Some(interp) => format!(
+                        "spawnProcess: {exe:?} exists, but its interpreter {interp:?} (its #! line) was not found"
+                    ),
+                    None if std::path::Path::new(&exe).is_file() => {
+                        format!("spawnProcess: {exe:?} exists, but its program loader (ELF interpreter) was not found")
+                    }
+                    None => format!("spawnProcess: executable {exe:?} not found"),
+                },
                 libc::EACCES => format!("spawnProcess: executable {exe:?} is not executable ({why})"),
                 libc::ENOEXEC => format!("spawnProcess: {exe:?} is not a program the kernel can run ({why})"),
                 _ => format!("spawnProcess: cannot execute {exe:?}: {why}"),
@@ -75,6 +83,18 @@ pub(crate) fn spawn_error(e: SpawnError, what: &SpawnWhat<'_>) -> PyErr {
         Stage::Fds => PyOSError::new_err((errno, format!("spawnProcess: cannot set up childFDs: {why}"))),
         Stage::Spawn | Stage::None => PyOSError::new_err((errno, format!("spawnProcess: cannot start {exe:?}: {why}"))),
     }
+}
+
+/// The interpreter named by `path`'s `#!` line, if it has one (exec gives
+/// ENOENT for a script whose interpreter is missing, though the script exists).
+fn missing_interpreter(path: &str) -> Option<String> {
+    use std::io::Read;
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(path).ok()?.read(&mut head).ok()?;
+    let line = head[..n].strip_prefix(b"#!")?;
+    let line = line.split(|&b| b == b'\n').next()?;
+    let interp = String::from_utf8_lossy(line).split_whitespace().next()?.to_string();
+    Some(interp)
 }
 
 /// `ferroproc.error.ProcessExitedAlready()`.

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use mio::unix::SourceFd;
@@ -32,6 +33,18 @@ const READ_CAP: usize = 4 << 20;
 /// quota allows): fewer wakeups and larger reads.
 const BIG_PIPE: libc::c_int = 1 << 20;
 const SMALL_READ: usize = 64 * 1024;
+
+/// Whether SIGPIPE was ignored when last looked at (each loop turn and each
+/// spawn): writes skip the SIGPIPE guard while it is, which is the usual case.
+pub(crate) static SIGPIPE_IGNORED: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn refresh_sigpipe() {
+    SIGPIPE_IGNORED.store(crate::core::sys::sigpipe_ignored(), Ordering::Relaxed);
+}
+
+fn write_guarded(f: impl FnOnce() -> isize) -> isize {
+    crate::core::sys::without_sigpipe(SIGPIPE_IGNORED.load(Ordering::Relaxed), f)
+}
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -269,7 +282,7 @@ pub(crate) fn flush(py: Python<'_>, fd: RawFd, q: &mut WriteQueue) -> io::Result
             n += 1;
         }
         // SAFETY: the iovecs point into bytes objects kept alive by the queue.
-        let r = unsafe { libc::writev(fd, iov.as_ptr(), n as libc::c_int) };
+        let r = write_guarded(|| unsafe { libc::writev(fd, iov.as_ptr(), n as libc::c_int) });
         if r < 0 {
             let e = io::Error::last_os_error();
             match e.raw_os_error() {
@@ -362,7 +375,7 @@ impl Process {
         let mut off = 0;
         if q.queued == 0 {
             // SAFETY: writing from the bytes buffer, which outlives the call.
-            let r = unsafe { libc::write(raw, data.as_bytes().as_ptr().cast(), len) };
+            let r = write_guarded(|| unsafe { libc::write(raw, data.as_bytes().as_ptr().cast(), len) });
             if r > 0 {
                 off = r as usize;
             }
