@@ -316,11 +316,7 @@ impl Engine {
         let ProcState { pipes, producer, .. } = &mut *st;
         let Some(pipe) = pipes.get_mut(&fd) else { return };
         let raw = pipe.fd.as_raw_fd();
-        let q = match (&mut pipe.kind, &mut pipe.pty_queue) {
-            (_, Some(q)) => q,
-            (PipeKind::Writer(q), None) => q,
-            _ => return,
-        };
+        let Some(q) = pipe.queue() else { return };
         if q.queued == 0 {
             return;
         }

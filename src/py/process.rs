@@ -79,7 +79,8 @@ impl Pipe {
         Pipe { fd, token, kind, pty_queue: is_pty.then(WriteQueue::default), grown: false }
     }
 
-    fn queue(&mut self) -> Option<&mut WriteQueue> {
+    /// Where writes to this fd queue: a writer's queue, or the PTY master's.
+    pub(crate) fn queue(&mut self) -> Option<&mut WriteQueue> {
         match (&mut self.kind, &mut self.pty_queue) {
             (_, Some(q)) => Some(q),
             (PipeKind::Writer(q), None) => Some(q),
@@ -511,19 +512,18 @@ impl Process {
     /// data is written (the child sees EOF), an output pipe at once. Closing
     /// an fd that is not open does nothing.
     #[pyo3(name = "closeChildFD")]
-    fn close_child_fd(&self, py: Python<'_>, #[pyo3(from_py_with = child_fd)] childFD: i64) -> PyResult<()> {
+    fn close_child_fd(&self, #[pyo3(from_py_with = child_fd)] childFD: i64) -> PyResult<()> {
         if self.shared.is_pty {
             return Err(not_for_pty("closeChildFD"));
         }
         let Ok(childFD) = i32::try_from(childFD) else { return Ok(()) };
         close_child_fd(self.engine.get(), &self.shared, childFD);
-        let _ = py;
         Ok(())
     }
 
     /// Close the child's stdin once queued data is written (no-op on a PTY).
     #[pyo3(name = "closeStdin")]
-    fn close_stdin(&self, _py: Python<'_>) {
+    fn close_stdin(&self) {
         if !self.shared.is_pty {
             close_child_fd(self.engine.get(), &self.shared, 0);
         }
@@ -531,7 +531,7 @@ impl Process {
 
     /// Stop reading the child's stdout and close it (no-op on a PTY).
     #[pyo3(name = "closeStdout")]
-    fn close_stdout(&self, _py: Python<'_>) {
+    fn close_stdout(&self) {
         if !self.shared.is_pty {
             close_child_fd(self.engine.get(), &self.shared, 1);
         }
@@ -539,7 +539,7 @@ impl Process {
 
     /// Stop reading the child's stderr and close it (no-op on a PTY).
     #[pyo3(name = "closeStderr")]
-    fn close_stderr(&self, _py: Python<'_>) {
+    fn close_stderr(&self) {
         if !self.shared.is_pty {
             close_child_fd(self.engine.get(), &self.shared, 2);
         }
@@ -549,7 +549,7 @@ impl Process {
     /// others). On a PTY: flush, then close the master; the child usually
     /// gets SIGHUP. The child is not signalled otherwise.
     #[pyo3(name = "loseConnection")]
-    fn lose_connection(&self, _py: Python<'_>) {
+    fn lose_connection(&self) {
         if self.shared.is_pty {
             let eng = self.engine.get();
             let mut st = self.st();
@@ -574,7 +574,6 @@ impl Process {
             v
         };
         for fd in fds {
-            let _ = _py;
             close_child_fd(self.engine.get(), &self.shared, fd);
         }
     }
@@ -615,8 +614,8 @@ impl Process {
     /// PTY transports: the same as `loseConnection`. Pipe transports: close
     /// every pipe too.
     #[pyo3(name = "stopProducing")]
-    fn stop_producing(&self, py: Python<'_>) {
-        self.lose_connection(py)
+    fn stop_producing(&self) {
+        self.lose_connection()
     }
 
     /// Register a producer feeding stdin. A streaming producer is paused when
@@ -649,10 +648,10 @@ impl Process {
 
     /// Forget the registered producer (if any).
     #[pyo3(name = "unregisterProducer")]
-    fn unregister_producer(&self, py: Python<'_>) {
+    fn unregister_producer(&self) {
+        // Taken out first: the producer is released after the lock.
         let p = self.st().producer.take();
         drop(p);
-        let _ = py;
     }
 
     /// Not available for processes (as in Twisted).
