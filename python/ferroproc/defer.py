@@ -1246,9 +1246,7 @@ def inlineCallbacks(f: Callable[_P, Generator[Any, Any, _T]]) -> Callable[_P, De
             hint = " (a coroutine function: use ensureDeferred)" if isinstance(gen, Coroutine) else ""
             if isinstance(gen, Coroutine):
                 gen.close()
-            raise TypeError(
-                f"inlineCallbacks requires {f!r} to produce a generator; instead got {gen!r}{hint}"
-            )
+            raise TypeError(f"inlineCallbacks requires {f!r} to produce a generator; instead got {gen!r}{hint}")
         runner = _InlineCallbacks(gen)
         deferred = runner.deferred
         runner._run(None)
