@@ -18,11 +18,11 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any, NoReturn, assert_type
 
 import ferroproc
-from ferroproc import Reactor, defer, error, failure, protocol, reactor, utils
+from ferroproc import Reactor, defer, error, failure, protocol, reactor, task, utils
 from ferroproc._core import DelayedCall, Engine, Process
 from ferroproc.defer import Deferred
 from ferroproc.failure import Failure
@@ -571,6 +571,76 @@ def helpers(r: Reactor) -> None:
         return b""
 
     out.addErrback(on_limit)
+
+
+# -- inlineCallbacks, addTimeout and task --------------------------------------
+
+
+@defer.inlineCallbacks
+def survey(r: Reactor, name: str) -> Generator[Deferred[Any], Any, tuple[bytes, int | None]]:
+    out: bytes = yield utils.getProcessOutput("echo", [name], reactor=r)
+    code: int | None = yield utils.getProcessValue("true", reactor=r)
+    if not out:
+        defer.returnValue((b"", code))
+    return out, code
+
+
+@defer.inlineCallbacks
+def legacy_survey() -> Generator[Deferred[Any], Any, None]:
+    yield utils.getProcessOutput("true")
+
+
+def inline_and_task(r: Reactor) -> None:
+    assert_type(survey(r, "x"), Deferred[tuple[bytes, int | None]])
+    assert_type(legacy_survey(), Deferred[None])
+    survey(r, 1)  # type: ignore[arg-type]
+    defer.inlineCallbacks(to_text)  # type: ignore[arg-type]
+
+    d = utils.getProcessOutput("sleep", ["9"])
+    assert_type(d.addTimeout(1.5, r), Deferred[bytes])
+    d.addTimeout(1, task.Clock(), onTimeoutCancel=lambda result, timeout: b"")
+    d.addTimeout("1", r)  # type: ignore[arg-type]
+    timeoutErrors: list[type[Exception]] = [defer.TimeoutError]
+    del timeoutErrors
+
+    assert_type(task.deferLater(r, 1.0), Deferred[None])
+    assert_type(task.deferLater(r, 1.0, to_text, b"x"), Deferred[str])
+    assert_type(task.deferLater(r, 1.0, lambda: d), Deferred[bytes])
+    task.deferLater(r, 1.0, to_text, 3)  # type: ignore[call-overload]
+
+    loop = task.LoopingCall(tick, 1, label="x")
+    task.LoopingCall(tick, "one")  # type: ignore[arg-type]
+    loop.clock = task.Clock()
+    assert_type(loop.start(0.5, now=False), Deferred[task.LoopingCall])
+    assert_type(loop.running, bool)
+    assert_type(loop.interval, float | None)
+    loop.stop()
+    counted = task.LoopingCall.withCount(lambda n: print(n))
+    counted.start(1)
+
+    clock = task.Clock()
+    as_time: IReactorTime = clock
+    call: IDelayedCall = clock.callLater(1, tick, 2)
+    clock.callLater(1, tick, "two")  # type: ignore[arg-type]
+    clock.advance(1.0)
+    clock.pump([0.5, 0.5])
+    assert_type(clock.seconds(), float)
+    assert_type(len(clock.getDelayedCalls()), int)
+    del as_time, call
+
+
+def react_main(r: Reactor, verbose: str) -> Deferred[None]:
+    return utils.getProcessOutput("true", reactor=r).addCallback(lambda out: None)
+
+
+async def react_coroutine(r: Reactor) -> int | None:
+    return await utils.getProcessValue("true", reactor=r)
+
+
+def reacting() -> NoReturn:
+    if sys.argv[1:] == ["coroutine"]:
+        task.react(react_coroutine)
+    task.react(react_main, ["-v"], _reactor=reactor)
 
 
 # -- runnable ------------------------------------------------------------------
