@@ -403,11 +403,14 @@ class Deferred(Generic[_T]):
         CancelledError failure), and what it returns or raises is the new
         result.
 
-        Example: give a child ten seconds (a canceller that kills it stops
-        the child too)::
+        Example: stop waiting for a child after ten seconds::
 
             d = utils.getProcessOutput("/usr/bin/make", ["all"])
             d.addTimeout(10, reactor)
+
+        The helpers of :mod:`ferroproc.utils` give their Deferreds no
+        canceller (as in Twisted), so there the child keeps running after
+        the time-out; their own ``timeout=`` argument kills it instead.
         """
         timedOut = False
 
