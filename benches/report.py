@@ -84,8 +84,8 @@ def _verdict(t: Target, ratio: float | None, met: bool | None, ref: str, short: 
         return f"{t.text}: n/a" if short else f"{t.text}: n/a (ferroproc or {ref} not measured)"
     if met:
         return f"{t.text}: {ratio:.2f}× met"
-    by = (1 - ratio / t.bound) if t.op == ">=" else (ratio / t.bound - 1)
-    return f"{t.text}: {ratio:.2f}× MISSED by {by * 100:.0f}%"
+    by = ((1 - ratio / t.bound) if t.op == ">=" else (ratio / t.bound - 1)) * 100
+    return f"{t.text}: {ratio:.3f}× MISSED by {by:.1f}%" if by < 1 else f"{t.text}: {ratio:.2f}× MISSED by {by:.0f}%"
 
 
 def _table(header: list[str], body: list[list[str]]) -> str:

@@ -171,9 +171,9 @@ SCENARIOS = [
         "pipe2 + posix_spawn like a shell), so the data never enters the parent.",
         [
             Case("S7", "relay", "relayed by callbacks", ["ferroproc", "twisted"],
-                 {"bytes": GiB, "mode": "relay"}, {"bytes": 32 * MiB}, [MBPS]),
+                 {"bytes": GiB, "mode": "relay"}, {"bytes": 32 * MiB}, [MBPS], timeout=90),
             Case("S7", "wired", "wired child to child", ["ferroproc", "twisted", "subprocess", "native"],
-                 {"bytes": GiB, "mode": "wired"}, {"bytes": 32 * MiB}, [MBPS]),
+                 {"bytes": GiB, "mode": "wired"}, {"bytes": 32 * MiB}, [MBPS], timeout=90),
         ],
     ),
 ]
