@@ -72,7 +72,12 @@ def _reason(status: int | None) -> Failure:
 
 def _log_error(where: str, exc: BaseException) -> None:
     """Log a protocol callback's exception as Twisted does (``log.err``)."""
-    log.err(Failure(exc, type(exc), exc.__traceback__), f"while calling {where}:")
+    failure = Failure(exc)  # takes exc.__traceback__
+    log.err(failure, f"while calling {where}:")
+    # Observers have formatted it by now; a log buffer that keeps the event
+    # (Twisted's, until logging begins) must not keep the frames, and through
+    # them the protocol, its transport and the engine's fds, alive.
+    failure.cleanFailure()
 
 
 @implementer(IReadDescriptor)
