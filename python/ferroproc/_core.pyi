@@ -33,8 +33,10 @@ class Engine:
             passed to ``processExited``/``processEnded``.
         log_error: ``log_error(where, exc)`` reports an exception raised by a
             callback.
+        exited_already: the exception class ``signalProcess`` raises once
+            the child is gone (default ``ferroproc.error.ProcessExitedAlready``).
 
-    Both come from the host, so Twisted code can get Twisted's own classes.
+    They come from the host, so Twisted code can get Twisted's own classes.
 
     Raises:
         OSError: the poll, its waker or the signal pipe cannot be created.
@@ -44,6 +46,7 @@ class Engine:
         cls,
         reason: Callable[[int | None], object],
         log_error: Callable[[str, BaseException], object],
+        exited_already: type[BaseException] | None = None,
     ) -> Self: ...
     def spawn(
         self,

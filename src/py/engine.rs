@@ -165,6 +165,9 @@ pub struct Engine {
     signal_w: OwnedFd,
     reason: Py<PyAny>,
     log_error: Py<PyAny>,
+    /// The exception class `signalProcess` raises once a child is gone (the
+    /// host's: Twisted code catches Twisted's own class).
+    pub(crate) exited_already: Option<Py<PyAny>>,
     /// Children started and not yet ended (processEnded not yet delivered).
     live: AtomicUsize,
 }
@@ -688,7 +691,8 @@ fn fd_kind(kind: &str, parent: RawFd) -> PyResult<FdKind> {
 #[pymethods]
 impl Engine {
     #[new]
-    fn new(reason: Py<PyAny>, log_error: Py<PyAny>) -> PyResult<Self> {
+    #[pyo3(signature = (reason, log_error, exited_already=None))]
+    fn new(reason: Py<PyAny>, log_error: Py<PyAny>, exited_already: Option<Py<PyAny>>) -> PyResult<Self> {
         let poll = Poll::new().map_err(|e| os_error(e, "Engine"))?;
         let registry = poll.registry().try_clone().map_err(|e| os_error(e, "Engine"))?;
         let waker = Waker::new(&registry, WAKER).map_err(|e| os_error(e, "Engine"))?;
@@ -720,6 +724,7 @@ impl Engine {
             signal_w,
             reason,
             log_error,
+            exited_already,
             live: AtomicUsize::new(0),
         })
     }

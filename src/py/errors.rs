@@ -97,10 +97,15 @@ fn missing_interpreter(path: &str) -> Option<String> {
     Some(interp)
 }
 
-/// `ferroproc.error.ProcessExitedAlready()`.
-pub(crate) fn process_exited_already(py: Python<'_>) -> PyErr {
-    match py.import("ferroproc.error").and_then(|m| m.getattr("ProcessExitedAlready")) {
-        Ok(cls) => PyErr::from_type(cls.cast_into().expect("an exception class"), ()),
+/// `ProcessExitedAlready()`: the host's class when it gave one, else
+/// `ferroproc.error.ProcessExitedAlready`.
+pub(crate) fn process_exited_already(py: Python<'_>, host_class: Option<&Py<PyAny>>) -> PyErr {
+    let cls = match host_class {
+        Some(c) => Ok(c.bind(py).clone()),
+        None => py.import("ferroproc.error").and_then(|m| m.getattr("ProcessExitedAlready")),
+    };
+    match cls.and_then(|c| Ok(c.cast_into::<pyo3::types::PyType>()?)) {
+        Ok(cls) => PyErr::from_type(cls, ()),
         Err(e) => e,
     }
 }

@@ -585,7 +585,9 @@ impl Process {
     fn signal_process(&self, py: Python<'_>, signalID: &Bound<'_, PyAny>) -> PyResult<()> {
         let sig = super::errors::parse_signal(signalID)?;
         let st = self.st();
-        let Some(pid) = st.pid else { return Err(process_exited_already(py)) };
+        let Some(pid) = st.pid else {
+            return Err(process_exited_already(py, self.engine.get().exited_already.as_ref()));
+        };
         let r = match &st.pidfd {
             Some((fd, _)) => crate::core::sys::pidfd_send_signal(fd.as_raw_fd(), sig),
             // SAFETY: kill with our own, not yet reaped child's pid.
@@ -594,7 +596,9 @@ impl Process {
         drop(st);
         match r {
             Ok(()) => Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Err(process_exited_already(py)),
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
+                Err(process_exited_already(py, self.engine.get().exited_already.as_ref()))
+            }
             Err(e) => Err(os_error(e, "signalProcess")),
         }
     }
