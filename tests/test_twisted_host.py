@@ -331,3 +331,36 @@ def test_after_uninstall_spawns_are_twisteds_own(reactor: Any) -> None:
         assert t.pid is None and t.pid not in twprocess.reapProcessHandlers
     finally:
         ferroproc.twisted.install()
+
+
+def test_process_endpoint_and_utils_spawn_through_ferroproc(reactor: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from twisted.internet import protocol, utils
+    from twisted.internet.endpoints import ProcessEndpoint
+
+    made: list[Any] = []
+    real = ferroproc.twisted._EngineReader.spawn
+
+    def spy(self: Any, args: tuple[Any, ...]) -> Any:
+        t = real(self, args)
+        made.append(t)
+        return t
+
+    monkeypatch.setattr(ferroproc.twisted._EngineReader, "spawn", spy)
+    got: Deferred[bytes] = Deferred()
+
+    class Echo(protocol.Protocol):
+        def connectionMade(self) -> None:
+            self.transport.write(b"ping\n")
+
+        def dataReceived(self, data: bytes) -> None:
+            self.data = data
+            self.transport.loseConnection()
+
+        def connectionLost(self, reason: Any) -> None:  # after processEnded
+            got.callback(self.data)
+
+    ProcessEndpoint(reactor, "/bin/cat", ["cat"]).connect(protocol.Factory.forProtocol(Echo))
+    out = utils.getProcessOutputAndValue(PY, ["-c", "print('hi')"], reactor=reactor)
+    echoed, (stdout, _, code) = run_until(reactor, gatherResults([got, out]))
+    assert echoed == b"ping\n" and stdout == b"hi\n" and code == 0
+    assert len(made) == 2 and all(isinstance(t, FerroProcess) for t in made)
