@@ -70,6 +70,15 @@ def _reason(status: int | None) -> Failure:
     return Failure(_terror.ProcessTerminated(code, sig, status))
 
 
+class _ProcessExitedAlready(_ferror.ProcessExitedAlready, _terror.ProcessExitedAlready):
+    """What ``signalProcess`` raises once the child is gone: Twisted's
+    ``ProcessExitedAlready``, and ferroproc's too, so either ``except``
+    clause matches."""
+
+
+_ProcessExitedAlready.__name__ = _ProcessExitedAlready.__qualname__ = "ProcessExitedAlready"
+
+
 def _log_error(where: str, exc: BaseException) -> None:
     """Log a protocol callback's exception as Twisted does (``log.err``)."""
     failure = Failure(exc)  # takes exc.__traceback__
@@ -90,7 +99,7 @@ class _EngineReader:
 
     def __init__(self, reactor: Any) -> None:
         self.reactor = reactor
-        self.engine = Engine(_reason, _log_error)
+        self.engine = Engine(_reason, _log_error, _ProcessExitedAlready)
         self._fd = self.engine.fileno()
         self._reading = False
         self._soon: Any = None  # the pending callLater(0, ...), if any
@@ -189,13 +198,6 @@ def spawnProcess(
     return _readerFor(self).spawn(call)
 
 
-class _ProcessExitedAlready(_ferror.ProcessExitedAlready, _terror.ProcessExitedAlready):
-    """Raised by ``signalProcess`` after the child is gone while installed:
-    catchable as ferroproc's and as Twisted's ``ProcessExitedAlready``."""
-
-
-_ProcessExitedAlready.__name__ = _ProcessExitedAlready.__qualname__ = "ProcessExitedAlready"
-
 _saved: dict[str, Any] = {}
 
 
@@ -210,11 +212,7 @@ def install() -> None:
     if _saved:
         return
     _saved["spawnProcess"] = PosixReactorBase.__dict__["spawnProcess"]
-    _saved["ProcessExitedAlready"] = _ferror.ProcessExitedAlready
     PosixReactorBase.spawnProcess = spawnProcess  # type: ignore[method-assign]
-    # The engine raises ferroproc.error.ProcessExitedAlready; under Twisted
-    # it must also be Twisted's class (see /tmp/ferroproc-bugs.md request).
-    _ferror.ProcessExitedAlready = _ProcessExitedAlready  # type: ignore[misc]
     # ferroproc transports are IProcessTransport providers (declared once on
     # the class rather than per transport: no per-spawn cost).
     classImplements(Process, IProcessTransport)
@@ -227,7 +225,6 @@ def uninstall() -> None:
     if not _saved:
         return
     PosixReactorBase.spawnProcess = _saved.pop("spawnProcess")  # type: ignore[method-assign]
-    _ferror.ProcessExitedAlready = _saved.pop("ProcessExitedAlready")  # type: ignore[misc]
 
 
 def installed() -> bool:
