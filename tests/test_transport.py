@@ -441,3 +441,53 @@ def test_pull_producer_is_asked_for_more_each_time_it_drains(size: int) -> None:
             run_reactor(proto.ended)
     assert producer.sent == 8
     assert int(proto.output()) == 8 * len(chunk)
+
+
+def test_relay_through_producers_ends_every_stage() -> None:
+    """``head | cat | wc -c`` relayed through callbacks, each upstream
+    transport registered as the streaming producer of the next stage's stdin.
+    The upstream is paused while the downstream's queue is full; when its
+    stdout ends, the relay unregisters it while it may still be paused. It must
+    be resumed then, or its stderr is never read to EOF and it never ends."""
+    size = 64 << 20
+    ended: list[int | None] = []
+    out = bytearray()
+    from ferroproc.defer import Deferred
+
+    done: Deferred[None] = Deferred()
+
+    class Stage(ProcessProtocol):
+        downstream: Stage | None = None
+
+        def childDataReceived(self, childFD: int, data: bytes) -> None:
+            if childFD != 1:
+                return
+            if self.downstream is not None:
+                self.downstream.transport.write(data)
+            else:
+                out.extend(data)
+
+        def childConnectionLost(self, childFD: int) -> None:
+            if childFD == 1 and self.downstream is not None:
+                self.downstream.transport.unregisterProducer()
+                self.downstream.transport.closeStdin()
+
+        def processEnded(self, reason: Failure) -> None:
+            ended.append(reason.value.exitCode)
+            if len(ended) == 3:
+                done.callback(None)
+
+    for _ in range(3):
+        ended.clear()
+        out.clear()
+        done = Deferred()
+        a, b, c = Stage(), Stage(), Stage()
+        a.downstream, b.downstream = b, c
+        reactor.spawnProcess(c, "wc", ["wc", "-c"])
+        reactor.spawnProcess(b, "cat", ["cat"])
+        c.transport.registerProducer(b.transport, True)
+        reactor.spawnProcess(a, "head", ["head", "-c", str(size), "/dev/zero"])
+        b.transport.registerProducer(a.transport, True)
+        run_reactor(done, 30)
+        assert ended == [0, 0, 0]
+        assert int(out) == size

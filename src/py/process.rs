@@ -655,7 +655,15 @@ impl Process {
     fn unregister_producer(&self) {
         // Taken out first: the producer is released after the lock.
         let p = self.st().producer.take();
-        drop(p);
+        // A streaming producer we paused (our queue was full) would stay paused
+        // for good once we let go of it: nobody else resumes it. Resume it on
+        // the next turn. (Relaying one process into another's stdin hung that
+        // way: the upstream's other pipes were never read to EOF.)
+        if let Some(p) = p {
+            if p.streaming && p.paused {
+                self.engine.get().push(Work::ProducerResume { obj: p.obj });
+            }
+        }
     }
 
     /// Not available for processes (as in Twisted).
