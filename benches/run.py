@@ -84,6 +84,8 @@ def machine_info() -> dict[str, str]:
     except (OSError, ValueError, IndexError):
         pass
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "src", "python", "Cargo.toml"],
+                           capture_output=True, text=True)
     gcc = subprocess.run(["gcc", "--version"], capture_output=True, text=True)
     return {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
@@ -93,7 +95,8 @@ def machine_info() -> dict[str, str]:
         "kernel": f"{platform.system()} {platform.release()}",
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "gcc": gcc.stdout.splitlines()[0] if gcc.returncode == 0 and gcc.stdout else "n/a",
-        "commit": commit.stdout.strip() or "?",
+        "commit": (commit.stdout.strip() or "?")
+        + (" (+ uncommitted changes in src/ or python/)" if dirty.stdout.strip() else ""),
         "root": "yes" if os.geteuid() == 0 else "no (uid/gid cases are n/a)",
         "load average at start": loadavg(),
     }
@@ -230,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         info["load average at end"] = loadavg()
 
     run_info = {
-        "command": "python benches/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": " ".join(["python benches/run.py"] + (argv if argv is not None else sys.argv[1:])),
         "elapsed": f"{elapsed / 60:.1f} min",
         "versions": versions,
         "unavailable": unavailable,
