@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
 
     run_info = {
         "command": " ".join(["python benches/run.py"] + (argv if argv is not None else sys.argv[1:])),
-        "elapsed": f"{elapsed / 60:.1f} min",
+        "elapsed": f"{elapsed / 60:.1f} min" if elapsed >= 60 else f"{elapsed:.0f} s",
         "versions": versions,
         "unavailable": unavailable,
         "quick": args.quick,
