@@ -32,7 +32,8 @@ use crate::core::{pty, sys};
 
 use super::errors::{os_error, os_error_file, spawn_error, SpawnWhat};
 use super::process::{
-    args_tuple, flush, lock, read_fd, refresh_sigpipe, Pipe, PipeKind, ProcState, Process, Shared, Target,
+    args_tuple, flush, lock, read_fd, refresh_sigpipe, refresh_sigpipe_now_and_then, Pipe, PipeKind, ProcState,
+    Process, Shared, Target,
 };
 
 const WAKER: Token = Token(0);
@@ -415,7 +416,17 @@ impl Engine {
                     st.proto.as_ref().map(|p| p.clone_ref(py))
                 };
                 let Some(proto) = proto else { return Ok(()) };
-                if let Err(e) = proto.call_method1(py, intern!(py, "childDataReceived"), (fd, data)) {
+                let r = if proc.direct_data {
+                    // What ProcessProtocol.childDataReceived would do, without its frame.
+                    match fd {
+                        1 => proto.call_method1(py, intern!(py, "outReceived"), (data,)),
+                        2 => proto.call_method1(py, intern!(py, "errReceived"), (data,)),
+                        _ => return Ok(()),
+                    }
+                } else {
+                    proto.call_method1(py, intern!(py, "childDataReceived"), (fd, data))
+                };
+                if let Err(e) = r {
                     self.report(py, "childDataReceived", e)?;
                     // As in Twisted: a failing data callback loses that pipe.
                     if proc.is_pty {
@@ -510,7 +521,7 @@ impl Engine {
 
     /// One loop turn: poll (at most `cap`), I/O, callbacks, timers.
     fn turn(&self, py: Python<'_>, cap: Option<Duration>, run_timers: bool) -> PyResult<()> {
-        refresh_sigpipe();
+        refresh_sigpipe_now_and_then();
         let mut timeout = if self.busy() {
             Some(Duration::ZERO)
         } else if run_timers {
@@ -670,6 +681,19 @@ pub(crate) fn close_child_fd(eng: &Engine, proc: &Arc<Shared>, fd: i32) {
     eng.forget(&pipe);
     drop(pipe);
     eng.push(Work::Lost { proc: proc.clone(), fd });
+}
+
+/// Whether `proto` uses `ferroproc.protocol.ProcessProtocol`'s own
+/// `childDataReceived` (not overridden in its class or on the instance).
+fn keeps_default_dispatch(proto: &Bound<'_, PyAny>) -> PyResult<bool> {
+    static BASE: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+    let py = proto.py();
+    let base = BASE.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
+        Ok(py.import("ferroproc.protocol")?.getattr("ProcessProtocol")?.getattr("childDataReceived")?.unbind())
+    })?;
+    let name = intern!(py, "childDataReceived");
+    let own = proto.getattr(intern!(py, "__dict__")).ok().is_some_and(|d| d.contains(name).unwrap_or(true));
+    Ok(!own && proto.get_type().getattr(name)?.is(base.bind(py)))
 }
 
 /// How the parent's fds are laid out for one childFDs entry.
@@ -877,7 +901,11 @@ impl Engine {
             pty_master = Some(unsafe { OwnedFd::from_raw_fd(m) });
         }
 
-        let shared = Arc::new(Shared::new(child.pid, is_pty, protocol.as_ref().map(|p| p.clone_ref(py))));
+        let direct = match &protocol {
+            Some(p) => keeps_default_dispatch(p.bind(py))?,
+            None => false,
+        };
+        let shared = Arc::new(Shared::new(child.pid, is_pty, protocol.as_ref().map(|p| p.clone_ref(py)), direct));
         {
             let mut st = lock(&shared.state);
             let reg = &eng.registry;
