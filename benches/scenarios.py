@@ -138,7 +138,10 @@ SCENARIOS = [
         "S5",
         "round trip",
         "20,000 line echoes through `cat` (the same child for every peer): write a line, wait "
-        "for it to come back, repeat. Pinned: parent and child on one CPU.",
+        "for it to come back, repeat. Pinned: parent and child on one CPU. Unpinned is "
+        "bimodal: on an idle machine the scheduler puts them on different CPUs and every "
+        "round trip pays two cross-CPU wakeups (~20-50 µs on this VM); when the other core "
+        "is busy they share one CPU (~6-8 µs).",
         [
             Case("S5", "pinned", "pinned to 1 CPU", ALL_PY, {"n": 20000, "pin": 0}, {"n": 500}, [US]),
             Case("S5", "unpinned", "unpinned", ALL_PY, {"n": 20000, "pin": -1}, {"n": 500}, [US]),
