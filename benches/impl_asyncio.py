@@ -154,8 +154,13 @@ def capture(p: dict[str, Any]) -> Callable[[], Awaitable[dict[str, Any]]]:
         proc = await asyncio.create_subprocess_exec(exe("head"), "-c", str(size), "/dev/zero", stdout=PIPE, env=ENV)
         out, _ = await proc.communicate()
         dt = now() - t0
-        return {"bytes": len(out), "seconds": dt, "mbps": len(out) / dt / 1e6, "rss_mib": peak_rss_mib() - base,
-                "ok": len(out) == size}
+        return {
+            "bytes": len(out),
+            "seconds": dt,
+            "mbps": len(out) / dt / 1e6,
+            "rss_mib": peak_rss_mib() - base,
+            "ok": len(out) == size,
+        }
 
     return main
 
@@ -201,8 +206,17 @@ def many_children(p: dict[str, Any]) -> Callable[[], Awaitable[dict[str, Any]]]:
             await asyncio.gather(*(proc.wait() for proc in procs))
         cpu = cpu_seconds() - cpu0
         bad = sum(proc.returncode != 0 for proc in procs)
-        return {"n": n, "seconds": now() - t0, "start_all": start_all, "cpu": cpu, "per_event_us": cpu / n * 1e6,
-                "threads": threads, "rss_mib": peak_rss_mib() - base, "failures": bad, "completed": n - bad}
+        return {
+            "n": n,
+            "seconds": now() - t0,
+            "start_all": start_all,
+            "cpu": cpu,
+            "per_event_us": cpu / n * 1e6,
+            "threads": threads,
+            "rss_mib": peak_rss_mib() - base,
+            "failures": bad,
+            "completed": n - bad,
+        }
 
     return main
 

@@ -20,8 +20,9 @@ def compile_all(out_dir: str) -> tuple[bool, str]:
         return False, "no C compiler (gcc) on PATH"
     for name in PROGRAMS:
         src = os.path.join(HERE, "native", f"{name}.c")
-        proc = subprocess.run([cc, "-O2", "-Wall", "-o", os.path.join(out_dir, name), src],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [cc, "-O2", "-Wall", "-o", os.path.join(out_dir, name), src], capture_output=True, text=True
+        )
         if proc.returncode != 0:
             return False, f"{name}.c: {proc.stderr.strip()[-500:]}"
     return True, cc
@@ -36,8 +37,17 @@ def command(peer: str, scenario: str, p: dict[str, Any], bin_dir: str) -> list[s
         if kind == "creds" and os.geteuid() != 0:
             return "uid/gid spawns need root"
         method = "fork" if fork else ("vfork" if kind == "creds" else "spawn")
-        cmd = [b("spawn"), "-m", method, "-s", "pty" if kind == "pty" else "pipes",
-               "-n", str(p["n"]), "-c", str(p.get("conc", 1))]
+        cmd = [
+            b("spawn"),
+            "-m",
+            method,
+            "-s",
+            "pty" if kind == "pty" else "pipes",
+            "-n",
+            str(p["n"]),
+            "-c",
+            str(p.get("conc", 1)),
+        ]
         if kind == "creds":
             cmd.append("-C")
         if p.get("mem_mib"):
@@ -53,8 +63,21 @@ def command(peer: str, scenario: str, p: dict[str, Any], bin_dir: str) -> list[s
     if scenario == "S5":
         return [b("echo_rt"), str(p["n"]), str(p["pin"]), exe("cat")]
     if scenario == "S6":
-        return [b("spawn"), "-m", "spawn", "-s", p["stdio"], "-n", str(p["n"]), "-c", str(p["n"]), "-R",
-                "--", exe("sleep"), str(p["sleep"])]
+        return [
+            b("spawn"),
+            "-m",
+            "spawn",
+            "-s",
+            p["stdio"],
+            "-n",
+            str(p["n"]),
+            "-c",
+            str(p["n"]),
+            "-R",
+            "--",
+            exe("sleep"),
+            str(p["sleep"]),
+        ]
     if scenario == "S7":
         if p["mode"] != "wired":
             return "a C program has no callbacks to relay through"

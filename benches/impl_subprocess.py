@@ -91,8 +91,13 @@ def capture(p: dict[str, Any]) -> dict[str, Any]:
     t0 = now()
     out = subprocess.check_output([exe("head"), "-c", str(size), "/dev/zero"], env=ENV)
     dt = now() - t0
-    return {"bytes": len(out), "seconds": dt, "mbps": len(out) / dt / 1e6, "rss_mib": peak_rss_mib() - base,
-            "ok": len(out) == size}
+    return {
+        "bytes": len(out),
+        "seconds": dt,
+        "mbps": len(out) / dt / 1e6,
+        "rss_mib": peak_rss_mib() - base,
+        "ok": len(out) == size,
+    }
 
 
 def round_trips(p: dict[str, Any]) -> dict[str, Any]:
@@ -128,8 +133,17 @@ def many_children(p: dict[str, Any]) -> dict[str, Any]:
             proc.wait()
     cpu = cpu_seconds() - cpu0
     bad = sum(proc.returncode != 0 for proc in procs)
-    return {"n": n, "seconds": now() - t0, "start_all": start_all, "cpu": cpu, "per_event_us": cpu / n * 1e6,
-            "threads": threads, "rss_mib": peak_rss_mib() - base, "failures": bad, "completed": n - bad}
+    return {
+        "n": n,
+        "seconds": now() - t0,
+        "start_all": start_all,
+        "cpu": cpu,
+        "per_event_us": cpu / n * 1e6,
+        "threads": threads,
+        "rss_mib": peak_rss_mib() - base,
+        "failures": bad,
+        "completed": n - bad,
+    }
 
 
 def pipeline(p: dict[str, Any]) -> dict[str, Any]:

@@ -132,8 +132,10 @@ def _extra_lines(results: dict[str, Any]) -> list[str]:
     for peer in ("ferroproc", "twisted"):
         relay, wired = med("S7/relay", peer, "mbps"), med("S7/wired", peer, "mbps")
         if relay and wired:
-            lines.append(f"S7: wiring childFDs instead of relaying saves {peer} {wired / relay:.1f}× "
-                         f"({relay:,.0f} → {wired:,.0f} MB/s)")
+            lines.append(
+                f"S7: wiring childFDs instead of relaying saves {peer} {wired / relay:.1f}× "
+                f"({relay:,.0f} → {wired:,.0f} MB/s)"
+            )
     s1 = med("S1/seq", "ferroproc", "rate")
     for kind in ("pipes", "pty", "creds"):
         s2 = med(f"S2/{kind}", "ferroproc", "rate")
@@ -146,43 +148,69 @@ def final_text(scenarios: list[Scenario], results: dict[str, Any]) -> str:
     rows = build_rows(scenarios, results)
     cols = _columns(rows)
     rcols = [p for p in cols if p != "ferroproc"]
-    out = ["Medians (↑ higher is better, ↓ lower is better)",
-           _table(["case", "metric"] + cols, _median_body(rows, cols)),
-           "",
-           "ferroproc ÷ peer (same metric; for ↓ metrics below 1 is better)",
-           _table(["case", "metric"] + [f"÷{p}" for p in rcols] + ["targets"], _ratio_body(rows, rcols)),
-           "",
-           "Targets"]
-    out += ["  " + _verdict(t, ratio, met, ref) + f"  [{r.case.key} {r.metric.label}]"
-            for r in rows for t, ratio, met, ref in r.targets]
+    out = [
+        "Medians (↑ higher is better, ↓ lower is better)",
+        _table(["case", "metric"] + cols, _median_body(rows, cols)),
+        "",
+        "ferroproc ÷ peer (same metric; for ↓ metrics below 1 is better)",
+        _table(["case", "metric"] + [f"÷{p}" for p in rcols] + ["targets"], _ratio_body(rows, rcols)),
+        "",
+        "Targets",
+    ]
+    out += [
+        "  " + _verdict(t, ratio, met, ref) + f"  [{r.case.key} {r.metric.label}]"
+        for r in rows
+        for t, ratio, met, ref in r.targets
+    ]
     out += [""] + _extra_lines(results)
     return "\n".join(out)
 
 
-def markdown(scenarios: list[Scenario], results: dict[str, Any], info: dict[str, str], run: dict[str, Any],
-             chart: str | None) -> str:
+def markdown(
+    scenarios: list[Scenario], results: dict[str, Any], info: dict[str, str], run: dict[str, Any], chart: str | None
+) -> str:
     rows = build_rows(scenarios, results, spread=True)
     cols = _columns(rows)
     rcols = [p for p in cols if p != "ferroproc"]
     md = ["# ferroproc benchmarks", ""]
-    md.append(f"`{run['command']}` — {info['date']}, {run['elapsed']}"
-              + (" — **quick smoke run: small sizes, 1 run, not representative**" if run.get("quick") else ""))
+    md.append(
+        f"`{run['command']}` — {info['date']}, {run['elapsed']}"
+        + (" — **quick smoke run: small sizes, 1 run, not representative**" if run.get("quick") else "")
+    )
     md += ["", "| machine | |", "|---|---|"]
     md += [f"| {k} | {v} |" for k, v in info.items()]
     vers = ", ".join(f"{p} {v}" for p, v in run["versions"].items() if v)
     md += ["", f"Peers: {vers}." if vers else ""]
     if run["unavailable"]:
         md.append("Not available: " + "; ".join(f"{p} ({why})" for p, why in run["unavailable"].items()) + ".")
-    md += ["", "Every run is a fresh process; peers alternate run by run after a warm-up round. "
-           "Values are medians; ±x% is half the min–max range over the runs.", ""]
-    md += ["## Medians", "", "↑ higher is better, ↓ lower is better.", "",
-           _md_table(["case", "metric"] + cols, _median_body(rows, cols)), ""]
-    md += ["## ferroproc ÷ peer, and targets", "",
-           "The same metric divided: for ↑ metrics above 1× means ferroproc is ahead, for ↓ metrics below 1×.", "",
-           _md_table(["case", "metric"] + [f"÷ {p}" for p in rcols] + ["targets"], _ratio_body(rows, rcols)), ""]
+    md += [
+        "",
+        "Every run is a fresh process; peers alternate run by run after a warm-up round. "
+        "Values are medians; ±x% is half the min–max range over the runs.",
+        "",
+    ]
+    md += [
+        "## Medians",
+        "",
+        "↑ higher is better, ↓ lower is better.",
+        "",
+        _md_table(["case", "metric"] + cols, _median_body(rows, cols)),
+        "",
+    ]
+    md += [
+        "## ferroproc ÷ peer, and targets",
+        "",
+        "The same metric divided: for ↑ metrics above 1× means ferroproc is ahead, for ↓ metrics below 1×.",
+        "",
+        _md_table(["case", "metric"] + [f"÷ {p}" for p in rcols] + ["targets"], _ratio_body(rows, rcols)),
+        "",
+    ]
     md += ["### Targets", ""]
-    md += [f"- {r.case.key} {r.metric.label}: " + _verdict(t, ratio, met, ref)
-           for r in rows for t, ratio, met, ref in r.targets]
+    md += [
+        f"- {r.case.key} {r.metric.label}: " + _verdict(t, ratio, met, ref)
+        for r in rows
+        for t, ratio, met, ref in r.targets
+    ]
     extra = _extra_lines(results)
     if extra:
         md += [""] + [f"- {line}" for line in extra]
@@ -226,7 +254,7 @@ def write_chart(scenarios: list[Scenario], results: dict[str, Any], path: str) -
         for y, v in enumerate(vals):
             ax.text(v + top * 0.01, y, row.metric.format(v), va="center", fontsize=7)
         ax.set_xlim(0, top * 1.25)
-    for ax in list(axes.flat)[len(rows):]:
+    for ax in list(axes.flat)[len(rows) :]:
         ax.axis("off")
     fig.suptitle("ferroproc vs peers (medians; ↑ higher is better, ↓ lower is better)", fontsize=11)
     fig.tight_layout()

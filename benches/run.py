@@ -51,8 +51,9 @@ VERSION_PROBES = {
 
 def probe_python_peer(peer: str) -> str | None:
     """None if ``peer`` can be imported in a fresh interpreter, else why not."""
-    proc = subprocess.run([sys.executable, "-c", PY_PEER_PROBES[peer]], capture_output=True, text=True,
-                          timeout=120, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-c", PY_PEER_PROBES[peer]], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
     if proc.returncode == 0:
         return None
     lines = proc.stderr.strip().splitlines()
@@ -62,8 +63,9 @@ def probe_python_peer(peer: str) -> str | None:
 def version_of(peer: str) -> str:
     if peer not in VERSION_PROBES:
         return ""
-    proc = subprocess.run([sys.executable, "-c", VERSION_PROBES[peer]], capture_output=True, text=True,
-                          timeout=60, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-c", VERSION_PROBES[peer]], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
     return proc.stdout.strip() if proc.returncode == 0 else ""
 
 
@@ -84,8 +86,11 @@ def machine_info() -> dict[str, str]:
     except (OSError, ValueError, IndexError):
         pass
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "src", "python", "Cargo.toml"],
-                           capture_output=True, text=True)
+    dirty = subprocess.run(
+        ["git", "-C", ROOT, "status", "--porcelain", "--", "src", "python", "Cargo.toml"],
+        capture_output=True,
+        text=True,
+    )
     gcc = subprocess.run(["gcc", "--version"], capture_output=True, text=True)
     return {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
@@ -145,8 +150,9 @@ def run_once(case: Case, peer: str, params: dict[str, Any], bin_dir: str | None,
     return Outcome(values)
 
 
-def run_case(case: Case, peers: list[str], unavailable: dict[str, str], args: argparse.Namespace,
-             bin_dir: str | None) -> dict[str, Any]:
+def run_case(
+    case: Case, peers: list[str], unavailable: dict[str, str], args: argparse.Namespace, bin_dir: str | None
+) -> dict[str, Any]:
     """All rounds of one case; returns {"runs": {peer: [values...]}, "status": {peer: reason}}."""
     params = case.params_for(args.quick)
     runs = 1 if args.quick else (args.runs or case.runs)
@@ -215,8 +221,15 @@ def main(argv: list[str] | None = None) -> int:
                 if peer.startswith("native"):
                     unavailable[peer] = msg
         versions["native"] = info["gcc"] if ok else ""
-        print("peers: " + ", ".join(f"{p} {versions.get(p, '')}".strip() if p not in unavailable
-                                    else f"{p} n/a ({unavailable[p]})" for p in PEERS if p in wanted), flush=True)
+        print(
+            "peers: "
+            + ", ".join(
+                f"{p} {versions.get(p, '')}".strip() if p not in unavailable else f"{p} n/a ({unavailable[p]})"
+                for p in PEERS
+                if p in wanted
+            ),
+            flush=True,
+        )
 
         results: dict[str, Any] = {}
         t_start = time.monotonic()
@@ -249,8 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     with open(base + ".md", "w") as f:
         f.write(report.markdown(scenarios, results, info, run_info, os.path.basename(chart) if chart else None))
     print(
-        f"\nwrote {os.path.relpath(base, ROOT)}.md, .json"
-        + (", .png" if chart else " (no chart: matplotlib missing)")
+        f"\nwrote {os.path.relpath(base, ROOT)}.md, .json" + (", .png" if chart else " (no chart: matplotlib missing)")
     )
     return 0
 

@@ -90,10 +90,19 @@ SCENARIOS = [
         "one at a time and up to 64 alive at once; a spawn ends when the child is reaped and "
         "its pipes are at EOF.",
         [
-            Case("S1", "seq", "one at a time", ALL_PY, {"n": 2000, "conc": 1}, {"n": 60}, [RATE],
-                 warmup_params={"n": 300}),
-            Case("S1", "c64", "64 at once", ALL_PY, {"n": 2000, "conc": 64}, {"n": 128}, [RATE],
-                 warmup_params={"n": 300}),
+            Case(
+                "S1",
+                "seq",
+                "one at a time",
+                ALL_PY,
+                {"n": 2000, "conc": 1},
+                {"n": 60},
+                [RATE],
+                warmup_params={"n": 300},
+            ),
+            Case(
+                "S1", "c64", "64 at once", ALL_PY, {"n": 2000, "conc": 64}, {"n": 128}, [RATE], warmup_params={"n": 300}
+            ),
         ],
     ),
     Scenario(
@@ -104,8 +113,17 @@ SCENARIOS = [
         "(S1 warmed the binaries). PTY: `usePTY=True` / `pty.openpty()` + `start_new_session`. "
         "uid/gid: 65534/65534 (root only).",
         [
-            Case("S2", kind, title, peers, {"n": 400, "conc": 1, "mem_mib": 2048, "budget": 1.0, "kind": kind},
-                 {"n": 20, "mem_mib": 64, "budget": 0.5}, [RATE], runs=3, warmup=False)
+            Case(
+                "S2",
+                kind,
+                title,
+                peers,
+                {"n": 400, "conc": 1, "mem_mib": 2048, "budget": 1.0, "kind": kind},
+                {"n": 20, "mem_mib": 64, "budget": 0.5},
+                [RATE],
+                runs=3,
+                warmup=False,
+            )
             for kind, title, peers in [
                 ("pipes", "pipes", ALL_PY + ["native-fork"]),
                 ("pty", "PTY", ALL_PY + ["native-fork"]),
@@ -116,11 +134,17 @@ SCENARIOS = [
     Scenario(
         "S3",
         "pipe throughput",
-        "1 GiB written into `cat` in 256 KiB chunks (with flow control) while all of its output "
-        "is read.",
+        "1 GiB written into `cat` in 256 KiB chunks (with flow control) while all of its output is read.",
         [
-            Case("S3", "cat", "1 GiB through cat", ALL_PY + ["native-64k"],
-                 {"bytes": GiB, "chunk": 256 * 1024}, {"bytes": 32 * MiB}, [MBPS]),
+            Case(
+                "S3",
+                "cat",
+                "1 GiB through cat",
+                ALL_PY + ["native-64k"],
+                {"bytes": GiB, "chunk": 256 * 1024},
+                {"bytes": 32 * MiB},
+                [MBPS],
+            ),
         ],
     ),
     Scenario(
@@ -156,12 +180,29 @@ SCENARIOS = [
         "once all are started; CPU is the parent's user+system time from the first spawn to the "
         "last exit.",
         [
-            Case("S6", "1k", "1,000 × sleep 2", ALL_PY,
-                 {"n": 1000, "sleep": 2, "stdio": "pipes", "nofile": True}, {"n": 50, "sleep": 0.2},
-                 [START_ALL, RSS, CPU, THREADS], runs=3, warmup=False),
-            Case("S6", "10k", "10,000 × sleep 1", ALL_PY,
-                 {"n": 10000, "sleep": 1, "stdio": "null", "nofile": True}, {"n": 200, "sleep": 0.2},
-                 [START_ALL, RSS, PER_EVENT, THREADS, COMPLETED], runs=2, warmup=False, timeout=240),
+            Case(
+                "S6",
+                "1k",
+                "1,000 × sleep 2",
+                ALL_PY,
+                {"n": 1000, "sleep": 2, "stdio": "pipes", "nofile": True},
+                {"n": 50, "sleep": 0.2},
+                [START_ALL, RSS, CPU, THREADS],
+                runs=3,
+                warmup=False,
+            ),
+            Case(
+                "S6",
+                "10k",
+                "10,000 × sleep 1",
+                ALL_PY,
+                {"n": 10000, "sleep": 1, "stdio": "null", "nofile": True},
+                {"n": 200, "sleep": 0.2},
+                [START_ALL, RSS, PER_EVENT, THREADS, COMPLETED],
+                runs=2,
+                warmup=False,
+                timeout=240,
+            ),
         ],
     ),
     Scenario(
@@ -173,10 +214,26 @@ SCENARIOS = [
         "ends passed as ints in `childFDs` (subprocess: `stdout=PIPE` → `stdin=`; native: "
         "pipe2 + posix_spawn like a shell), so the data never enters the parent.",
         [
-            Case("S7", "relay", "relayed by callbacks", ["ferroproc", "twisted"],
-                 {"bytes": GiB, "mode": "relay"}, {"bytes": 32 * MiB}, [MBPS], timeout=90),
-            Case("S7", "wired", "wired child to child", ["ferroproc", "twisted", "subprocess", "native"],
-                 {"bytes": GiB, "mode": "wired"}, {"bytes": 32 * MiB}, [MBPS], timeout=90),
+            Case(
+                "S7",
+                "relay",
+                "relayed by callbacks",
+                ["ferroproc", "twisted"],
+                {"bytes": GiB, "mode": "relay"},
+                {"bytes": 32 * MiB},
+                [MBPS],
+                timeout=90,
+            ),
+            Case(
+                "S7",
+                "wired",
+                "wired child to child",
+                ["ferroproc", "twisted", "subprocess", "native"],
+                {"bytes": GiB, "mode": "wired"},
+                {"bytes": 32 * MiB},
+                [MBPS],
+                timeout=90,
+            ),
         ],
     ),
 ]
@@ -228,12 +285,28 @@ def _targets() -> list[Target]:
             Target(case, "rate", "≥0.95× native", ">=", 0.95, peer_ref(case, "native", "rate")),
         ]
     for kind in ("pipes", "pty", "creds"):
-        t.append(Target(f"S2/{kind}", "rate", "≥0.9× own S1 rate", ">=", 0.9,
-                        lambda med: (med("S1/seq", "ferroproc", "rate"), "ferroproc S1 one-at-a-time")))
+        t.append(
+            Target(
+                f"S2/{kind}",
+                "rate",
+                "≥0.9× own S1 rate",
+                ">=",
+                0.9,
+                lambda med: (med("S1/seq", "ferroproc", "rate"), "ferroproc S1 one-at-a-time"),
+            )
+        )
     t.append(Target("S3/cat", "mbps", "≥1.5× best event loop", ">=", 1.5, best_event_loop("S3/cat", "mbps")))
     t.append(Target("S4/head", "mbps", "≥1.3× twisted", ">=", 1.3, peer_ref("S4/head", "twisted", "mbps")))
-    t.append(Target("S4/head", "rss_mib", "≤1.2× captured size", "<=", 1.2,
-                    lambda med: ((med("S4/head", "ferroproc", "bytes") or 0) / MiB, "captured MiB")))
+    t.append(
+        Target(
+            "S4/head",
+            "rss_mib",
+            "≤1.2× captured size",
+            "<=",
+            1.2,
+            lambda med: ((med("S4/head", "ferroproc", "bytes") or 0) / MiB, "captured MiB"),
+        )
+    )
     for case in ("S5/pinned", "S5/unpinned"):
         t += [
             Target(case, "us", "≤1.5× native", "<=", 1.5, peer_ref(case, "native", "us")),
@@ -257,6 +330,8 @@ def select(only: str | None) -> list[Scenario]:
     wanted = {s.strip().upper() for s in only.split(",") if s.strip()}
     unknown = wanted - {s.id for s in SCENARIOS}
     if unknown:
-        raise SystemExit(f"--only: unknown scenario(s) {', '.join(sorted(unknown))}; "
-                         f"choose from {', '.join(s.id for s in SCENARIOS)}")
+        raise SystemExit(
+            f"--only: unknown scenario(s) {', '.join(sorted(unknown))}; "
+            f"choose from {', '.join(s.id for s in SCENARIOS)}"
+        )
     return [s for s in SCENARIOS if s.id in wanted]
