@@ -49,28 +49,52 @@ pub fn layout(targets: &[RawFd]) -> Layout {
 #[derive(Debug)]
 pub struct PreparedFds {
     pub base: RawFd,
-    /// `(high copy, child fd)`; the copies are close-on-exec and closed when
-    /// this value drops (after the spawn).
-    pub moves: Vec<(OwnedFd, RawFd)>,
+    /// `(source at or above base, child fd)`.
+    pub moves: Vec<(Source, RawFd)>,
     pub gaps: Vec<RawFd>,
 }
 
+/// A source fd at or above `base`: the caller's own (already high: no target
+/// can collide with it) or a private close-on-exec copy, closed on drop.
+#[derive(Debug)]
+pub enum Source {
+    Borrowed(RawFd),
+    Copy(OwnedFd),
+}
+
+impl Source {
+    pub fn raw(&self) -> RawFd {
+        match self {
+            Source::Borrowed(fd) => *fd,
+            Source::Copy(fd) => fd.as_raw_fd(),
+        }
+    }
+}
+
 impl PreparedFds {
-    /// Duplicate each entry's parent fd above the highest child fd.
-    /// `entries` are `(child fd, parent fd)`.
+    /// Make every entry's parent fd usable from at or above the highest child
+    /// fd: a source below `base` (which a target could overwrite) is
+    /// duplicated up; one already at or above `base` is used as it is (the
+    /// usual case for the spawn's own pipes: no extra syscalls).
+    /// `entries` are `(child fd, parent fd)`; sources at or above `base` must
+    /// be open (the caller checks the fds it did not create).
     ///
     /// # Errors
-    /// EBADF naming nothing (the caller knows which entry) when a parent fd is
-    /// not open; EMFILE when out of descriptors. Copies made so far are closed.
+    /// EBADF naming nothing (the caller knows which entry) when a low parent
+    /// fd is not open; EMFILE when out of descriptors. Copies made so far are closed.
     pub fn new(entries: &[(RawFd, RawFd)]) -> Result<Self, (usize, io::Error)> {
         let targets: Vec<RawFd> = entries.iter().map(|e| e.0).collect();
         let Layout { base, gaps } = layout(&targets);
         let mut moves = Vec::with_capacity(entries.len());
         for (i, &(child, src)) in entries.iter().enumerate() {
+            if src >= base {
+                moves.push((Source::Borrowed(src), child));
+                continue;
+            }
             // SAFETY: fcntl on an fd number; a closed fd gives EBADF.
             let high = cvt(unsafe { libc::fcntl(src, libc::F_DUPFD_CLOEXEC, base) }).map_err(|e| (i, e))?;
             // SAFETY: `high` is a new fd that nobody else owns.
-            moves.push((unsafe { OwnedFd::from_raw_fd(high) }, child));
+            moves.push((Source::Copy(unsafe { OwnedFd::from_raw_fd(high) }), child));
         }
         Ok(PreparedFds { base, moves, gaps })
     }
@@ -78,7 +102,7 @@ impl PreparedFds {
     /// The steps the child takes, in order.
     pub fn actions(&self) -> Vec<Action> {
         let mut v: Vec<Action> =
-            self.moves.iter().map(|(src, dst)| Action::Dup2 { src: src.as_raw_fd(), dst: *dst }).collect();
+            self.moves.iter().map(|(src, dst)| Action::Dup2 { src: src.raw(), dst: *dst }).collect();
         v.extend(self.gaps.iter().map(|&g| Action::Close(g)));
         v.push(Action::CloseFrom(self.base));
         v
@@ -129,9 +153,14 @@ mod tests {
         let targets: Vec<RawFd> = map.iter().map(|e| e.0).collect();
         let Layout { base, gaps } = layout(&targets);
         let mut t = parent.clone();
-        // Parent side: F_DUPFD_CLOEXEC(src, base) for each entry.
+        // Parent side: F_DUPFD_CLOEXEC(src, base) for each source below base;
+        // sources at or above base are used as they are.
         let mut actions = Vec::new();
         for &(child, src) in map {
+            if src >= base {
+                actions.push(Action::Dup2 { src, dst: child });
+                continue;
+            }
             let high = t.lowest_free_from(base);
             let (file, _) = t.0[&src];
             t.0.insert(high, (file, true));
@@ -201,12 +230,17 @@ mod tests {
         let entries = [(0, w.as_raw_fd()), (5, r.as_raw_fd())];
         let p = PreparedFds::new(&entries).unwrap();
         assert_eq!(p.base, 6);
-        assert!(p.moves.iter().all(|(h, _)| h.as_raw_fd() >= 6));
+        assert!(p.moves.iter().all(|(h, _)| h.raw() >= 6));
         assert_eq!(p.gaps, vec![1, 2, 3, 4]);
         let acts = p.actions();
         assert_eq!(acts.last(), Some(&Action::CloseFrom(6)));
-        let bad = PreparedFds::new(&[(0, 1_000_000)]).unwrap_err();
-        assert_eq!(bad.0, 0);
+        // A closed source below base is caught when it is copied up.
+        let bad = PreparedFds::new(&[(0, w.as_raw_fd()), (1000, 999)]).unwrap_err();
+        assert_eq!(bad.0, 1);
         assert_eq!(bad.1.raw_os_error(), Some(libc::EBADF));
+        // A source already above every target is used as it is.
+        let (r2, _w2) = crate::core::sys::pipe_cloexec().unwrap();
+        let p = PreparedFds::new(&[(0, r2.as_raw_fd())]).unwrap();
+        assert!(matches!(p.moves[0].0, Source::Borrowed(fd) if fd == r2.as_raw_fd()));
     }
 }

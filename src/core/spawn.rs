@@ -289,6 +289,35 @@ impl Stack {
     }
 }
 
+// SAFETY: a Stack is a private anonymous mapping owned by this value alone;
+// it is not tied to the thread that made it, and is only used while the
+// spawning thread holds it (taken from and returned to the pool below).
+unsafe impl Send for Stack {}
+
+/// Spare stacks, so a spawn with credentials does not map, protect and unmap
+/// a fresh one each time (a few idle ones at most).
+static SPARE_STACKS: std::sync::Mutex<Vec<Stack>> = std::sync::Mutex::new(Vec::new());
+const MAX_SPARE_STACKS: usize = 4;
+
+impl Stack {
+    fn take() -> Result<Self, SpawnError> {
+        let spare = SPARE_STACKS.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        match spare {
+            Some(s) => Ok(s),
+            None => Stack::new(),
+        }
+    }
+
+    /// Back to the pool; only after the child has exec'd or exited
+    /// (CLONE_VFORK), when nothing runs on it any more.
+    fn give_back(self) {
+        let mut spare = SPARE_STACKS.lock().unwrap_or_else(|e| e.into_inner());
+        if spare.len() < MAX_SPARE_STACKS {
+            spare.push(self);
+        }
+    }
+}
+
 impl Drop for Stack {
     fn drop(&mut self) {
         // SAFETY: unmapping exactly what `new` mapped, after the child has
@@ -482,7 +511,7 @@ fn clone_child(req: &Request<'_>) -> Result<Child, SpawnError> {
         err_errno: 0,
         err_candidate: 0,
     };
-    let stack = Stack::new()?;
+    let stack = Stack::take()?;
 
     let use_pidfd = caps().pidfd;
     let mut pidfd: c_int = -1;
@@ -508,7 +537,7 @@ fn clone_child(req: &Request<'_>) -> Result<Child, SpawnError> {
     let clone_errno = errno();
     // SAFETY: restoring the mask saved above.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, ptr::null_mut()) };
-    drop(stack);
+    stack.give_back();
     if pid < 0 {
         return Err(SpawnError { stage: Stage::Spawn, errno: clone_errno, path: None });
     }

@@ -119,6 +119,18 @@ pub fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// Make a fresh pipe end non-blocking in one syscall: its status flags are
+/// known to be empty, so no `F_GETFL` is needed (access mode bits are ignored
+/// by `F_SETFL`).
+///
+/// # Errors
+/// EBADF for a closed fd.
+pub fn set_nonblocking_fresh(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on an fd number; failure is reported through errno.
+    cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK) })?;
+    Ok(())
+}
+
 /// Whether `fd` is open in this process.
 pub fn fd_is_open(fd: RawFd) -> bool {
     // SAFETY: F_GETFD only queries.

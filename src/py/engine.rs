@@ -194,15 +194,11 @@ impl Engine {
         Token(t)
     }
 
-    /// Stop watching a pipe (before its fd is closed).
+    /// Stop watching a pipe whose fd is about to be closed. No EPOLL_CTL_DEL:
+    /// closing our only reference to the file removes it from the poll, and a
+    /// stray event for a forgotten token is ignored (tokens are never reused).
     pub(crate) fn forget(&self, pipe: &Pipe) {
-        let _ = self.registry.deregister(&mut SourceFd(&pipe.fd.as_raw_fd()));
         lock(&self.tokens).remove(&pipe.token.0);
-    }
-
-    fn forget_token(&self, fd: RawFd, token: Token) {
-        let _ = self.registry.deregister(&mut SourceFd(&fd));
-        lock(&self.tokens).remove(&token.0);
     }
 
     /// Record the exit and queue `processExited`.
@@ -214,8 +210,8 @@ impl Engine {
         st.pid = None;
         // The child is gone: a terminal master kept open after EIO can close now.
         st.held_master = None;
-        if let Some((fd, token)) = st.pidfd.take() {
-            self.forget_token(fd.as_raw_fd(), token);
+        if let Some((_fd, token)) = st.pidfd.take() {
+            lock(&self.tokens).remove(&token.0);
         }
         lock(&self.work).push_back(Work::Exited { proc: proc.clone() });
     }
@@ -295,6 +291,10 @@ impl Engine {
         if out.eof {
             let mut pipe = self.lose_pipe(proc, &mut st, fd);
             if proc.is_pty && st.exit.is_none() {
+                // Kept open (see held_master), so it must leave the poll explicitly.
+                if let Some(p) = &pipe {
+                    let _ = self.registry.deregister(&mut SourceFd(&p.fd.as_raw_fd()));
+                }
                 st.held_master = pipe.take();
             }
             drop(st);
@@ -855,7 +855,7 @@ impl Engine {
                         })?;
                         let reader = kind == "r";
                         let (mine, theirs) = if reader { (r, w) } else { (w, r) };
-                        sys::set_nonblocking(mine.as_raw_fd(), true).map_err(|e| os_error(e, "spawnProcess"))?;
+                        sys::set_nonblocking_fresh(mine.as_raw_fd()).map_err(|e| os_error(e, "spawnProcess"))?;
                         entries.push((*child, theirs.as_raw_fd()));
                         child_ends.push(theirs);
                         parent_ends.push((*child, mine, reader));
