@@ -39,20 +39,32 @@ _PROTOCOL_METHODS = (
 )
 
 
-def _reason(status: int | None) -> Failure:
-    """The ``Failure`` that ``processExited``/``processEnded`` receive."""
-    from ferroproc.failure import Failure
-
+def _endReason(
+    status: int | None,
+    done: Callable[[int], BaseException],
+    terminated: Callable[[int | None, int | None, int | None], BaseException],
+) -> BaseException:
+    """The exception a raw wait status means: ``done(status)`` for exit 0,
+    else ``terminated(exitCode, signal, status)``; an unknown status (the
+    child was reaped by someone else) is ``terminated(None, None, None)``.
+    Hosts pass their own classes (Twisted's, under ``ferroproc.twisted``)."""
     if status is None:
-        return Failure(ProcessTerminated(None, None, None))
+        return terminated(None, None, None)
     if os.WIFEXITED(status):
         code: int | None = os.WEXITSTATUS(status)
         sig: int | None = None
     else:
         code, sig = None, os.WTERMSIG(status)
     if code == 0:
-        return Failure(ProcessDone(status))
-    return Failure(ProcessTerminated(code, sig, status))
+        return done(status)
+    return terminated(code, sig, status)
+
+
+def _reason(status: int | None) -> Failure:
+    """The ``Failure`` that ``processExited``/``processEnded`` receive."""
+    from ferroproc.failure import Failure
+
+    return Failure(_endReason(status, ProcessDone, ProcessTerminated))
 
 
 def _log_error(where: str, exc: BaseException) -> None:

@@ -37,7 +37,6 @@ This module is the only part of ferroproc that imports Twisted.
 
 from __future__ import annotations
 
-import os
 import weakref
 from typing import Any
 
@@ -50,24 +49,14 @@ from zope.interface import classImplements, implementer
 
 import ferroproc.error as _ferror
 from ferroproc._core import Engine, Process
-from ferroproc._reactor import _prepare_spawn
+from ferroproc._reactor import _endReason, _prepare_spawn
 
 __all__ = ["install", "installed", "uninstall"]
 
 
 def _reason(status: int | None) -> Failure:
     """What ``processExited``/``processEnded`` receive, in Twisted's classes."""
-    if status is None:
-        # Reaped by someone else: the status is unknown.
-        return Failure(_terror.ProcessTerminated(None, None, None))
-    if os.WIFEXITED(status):
-        code: int | None = os.WEXITSTATUS(status)
-        sig: int | None = None
-    else:
-        code, sig = None, os.WTERMSIG(status)
-    if code == 0:
-        return Failure(_terror.ProcessDone(status))
-    return Failure(_terror.ProcessTerminated(code, sig, status))
+    return Failure(_endReason(status, _terror.ProcessDone, _terror.ProcessTerminated))
 
 
 class _ProcessExitedAlready(_ferror.ProcessExitedAlready, _terror.ProcessExitedAlready):
