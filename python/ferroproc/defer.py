@@ -803,36 +803,42 @@ class _CoroutineDriver(Generic[_T]):
                 value = yielded
                 continue
             self.waitingOn = yielded
-            value = self._waitFor(yielded)
+            value = _waitFor(self, yielded, self._step)
             if value is _WAITING:
                 return
             self.waitingOn = None
 
-    def _waitFor(self, awaited: Deferred[Any]) -> object:
-        """Arrange to resume when ``awaited`` fires.
-
-        Returns its result if it fired while the callback was being added
-        (the caller's loop then continues without recursing), else
-        ``_WAITING``.
-        """
-        early: list[object] = []
-        adding = True
-
-        def resume(result: object) -> None:
-            if adding:
-                early.append(result)
-            else:
-                self.waitingOn = None
-                self._step(result)
-            # Returning None: the coroutine took the result, nothing is left
-            # for later callbacks of ``awaited`` (as in Twisted).
-
-        awaited.addBoth(resume)
-        adding = False
-        return early[0] if early else _WAITING
 
 
 _WAITING = object()
+
+
+def _waitFor(
+    driver: _CoroutineDriver[Any] | _InlineCallbacks,
+    awaited: Deferred[Any],
+    resume: Callable[[object], None],
+) -> object:
+    """Arrange for ``resume(result)`` (with ``driver.waitingOn`` cleared)
+    when ``awaited`` fires.
+
+    Returns its result if it fired while the callback was being added (the
+    driver's loop then continues without recursing), else ``_WAITING``.
+    """
+    early: list[object] = []
+    adding = True
+
+    def onResult(result: object) -> None:
+        if adding:
+            early.append(result)
+        else:
+            driver.waitingOn = None
+            resume(result)
+        # Returning None: the driver took the result, nothing is left for
+        # later callbacks of ``awaited`` (as in Twisted).
+
+    awaited.addBoth(onResult)
+    adding = False
+    return early[0] if early else _WAITING
 
 
 def ensureDeferred(
@@ -1106,7 +1112,7 @@ class _InlineCallbacks:
                     value = yielded
                     continue
                 self.waitingOn = yielded
-                value = self._waitFor(yielded)
+                value = _waitFor(self, yielded, self._run)
                 if value is _WAITING:
                     return
                 self.waitingOn = None
@@ -1134,24 +1140,6 @@ class _InlineCallbacks:
         ):
             failure._frames = failure._frameInfo() + thrown._frames
         return failure
-
-    def _waitFor(self, awaited: Deferred[Any]) -> object:
-        """Resume when ``awaited`` fires; its result if that was at once,
-        else ``_WAITING``."""
-        early: list[object] = []
-        adding = True
-
-        def resume(result: object) -> None:
-            if adding:
-                early.append(result)
-            else:
-                self.waitingOn = None
-                self._run(result)
-            # None: the generator took the result (as in Twisted).
-
-        awaited.addBoth(resume)
-        adding = False
-        return early[0] if early else _WAITING
 
     def _finish(self, outcome: object) -> None:
         """Fire the Deferred with the generator's result or failure."""
