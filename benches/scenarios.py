@@ -129,6 +129,22 @@ SCENARIOS = [
                 ("pty", "PTY", ALL_PY + ["native-fork"]),
                 ("creds", "uid/gid", ALL_PY + ["native-fork"]),
             ]
+        ]
+        # The same spawns from a 64 MiB parent, for ferroproc and the C
+        # baselines: the spawn cost must not depend on the parent's size.
+        + [
+            Case(
+                "S2",
+                f"{kind}-64m",
+                f"{title}, 64 MiB parent",
+                ["ferroproc", "native", "native-fork"],
+                {"n": 400, "conc": 1, "mem_mib": 64, "budget": 1.0, "kind": kind},
+                {"n": 20, "mem_mib": 64, "budget": 0.5},
+                [RATE],
+                runs=3,
+                warmup=False,
+            )
+            for kind, title in [("pipes", "pipes"), ("pty", "PTY"), ("creds", "uid/gid")]
         ],
     ),
     Scenario(
