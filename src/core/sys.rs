@@ -137,22 +137,6 @@ pub fn fd_is_open(fd: RawFd) -> bool {
     unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
 }
 
-/// The open fds of this process (from `/proc/self/fd`).
-pub fn open_fds() -> Vec<RawFd> {
-    let mut out = Vec::new();
-    if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
-        for e in dir.flatten() {
-            if let Some(n) = e.file_name().to_str().and_then(|s| s.parse::<RawFd>().ok()) {
-                if fd_is_open(n) {
-                    out.push(n);
-                }
-            }
-        }
-    }
-    out.sort_unstable();
-    out
-}
-
 /// Whether SIGPIPE is ignored in this process right now (CPython ignores it at
 /// start-up; a program may restore the default).
 pub fn sigpipe_ignored() -> bool {
