@@ -22,7 +22,7 @@ from collections.abc import Callable, Coroutine, Generator
 from typing import Any, NoReturn, assert_type
 
 import ferroproc
-from ferroproc import Reactor, defer, error, failure, protocol, reactor, task, utils
+from ferroproc import Reactor, defer, error, failure, log, procutils, protocol, reactor, task, utils
 from ferroproc._core import DelayedCall, Engine, Process
 from ferroproc.defer import Deferred
 from ferroproc.failure import Failure
@@ -641,6 +641,23 @@ def reacting() -> NoReturn:
     if sys.argv[1:] == ["coroutine"]:
         task.react(react_coroutine)
     task.react(react_main, ["-v"], _reactor=reactor)
+
+
+# -- twisted.python's log and procutils -----------------------------------------
+
+
+def logging_and_which() -> None:
+    log.msg("spawned", 3, "children")
+    log.msg("failed", isError=True)
+    log.err(Failure(ValueError("x")), "while spawning")
+    log.err(RuntimeError("plain"))
+    handler = log.startLogging(sys.stdout)
+    del handler
+    paths: list[str] = procutils.which("gzip")
+    assert_type(procutils.which("gzip", os.R_OK), list[str])
+    if paths:
+        reactor.spawnProcess(protocol.ProcessProtocol(), paths[0], [paths[0], "-c"])
+    procutils.which(b"gzip")  # type: ignore[arg-type]
 
 
 # -- runnable ------------------------------------------------------------------
