@@ -211,10 +211,6 @@ def _prepare_spawn(
             raise OSError(code, f"spawnProcess: path {os.fsdecode(cwd)!r} {what}", os.fsdecode(cwd))
     uid_ = _id(uid, "uid")
     gid_ = _id(gid, "gid")
-    if method == "posix_spawn" and (uid_ is not None or gid_ is not None):
-        # posix_spawn cannot change ids: a forced posix_spawn (a test hook)
-        # must never run the child with the parent's credentials instead.
-        method = "clone"
 
     pty: Any = None
     if usePTY:
