@@ -47,3 +47,14 @@ def reactor() -> Any:
     return _reactor
 
 
+@pytest.fixture(params=[None, "clone"], ids=["default", "clone"])
+def spawn_method(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """Run a test on both spawn paths: the default (posix_spawn where it
+    fits) and the vfork-style clone path. Modules opt in with
+    ``pytestmark = pytest.mark.usefixtures("spawn_method")``."""
+    old = _reactor._spawnMethod
+    _reactor._spawnMethod = request.param
+    try:
+        yield request.param
+    finally:
+        _reactor._spawnMethod = old

@@ -98,3 +98,19 @@ def run_reactor(until: Any = None, timeout: float = 10.0) -> Any:
     if isinstance(result, Failure):
         result.raiseException()
     return result
+
+
+class RecordingProducer:
+    """A producer that only records which of its methods were called."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def pauseProducing(self) -> None:
+        self.calls.append("pause")
+
+    def resumeProducing(self) -> None:
+        self.calls.append("resume")
+
+    def stopProducing(self) -> None:
+        self.calls.append("stop")

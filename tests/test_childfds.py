@@ -18,7 +18,6 @@ import shutil
 import struct
 import subprocess
 import termios
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +32,8 @@ from ferroproc.protocol import ProcessProtocol
 REPORT = str(CHILDREN / "fds_report.py")
 
 
-@pytest.fixture(autouse=True, params=[None, "clone"], ids=["default", "clone"])
-def spawn_method(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    old = reactor._spawnMethod
-    reactor._spawnMethod = request.param
-    try:
-        yield request.param
-    finally:
-        reactor._spawnMethod = old
+# Every test runs on both spawn paths (posix_spawn, and the vfork-style clone).
+pytestmark = pytest.mark.usefixtures("spawn_method")
 
 
 class Recorder(ProcessProtocol):

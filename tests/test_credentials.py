@@ -16,7 +16,6 @@ import json
 import os
 import pwd
 import subprocess
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -27,7 +26,11 @@ from ferroproc.defer import Deferred
 from ferroproc.error import ProcessDone
 from ferroproc.protocol import ProcessProtocol
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
+    # Every test runs on both spawn paths (posix_spawn, and the vfork-style clone).
+    pytest.mark.usefixtures("spawn_method"),
+]
 
 NOBODY = 65534
 SYS_PY = "/usr/bin/python3"
@@ -49,16 +52,6 @@ def unused_id(start: int) -> int:
 
 UNKNOWN_UID = unused_id(4_000_123)
 UNKNOWN_GID = unused_id(UNKNOWN_UID + 1)
-
-
-@pytest.fixture(autouse=True, params=[None, "clone"], ids=["default", "clone"])
-def spawn_method(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    old = reactor._spawnMethod
-    reactor._spawnMethod = request.param
-    try:
-        yield request.param
-    finally:
-        reactor._spawnMethod = old
 
 
 class Collect(ProcessProtocol):

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from helpers import open_fds, run_reactor
+from helpers import RecordingProducer, open_fds, run_reactor
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -406,20 +406,6 @@ def test_childFDs_naming_a_closed_fd_never_binds_a_fresh_pipe() -> None:
 # -- transport methods ------------------------------------------------------
 
 
-class Prod:
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def pauseProducing(self) -> None:
-        self.calls.append("pause")
-
-    def resumeProducing(self) -> None:
-        self.calls.append("resume")
-
-    def stopProducing(self) -> None:
-        self.calls.append("stop")
-
-
 @pytest.fixture
 def cat() -> Iterator[tuple[Any, Recorder]]:
     """A live ``cat`` on pipes; after the test, it must still echo a line."""
@@ -505,13 +491,13 @@ def test_transport_harmless_oddities(cat: tuple[Any, Recorder]) -> None:
 
 def test_registerProducer_twice_is_RuntimeError_and_state_survives(cat: tuple[Any, Recorder]) -> None:
     t, _ = cat
-    first = Prod()
+    first = RecordingProducer()
     t.registerProducer(first, True)
     with pytest.raises(RuntimeError, match="already registered"):
-        t.registerProducer(Prod(), True)
+        t.registerProducer(RecordingProducer(), True)
     t.unregisterProducer()
     t.unregisterProducer()  # twice: harmless
-    second = Prod()
+    second = RecordingProducer()
     t.registerProducer(second, False)  # a pull producer is asked at once
     run_reactor(lambda: "resume" in second.calls, 5)
     t.unregisterProducer()
@@ -538,9 +524,9 @@ def test_writeSequence_with_a_bad_item_writes_nothing(cat: tuple[Any, Recorder])
 
 def test_registerProducer_accepts_int_streaming_flag(cat: tuple[Any, Recorder]) -> None:
     t, _ = cat
-    t.registerProducer(Prod(), 1)
+    t.registerProducer(RecordingProducer(), 1)
     t.unregisterProducer()
-    t.registerProducer(Prod(), 0)
+    t.registerProducer(RecordingProducer(), 0)
     t.unregisterProducer()
 
 
@@ -627,7 +613,7 @@ def test_methods_after_the_child_ended() -> None:
     t.closeChildFD(0)
     t.closeStdin()
     t.loseConnection()
-    prod = Prod()
+    prod = RecordingProducer()
     t.registerProducer(prod, True)  # no stdin any more: stopped at once
     assert prod.calls == ["stop"]
     assert t.pid is None and t.status == 0

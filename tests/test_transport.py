@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from engine_support import Recorder, spawn_and_run
-from helpers import CHILDREN, PY, run_reactor
+from helpers import CHILDREN, PY, RecordingProducer, run_reactor
 
 from ferroproc import reactor
 from ferroproc.error import ProcessDone, ProcessExitedAlready, ProcessTerminated
@@ -311,24 +311,10 @@ def test_pause_producing_blocks_child_and_resume_delivers_everything() -> None:
     assert proto.ended_reason.check(ProcessDone)
 
 
-class Producer:
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def pauseProducing(self) -> None:
-        self.calls.append("pause")
-
-    def resumeProducing(self) -> None:
-        self.calls.append("resume")
-
-    def stopProducing(self) -> None:
-        self.calls.append("stop")
-
-
 def test_streaming_producer_paused_above_64k_and_resumed_when_drained() -> None:
     proto = Recorder(stdin=b"", close_stdin=False)
     transport = reactor.spawnProcess(proto, "/usr/bin/wc", ["wc", "-c"])
-    producer = Producer()
+    producer = RecordingProducer()
     transport.registerProducer(producer, True)
     transport.write(b"s" * 1000)
     assert producer.calls == [], "a little data does not pause the producer"
@@ -345,7 +331,7 @@ def test_streaming_producer_paused_above_64k_and_resumed_when_drained() -> None:
 def test_register_producer_without_stdin_pipe_stops_it_at_once() -> None:
     proto = Recorder()
     transport = reactor.spawnProcess(proto, "/bin/echo", ["echo", "hi"], childFDs={1: "r"})
-    producer = Producer()
+    producer = RecordingProducer()
     transport.registerProducer(producer, True)
     assert producer.calls == ["stop"]
     run_reactor(proto.ended)
@@ -355,7 +341,7 @@ def test_register_producer_without_stdin_pipe_stops_it_at_once() -> None:
 def test_second_producer_registration_is_runtime_error() -> None:
     proto = Recorder(stdin=b"", close_stdin=False)
     transport = reactor.spawnProcess(proto, "/bin/cat", ["cat"])
-    first, second = Producer(), Producer()
+    first, second = RecordingProducer(), RecordingProducer()
     transport.registerProducer(first, True)
     with pytest.raises(RuntimeError):
         transport.registerProducer(second, True)
@@ -370,7 +356,7 @@ def test_second_producer_registration_is_runtime_error() -> None:
 def test_producer_stopped_when_stdin_is_lost() -> None:
     proto = Recorder(stdin=b"", close_stdin=False)
     transport = reactor.spawnProcess(proto, "/bin/cat", ["cat"])
-    producer = Producer()
+    producer = RecordingProducer()
     transport.registerProducer(producer, True)
     transport.closeStdin()
     run_reactor(proto.ended)
