@@ -9,7 +9,7 @@ pytest:
 	$(PYTHON) -m pytest -q
 
 cargo-test:
-	cargo test -q
+	cargo test --workspace -q
 
 # Lints, types, stub/runtime agreement and the clean-venv wheel check.
 checks:

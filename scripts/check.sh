@@ -33,17 +33,17 @@ step "stubtest"
 # stubtest compares the stub with the extension that is imported: refuse a
 # stale build rather than pass against old code.
 so=$("$PYTHON" -c 'import ferroproc._core as c; print(c.__file__)')
-if [ -n "$(find src Cargo.toml -newer "$so" -print -quit)" ]; then
+if [ -n "$(find src crates Cargo.toml -newer "$so" -print -quit)" ]; then
     echo "the built extension ($so) is older than src/: run 'pip install -e .' first" >&2
     exit 1
 fi
 "$PYTHON" -m mypy.stubtest ferroproc --mypy-config-file pyproject.toml --allowlist stubtest_allowlist.txt
 
 step "cargo fmt --check"
-cargo fmt --check
+cargo fmt --all --check
 
 step "cargo clippy"
-cargo clippy --quiet --all-targets -- -D warnings
+cargo clippy --quiet --workspace --all-targets -- -D warnings
 
 if [ "$wheel" = 1 ]; then
     step "wheel"

@@ -1,8 +1,39 @@
-//! ferroproc's engine: spawning, fd plans, PTYs, credentials and reaping in
-//! [`core`] (pure Rust), and the Python bindings in [`py`] (the only code that
-//! touches pyo3).
+//! `ferroproc._core`: the Python bindings over `ferroproc-core`. The only code
+//! that touches pyo3. Dependencies run one way:
+//!
+//! ```text
+//! lib ─▶ engine ─▶ spawn ─▶ transport ─▶ handle ─▶ host
+//!          │  │       └──────────┬─────────┘
+//!          │  └─▶ timers ─▶ dispatch ─▶ handle, host
+//!          └─▶ dispatch            errors ◀── (all)
+//! ```
+//!
+//! - [`engine`]: the `Engine` class: polls and turns the core loop;
+//! - [`dispatch`]: the core's events turned into protocol calls;
+//! - [`timers`]: `callLater` and `DelayedCall`;
+//! - [`transport`]: the `Process` class protocols hold;
+//! - [`spawn`]: `SpawnArgs` marshalling, with the rollback guard;
+//! - [`handle`]: what an engine shares with its transports and timers;
+//! - [`host`]: `bytes` buffers and per-child protocol objects for the core;
+//! - [`errors`]: OS errors and spawn failures as Python exceptions.
 
-pub mod core;
-pub mod py;
+mod dispatch;
+mod engine;
+mod errors;
+mod handle;
+mod host;
+mod spawn;
+mod timers;
+mod transport;
 
-pub use py::_core;
+use pyo3::prelude::*;
+
+/// `ferroproc._core`: the Rust engine behind ferroproc's reactors.
+#[pymodule]
+pub fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<engine::Engine>()?;
+    m.add_class::<timers::DelayedCall>()?;
+    m.add_class::<transport::Process>()?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -275,19 +275,19 @@ def test_each_reactor_gets_its_own_engine(reactor: Any) -> None:
 
 
 def test_neverUseSpawn_selects_the_clone_path(reactor: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[tuple[Any, ...]] = []
+    calls: list[Any] = []
     real = ferroproc.twisted._EngineReader.spawn
 
-    def spy(self: Any, args: tuple[Any, ...]) -> Any:
+    def spy(self: Any, protocol: Any, args: Any) -> Any:
         calls.append(args)
-        return real(self, args)
+        return real(self, protocol, args)
 
     monkeypatch.setattr(ferroproc.twisted._EngineReader, "spawn", spy)
     reactor._neverUseSpawn = True
     p = Recorder()
     reactor.spawnProcess(p, PY, [PY, "-c", ""])
     wait_end(reactor, p)
-    assert calls[-1][-1] == "clone"
+    assert calls[-1].method == "clone"
 
 
 def test_validation_errors_are_raised_by_spawnProcess(reactor: Any) -> None:
@@ -340,8 +340,8 @@ def test_process_endpoint_and_utils_spawn_through_ferroproc(reactor: Any, monkey
     made: list[Any] = []
     real = ferroproc.twisted._EngineReader.spawn
 
-    def spy(self: Any, args: tuple[Any, ...]) -> Any:
-        t = real(self, args)
+    def spy(self: Any, protocol: Any, args: Any) -> Any:
+        t = real(self, protocol, args)
         made.append(t)
         return t
 

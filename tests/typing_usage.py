@@ -24,6 +24,7 @@ from typing import Any, NoReturn, assert_type
 import ferroproc
 from ferroproc import Reactor, defer, error, failure, log, procutils, protocol, reactor, task, utils
 from ferroproc._core import DelayedCall, Engine, Process
+from ferroproc._spawnargs import SpawnArgs, prepareSpawn
 from ferroproc.defer import Deferred
 from ferroproc.failure import Failure
 from ferroproc.interfaces import (
@@ -390,10 +391,16 @@ def engine() -> None:
         pass
 
     e = Engine(reason, log)
-    p = e.spawn(Quiet(), b"/bin/true", [b"true"], [], None, None, [(0, "w", -1)], None, None, None, None)
+    args = prepareSpawn(Quiet(), "/bin/true", ["true"], {}, None, None, None, False, None, method="clone")
+    assert_type(args, SpawnArgs)
+    p = e.spawn(Quiet(), args)
     assert_type(p, Process)
-    e.spawn(None, b"sh", [b"sh"], [b"A=1"], b"/bin", b"/", [], True, (24, 80), 0, 0, method="clone")
-    e.spawn(None, b"sh", [b"sh"], [], None, None, [], None, None, None, None, method="fork")  # type: ignore[arg-type]
+    e.spawn(None, args._replace(fds=[(1, "fd", 1)]))
+    e.spawn(None, b"/bin/true")  # type: ignore[arg-type]
+    prepareSpawn(None, "sh", ["sh"], {}, None, None, None, False, None, method="fork")  # type: ignore[arg-type]
+    assert_type(e.nextTimer(), float | None)
+    e.bindThread()
+    e.bindThread(False)
     e.runOnce()
     e.runOnce(0.5, timers=False)
     e.run()

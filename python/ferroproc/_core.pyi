@@ -6,11 +6,12 @@ The classes here are what that public API returns, though: ``spawnProcess``
 returns a :class:`Process` and ``callLater`` a :class:`DelayedCall`.
 """
 
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Literal, NoReturn, final
+from collections.abc import Callable, Iterable
+from typing import Any, NoReturn, final
 
 from typing_extensions import Self
 
+from ferroproc._spawnargs import SpawnArgs
 from ferroproc.interfaces import IProcessProtocol, IPullProducer, IPushProducer
 
 __all__ = ["DelayedCall", "Engine", "Process", "__version__"]
@@ -48,40 +49,25 @@ class Engine:
         log_error: Callable[[str, BaseException], object],
         exited_already: type[BaseException] | None = None,
     ) -> Self: ...
-    def spawn(
-        self,
-        protocol: IProcessProtocol | None,
-        executable: bytes,
-        argv: Sequence[bytes],
-        envp: Sequence[bytes],
-        parent_path: bytes | None,
-        cwd: bytes | None,
-        fds: Sequence[tuple[int, str, int]],
-        pty: Literal[True] | tuple[int, int] | None,
-        window_size: tuple[int, int] | None,
-        uid: int | None,
-        gid: int | None,
-        method: Literal["posix_spawn", "clone"] | None = None,
-    ) -> Process:
+    def spawn(self, protocol: IProcessProtocol | None, args: SpawnArgs) -> Process:
         """Start a child and connect ``protocol`` to it (``makeConnection`` is
         called before this returns).
 
-        Arguments arrive validated and normalised by ``ferroproc._reactor``:
-        bytes everywhere; ``envp`` as ``KEY=value`` entries; ``parent_path`` is
-        the parent's ``PATH`` (for looking up a bare executable name); ``fds``
-        as ``(childFD, kind, parentFD)`` with kind ``'r'``, ``'w'`` or ``'fd'``
-        (parentFD is only read for ``'fd'``); ``pty`` is None for pipes,
-        ``True`` for a new terminal or a ``(master, slave)`` pair (both fds are
-        taken over); ``window_size`` is the terminal's ``(rows, cols)``;
-        ``method`` forces a spawn path (default: posix_spawn where it fits).
+        ``args`` comes from :func:`ferroproc._spawnargs.prepareSpawn`, which
+        has checked and normalised every argument. Every remaining check runs
+        before the child exists; once it does, it is killed and reaped if
+        anything fails before the engine has taken it over.
 
         Raises:
-            ValueError: a NUL byte in an argument, an unknown fd kind or
-                method, or a ``uid`` without a passwd entry and no ``gid``.
+            ValueError: a NUL byte in an argument, a ``uid`` without a passwd
+                entry and no ``gid``, a ``usePTY`` tuple whose fds are not a
+                terminal's master and its slave.
             OSError: the subclass for the errno of a failed start
                 (``FileNotFoundError`` for a missing executable,
                 ``PermissionError``...), naming the executable, directory or
                 ids; no child is left behind.
+            RuntimeError: called from another thread than the one driving the
+                engine, or in a process forked from the engine's.
         """
 
     def run(self) -> None:
@@ -97,7 +83,11 @@ class Engine:
     def runOnce(self, timeout: float = 0.0, timers: bool = True) -> None:
         """One loop turn, waiting at most ``timeout`` seconds (0: do only what
         is ready); ``timers=False`` leaves due timers to the host. Used by
-        hosts such as a Twisted reactor that drive the engine."""
+        hosts such as a Twisted reactor that drive the engine.
+
+        Raises:
+            ValueError: ``timeout`` is infinite or NaN.
+        """
 
     def stop(self) -> None:
         """Ask :meth:`run` to return after the current turn. Safe from any thread."""
@@ -121,6 +111,20 @@ class Engine:
     def hasPending(self) -> bool:
         """Whether callbacks or I/O are waiting (a host should call ``runOnce(0)``)."""
 
+    def nextTimer(self) -> float | None:
+        """When the earliest timer is due (``seconds()`` time), or None."""
+
+    def bindThread(self, bound: bool = True) -> None:
+        """Make the calling thread the one that runs protocol code for this
+        engine (a host driving it from that thread), or with ``bound=False``
+        none. ``spawn`` from another thread is then refused."""
+
+    def forgetAfterFork(self) -> None:
+        """In a child made by ``os.fork()``: the engine's children and fds
+        belong to the parent. It refuses to run or spawn from now on, its
+        transports act as if their child had gone, and nothing of the
+        parent's is touched."""
+
     def seconds(self) -> float:
         """The current time in seconds (as ``time.time()``)."""
 
@@ -132,6 +136,8 @@ class Engine:
         kwargs: dict[str, Any] | None = None,
     ) -> DelayedCall:
         """Call ``f(*args, **kwargs)`` ``delay`` seconds from now.
+
+        A huge finite delay is a call that never comes due.
 
         Raises:
             ValueError: ``delay`` is negative, infinite or NaN.
@@ -167,13 +173,15 @@ class DelayedCall:
     def delay(self, secondsLater: float) -> None:
         """Run ``secondsLater`` seconds later than currently scheduled.
 
-        Raises AlreadyCalled / AlreadyCancelled as :meth:`cancel` does.
+        Raises AlreadyCalled / AlreadyCancelled as :meth:`cancel` does, and
+        ValueError for an infinite or NaN ``secondsLater``.
         """
 
     def reset(self, secondsFromNow: float) -> None:
         """Run ``secondsFromNow`` seconds from now instead.
 
-        Raises AlreadyCalled / AlreadyCancelled as :meth:`cancel` does.
+        Raises AlreadyCalled / AlreadyCancelled as :meth:`cancel` does, and
+        ValueError for an infinite or NaN ``secondsFromNow``.
         """
 
     def active(self) -> bool:
@@ -216,8 +224,9 @@ class Process:
         """Open pipes: child fd → the parent's fd number (empty on a PTY)."""
 
     def write(self, data: bytes) -> None:
-        """Write ``data`` to the child's stdin, queueing what the pipe cannot
-        take now. Dropped silently once stdin is closed, as in Twisted.
+        """Write ``data`` to the child's stdin (or terminal). Everything
+        written during one loop turn leaves together at its end, in one
+        ``writev``. Dropped silently once stdin is closed, as in Twisted.
 
         Raises:
             TypeError: ``data`` is not ``bytes``.
@@ -237,8 +246,9 @@ class Process:
 
     def closeChildFD(self, childFD: int) -> None:
         """Close the pipe on child fd ``childFD``: an input pipe after its
-        queued data is written (the child sees EOF), an output pipe at once.
-        Closing an fd that is not open does nothing.
+        queued data is written (the child sees EOF), an output pipe at once
+        (output not yet delivered is dropped). Closing an fd that is not open
+        does nothing.
 
         Raises:
             NotImplementedError: on a PTY transport.

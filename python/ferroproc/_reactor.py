@@ -1,21 +1,24 @@
 """The standalone reactor: ``spawnProcess``, timers, threads and ``run``.
 
-All argument checking happens here, before any child exists, so a mistake is
-a ``TypeError``/``ValueError``/``OSError`` from ``spawnProcess`` that names the
-parameter; the Rust engine (``ferroproc._core.Engine``) then gets bytes only.
+Arguments are checked by :mod:`ferroproc._spawnargs` before any child
+exists, so a mistake is a ``TypeError``/``ValueError``/``OSError`` from
+``spawnProcess`` that names the parameter; the Rust engine
+(``ferroproc._core.Engine``) then gets bytes only.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import signal
 import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec
 
 from ferroproc._core import DelayedCall, Engine, Process
-from ferroproc.error import ProcessDone, ProcessTerminated, ReactorNotRunning
+from ferroproc._logger import logError, logger
+from ferroproc._spawnargs import SpawnMethod, prepareSpawn
+from ferroproc.error import ProcessDone, ProcessTerminated, ReactorNotRunning, _exitReason
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -29,247 +32,27 @@ __all__ = ["Reactor", "reactor"]
 #: so a type checker matches the arguments against the callable.
 _P = ParamSpec("_P")
 
-_DEFAULT_CHILD_FDS: dict[int, str | int] = {0: "w", 1: "r", 2: "r"}
-_PROTOCOL_METHODS = (
-    "makeConnection",
-    "childDataReceived",
-    "childConnectionLost",
-    "processExited",
-    "processEnded",
-)
-
-
-def _endReason(
-    status: int | None,
-    done: Callable[[int], BaseException],
-    terminated: Callable[[int | None, int | None, int | None], BaseException],
-) -> BaseException:
-    """The exception a raw wait status means: ``done(status)`` for exit 0,
-    else ``terminated(exitCode, signal, status)``; an unknown status (the
-    child was reaped by someone else) is ``terminated(None, None, None)``.
-    Hosts pass their own classes (Twisted's, under ``ferroproc.twisted``)."""
-    if status is None:
-        return terminated(None, None, None)
-    if os.WIFEXITED(status):
-        code: int | None = os.WEXITSTATUS(status)
-        sig: int | None = None
-    else:
-        code, sig = None, os.WTERMSIG(status)
-    if code == 0:
-        return done(status)
-    return terminated(code, sig, status)
-
 
 def _reason(status: int | None) -> Failure:
     """The ``Failure`` that ``processExited``/``processEnded`` receive."""
     from ferroproc.failure import Failure
 
-    return Failure(_endReason(status, ProcessDone, ProcessTerminated))
+    return Failure(_exitReason(status, ProcessDone, ProcessTerminated))
 
 
-def _log_error(where: str, exc: BaseException) -> None:
-    import logging
-
-    logging.getLogger("ferroproc").error(
-        "Unhandled error in %s", where, exc_info=(type(exc), exc, exc.__traceback__)
-    )
+#: Every reactor, for the fork hook below.
+_reactors: weakref.WeakSet[Reactor] = weakref.WeakSet()
 
 
-def _type_name(value: object) -> str:
-    return type(value).__name__
+def _afterForkInChild() -> None:
+    """In a child made by ``os.fork()``: every reactor gets a fresh, empty
+    engine; the old one (the parent's children, pipes and pidfds) is left
+    untouched."""
+    for r in list(_reactors):
+        r._replaceEngine()
 
 
-def _fsencode(value: Any, what: str) -> bytes:
-    """``os.fsencode``, with an unencodable str (a lone surrogate that
-    surrogateescape cannot map back to a byte) reported by parameter name."""
-    try:
-        return os.fsencode(value)
-    except UnicodeEncodeError as e:
-        raise ValueError(
-            f"spawnProcess: {what} cannot be encoded to bytes ({e.reason} at position {e.start}): {value!r}"
-        ) from None
-
-
-def _to_bytes(value: object, what: str) -> bytes:
-    """A str/bytes/path-like as bytes (filesystem encoding), NUL-free."""
-    if isinstance(value, bytes):
-        out = value
-    elif isinstance(value, (str, os.PathLike)):
-        out = _fsencode(value, what)
-    else:
-        raise TypeError(f"spawnProcess: {what} must be str, bytes or path-like, not {_type_name(value)}")
-    if b"\0" in out:
-        raise ValueError(f"spawnProcess: {what} contains a NUL byte: {value!r}")
-    return out
-
-
-def _env_entries(env: Mapping[Any, Any] | None) -> list[bytes]:
-    if env is None:
-        env = os.environb
-    elif not isinstance(env, Mapping):
-        raise TypeError(f"spawnProcess: env must be a dict (or None for os.environ), not {_type_name(env)}")
-    out = []
-    for key, value in env.items():
-        if not isinstance(key, (str, bytes)):
-            raise TypeError(f"spawnProcess: env key {key!r} must be str or bytes, not {_type_name(key)}")
-        if not isinstance(value, (str, bytes)):
-            raise TypeError(f"spawnProcess: env[{key!r}] must be str or bytes, not {_type_name(value)}")
-        k = _fsencode(key, f"env key {key!r}")
-        if not k or b"=" in k or b"\0" in k:
-            raise ValueError(f"spawnProcess: env key {key!r} is not a valid variable name (empty, or has '=' or NUL)")
-        v = _fsencode(value, f"env[{key!r}]")
-        if b"\0" in v:
-            raise ValueError(f"spawnProcess: env[{key!r}] contains a NUL byte")
-        out.append(k + b"=" + v)
-    return out
-
-
-def _fd_limit() -> int:
-    """The soft RLIMIT_NOFILE, which the child inherits: fd numbers at or
-    above it cannot be given to the child."""
-    import resource
-
-    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    return 0x7FFFFFFF if soft == resource.RLIM_INFINITY else soft
-
-
-def _child_fds(childFDs: Mapping[Any, Any]) -> list[tuple[int, str, int]]:
-    if not isinstance(childFDs, Mapping):
-        raise TypeError(f"spawnProcess: childFDs must be a dict, not {_type_name(childFDs)}")
-    out = []
-    limit = _fd_limit()
-    for child, value in sorted(childFDs.items(), key=lambda kv: kv[0] if isinstance(kv[0], int) else -1):
-        if not isinstance(child, int) or isinstance(child, bool):
-            raise TypeError(
-                f"spawnProcess: childFDs key {child!r} must be an int (a child fd), not {_type_name(child)}"
-            )
-        if child < 0 or child > 0x7FFFFFFE:
-            raise ValueError(f"spawnProcess: childFDs key {child} is not a valid fd number")
-        if child >= limit:
-            # dup2 in the child would fail with EBADF: say so here, by name.
-            raise ValueError(
-                f"spawnProcess: childFDs key {child} is not below the open-file limit (RLIMIT_NOFILE {limit})"
-            )
-        if value == "r" or value == "w":
-            out.append((child, str(value), -1))
-        elif isinstance(value, int) and not isinstance(value, bool):
-            if value < 0:
-                raise ValueError(f"spawnProcess: childFDs[{child}]: parent fd {value} is negative")
-            if value > 0x7FFFFFFF:
-                raise ValueError(f"spawnProcess: childFDs[{child}]: parent fd {value} is not a valid fd number")
-            out.append((child, "fd", value))
-        else:
-            raise ValueError(f"spawnProcess: childFDs[{child}]: {value!r} is not 'r', 'w' or an fd")
-    return out
-
-
-def _id(value: object, what: str) -> int | None:
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"spawnProcess: {what} must be an int or None, not {_type_name(value)}")
-    if not 0 <= value < 2**32 - 1:
-        raise ValueError(f"spawnProcess: {what} {value} is out of range")
-    return value
-
-
-def _prepare_spawn(
-    processProtocol: Any,
-    executable: Any,
-    args: Any,
-    env: Any,
-    path: Any,
-    uid: Any,
-    gid: Any,
-    usePTY: Any,
-    childFDs: Any,
-    windowSize: Any,
-    method: str | None,
-) -> tuple[Any, ...]:
-    """Check and normalise ``spawnProcess``'s arguments into the positional
-    arguments of ``Engine.spawn`` (bytes everywhere, ``fds`` as
-    ``(childFD, kind, parentFD)``). Shared by every host (this reactor,
-    :mod:`ferroproc.twisted`), so they all reject the same mistakes with the
-    same messages. Raises ``TypeError``/``ValueError``/``OSError`` naming the
-    bad parameter.
-    """
-    exe = _to_bytes(executable, "executable")
-    if not exe:
-        raise ValueError("spawnProcess: executable must not be empty")
-    if isinstance(args, (str, bytes)) or not isinstance(args, Sequence):
-        raise TypeError(f"spawnProcess: args must be a list or tuple of str/bytes, not {_type_name(args)}")
-    if len(args) == 0:
-        raise ValueError("spawnProcess: args must not be empty (args[0] is the program's name)")
-    argv = [_to_bytes(a, f"args[{i}]") for i, a in enumerate(args)]
-    envp = _env_entries(env)
-    cwd = None
-    if path is not None:
-        cwd = _to_bytes(path, "path")
-        if not os.path.isdir(cwd):
-            code = errno.ENOTDIR if os.path.exists(cwd) else errno.ENOENT
-            what = "is not a directory" if code == errno.ENOTDIR else "does not exist"
-            raise OSError(code, f"spawnProcess: path {os.fsdecode(cwd)!r} {what}", os.fsdecode(cwd))
-    uid_ = _id(uid, "uid")
-    gid_ = _id(gid, "gid")
-
-    pty: Any = None
-    if usePTY:
-        if childFDs is not None:
-            raise ValueError("Using childFDs is not supported with usePTY=True.")
-        if isinstance(usePTY, (tuple, list)):
-            if len(usePTY) != 3 or not all(isinstance(x, int) for x in usePTY[:2]):
-                raise TypeError("spawnProcess: usePTY must be True or a (masterfd, slavefd, ttyname) tuple")
-            pty = (usePTY[0], usePTY[1])
-        else:
-            pty = True
-        fds: list[tuple[int, str, int]] = []
-    else:
-        fds = _child_fds(_DEFAULT_CHILD_FDS if childFDs is None else childFDs)
-    if windowSize is not None:
-        if not usePTY:
-            raise ValueError("spawnProcess: windowSize needs usePTY")
-        if (
-            not isinstance(windowSize, tuple)
-            or len(windowSize) != 2
-            or not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= 0xFFFF for n in windowSize)
-        ):
-            raise ValueError(f"spawnProcess: windowSize must be (rows, cols) with 0 <= n <= 65535, not {windowSize!r}")
-
-    needsProtocol = bool(pty) or any(kind != "fd" for _, kind, _ in fds)
-    if processProtocol is None:
-        if needsProtocol:
-            raise TypeError(
-                "spawnProcess: processProtocol is None, but childFDs/usePTY create pipes that need one"
-            )
-    elif isinstance(processProtocol, type):
-        # A class has every method (unbound): it would pass the check below,
-        # start the child, then fail in every callback.
-        raise TypeError(
-            f"spawnProcess: processProtocol must be a protocol instance, not the class "
-            f"{processProtocol.__name__} (did you mean {processProtocol.__name__}()?)"
-        )
-    else:
-        missing = [m for m in _PROTOCOL_METHODS if not callable(getattr(processProtocol, m, None))]
-        if missing:
-            raise TypeError(
-                f"spawnProcess: processProtocol {processProtocol!r} lacks {', '.join(missing)} "
-                "(subclass ferroproc.protocol.ProcessProtocol)"
-            )
-
-    return (
-        processProtocol,
-        exe,
-        argv,
-        envp,
-        os.environb.get(b"PATH"),
-        cwd,
-        fds,
-        pty,
-        windowSize,
-        uid_,
-        gid_,
-        method,
-    )
+os.register_at_fork(after_in_child=_afterForkInChild)
 
 
 class Reactor:
@@ -283,10 +66,11 @@ class Reactor:
     _neverUseSpawn: bool = False
 
     def __init__(self) -> None:
-        self._engine = Engine(_reason, _log_error)
+        self._engine = Engine(_reason, logError)
+        _reactors.add(self)
         self._whenRunning: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
         self._triggers: dict[tuple[str, str], list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]]] = {}
-        self._spawnMethod: str | None = None
+        self._spawnMethod: SpawnMethod | None = None
 
     # -- processes ---------------------------------------------------------
 
@@ -326,11 +110,15 @@ class Reactor:
         missing executable, ``PermissionError`` ...); no child is left behind.
         """
         method = self._spawnMethod or ("clone" if self._neverUseSpawn else None)
-        return self._engine.spawn(
-            *_prepare_spawn(
-                processProtocol, executable, args, env, path, uid, gid, usePTY, childFDs, windowSize, method
-            )
+        spawnArgs = prepareSpawn(
+            processProtocol, executable, args, env, path, uid, gid, usePTY, childFDs, windowSize, method
         )
+        return self._engine.spawn(processProtocol, spawnArgs)
+
+    def _replaceEngine(self) -> None:
+        """Forget the engine of the process this one was forked from."""
+        self._engine.forgetAfterFork()
+        self._engine = Engine(_reason, logError)
 
     # -- time and threads --------------------------------------------------
 
@@ -382,7 +170,7 @@ class Reactor:
                 try:
                     f(*a, **kw)
                 except Exception as e:  # noqa: BLE001 - logged, as Twisted does
-                    _log_error(f"a {phase} {eventType} trigger", e)
+                    logError(f"a {phase} {eventType} trigger", e)
 
     # -- running -----------------------------------------------------------
 
@@ -398,13 +186,10 @@ class Reactor:
             try:
                 f(*a, **kw)
             except Exception as e:  # noqa: BLE001
-                _log_error("callWhenRunning", e)
+                logError("callWhenRunning", e)
 
     def _onSignal(self, signum: int, frame: FrameType | None) -> None:
-        import logging
-
-        name = signal.Signals(signum).name
-        logging.getLogger("ferroproc").info("Received %s, shutting down.", name)
+        logger().info("Received %s, shutting down.", signal.Signals(signum).name)
         self.stop()
 
     def run(self, installSignalHandlers: bool = True) -> None:
@@ -423,6 +208,7 @@ class Reactor:
                 if signal.getsignal(sig) is default:
                     restore.append((sig, signal.signal(sig, self._onSignal)))
         self.callLater(0, self._startRunning)
+        pid = os.getpid()
         try:
             self._engine.run()
         finally:
@@ -430,7 +216,10 @@ class Reactor:
                 signal.signal(sig, handler)
             if oldWakeup is not None:
                 signal.set_wakeup_fd(oldWakeup)
-            self._fire("shutdown")
+            # A process forked inside a callback comes back here too: the
+            # shutdown belongs to the parent's run, not the child's.
+            if os.getpid() == pid:
+                self._fire("shutdown")
 
     def stop(self) -> None:
         """Stop :meth:`run` after the current turn. Raises ``ReactorNotRunning``
@@ -440,7 +229,8 @@ class Reactor:
         self._engine.stop()
 
     def iterate(self, delay: float = 0.0) -> None:
-        """Run one turn of the loop, waiting at most ``delay`` seconds."""
+        """Run one turn of the loop, waiting at most ``delay`` seconds (a
+        finite number: ``ValueError`` otherwise)."""
         self._engine.runOnce(delay)
 
     def __repr__(self) -> str:

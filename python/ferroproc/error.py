@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import os
+
 __all__ = [
     "AlreadyCalled",
     "AlreadyCancelled",
@@ -109,3 +111,24 @@ class AlreadyCancelled(ValueError):
 
 class ReactorNotRunning(RuntimeError):
     """``stop()`` was called on a reactor that is not running."""
+
+
+def _exitReason(
+    status: int | None,
+    done: type[BaseException],
+    terminated: type[BaseException],
+) -> BaseException:
+    """The exception a raw wait status means: ``done(status)`` for exit 0,
+    else ``terminated(exitCode, signal, status)``; an unknown status (the
+    child was reaped by someone else) is ``terminated(None, None, None)``.
+    Hosts pass their own classes (Twisted's, under ``ferroproc.twisted``)."""
+    if status is None:
+        return terminated(None, None, None)
+    if os.WIFEXITED(status):
+        code: int | None = os.WEXITSTATUS(status)
+        sig: int | None = None
+    else:
+        code, sig = None, os.WTERMSIG(status)
+    if code == 0:
+        return done(status)
+    return terminated(code, sig, status)

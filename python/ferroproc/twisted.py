@@ -49,14 +49,15 @@ from zope.interface import classImplements, implementer
 
 import ferroproc.error as _ferror
 from ferroproc._core import Engine, Process
-from ferroproc._reactor import _endReason, _prepare_spawn
+from ferroproc._spawnargs import SpawnArgs, SpawnMethod, prepareSpawn
+from ferroproc.error import _exitReason
 
 __all__ = ["install", "installed", "uninstall"]
 
 
 def _reason(status: int | None) -> Failure:
     """What ``processExited``/``processEnded`` receive, in Twisted's classes."""
-    return Failure(_endReason(status, _terror.ProcessDone, _terror.ProcessTerminated))
+    return Failure(_exitReason(status, _terror.ProcessDone, _terror.ProcessTerminated))
 
 
 class _ProcessExitedAlready(_ferror.ProcessExitedAlready, _terror.ProcessExitedAlready):
@@ -137,9 +138,9 @@ class _EngineReader:
         if self._soon is None and engine.hasPending():
             self._soon = self.reactor.callLater(0, self._runSoon)
 
-    def spawn(self, args: tuple[Any, ...]) -> Process:
+    def spawn(self, protocol: Any, args: SpawnArgs) -> Process:
         try:
-            return self.engine.spawn(*args)
+            return self.engine.spawn(protocol, args)
         finally:
             # Also after a failed spawn: connectionMade may have queued work.
             self.settle()
@@ -182,9 +183,9 @@ def spawnProcess(
     Twisted's signature and semantics, with ferroproc's engine and
     validation. Returns a ``ferroproc._core.Process`` providing
     ``IProcessTransport``."""
-    method = "clone" if getattr(self, "_neverUseSpawn", False) else None
-    call = _prepare_spawn(processProtocol, executable, args, env, path, uid, gid, usePTY, childFDs, None, method)
-    return _readerFor(self).spawn(call)
+    method: SpawnMethod | None = "clone" if getattr(self, "_neverUseSpawn", False) else None
+    spawnArgs = prepareSpawn(processProtocol, executable, args, env, path, uid, gid, usePTY, childFDs, None, method)
+    return _readerFor(self).spawn(processProtocol, spawnArgs)
 
 
 _saved: dict[str, Any] = {}

@@ -7,7 +7,7 @@ use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyString};
 
-use crate::core::spawn::{SpawnError, Stage};
+use ferroproc_core::spawn::{SpawnError, Stage};
 
 /// `OSError(errno, "<what>: <strerror>")`; Python picks the subclass
 /// (`FileNotFoundError`, `PermissionError` ...) from the errno.
@@ -79,6 +79,9 @@ pub(crate) fn spawn_error(e: SpawnError, what: &SpawnWhat<'_>) -> PyErr {
         Stage::Groups | Stage::Gid | Stage::Uid => {
             PyOSError::new_err((errno, format!("spawnProcess: cannot switch to {}: {why}", ids())))
         }
+        Stage::Session => {
+            PyOSError::new_err((errno, format!("spawnProcess: cannot set the session or process group: {why}")))
+        }
         Stage::Terminal => PyOSError::new_err((errno, format!("spawnProcess: cannot set up the terminal: {why}"))),
         Stage::Fds => PyOSError::new_err((errno, format!("spawnProcess: cannot set up childFDs: {why}"))),
         Stage::Spawn | Stage::None => PyOSError::new_err((errno, format!("spawnProcess: cannot start {exe:?}: {why}"))),
@@ -95,6 +98,11 @@ fn missing_interpreter(path: &str) -> Option<String> {
     let line = line.split(|&b| b == b'\n').next()?;
     let interp = String::from_utf8_lossy(line).split_whitespace().next()?.to_string();
     Some(interp)
+}
+
+/// The name of `ob`'s type, for messages.
+pub(crate) fn type_name(ob: &Bound<'_, PyAny>) -> String {
+    ob.get_type().name().map(|n| n.to_string()).unwrap_or_default()
 }
 
 /// `ProcessExitedAlready()`: the host's class when it gave one, else
@@ -126,51 +134,17 @@ pub(crate) fn parse_signal(ob: &Bound<'_, PyAny>) -> PyResult<i32> {
     let Ok(name) = ob.cast::<PyString>() else {
         return Err(PyTypeError::new_err(format!(
             "signalProcess: signal must be a name or an int, not {}",
-            ob.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+            type_name(ob)
         )));
     };
     let name = name.to_str()?;
-    signal_number(name).ok_or_else(|| PyValueError::new_err(format!("signalProcess: unknown signal name {name:?}")))
-}
-
-/// The number of a signal name, with or without the "SIG" prefix, any case.
-pub(crate) fn signal_number(name: &str) -> Option<i32> {
-    let upper = name.trim().to_ascii_uppercase();
-    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
-    let rt = |base: i32, rest: &str| -> Option<i32> {
-        let n = if rest.is_empty() { 0 } else { rest.strip_prefix(['+', '-'])?.parse::<i32>().ok()? };
-        let n = if rest.starts_with('-') { -n } else { n };
-        let s = base + n;
-        (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&s).then_some(s)
-    };
-    if let Some(rest) = bare.strip_prefix("RTMIN") {
-        return rt(libc::SIGRTMIN(), rest);
-    }
-    if let Some(rest) = bare.strip_prefix("RTMAX") {
-        return rt(libc::SIGRTMAX(), rest);
-    }
-    let aliases = [("IOT", libc::SIGABRT), ("POLL", libc::SIGIO), ("CLD", libc::SIGCHLD)];
-    if let Some(&(_, n)) = aliases.iter().find(|(a, _)| *a == bare) {
-        return Some(n);
-    }
-    nix::sys::signal::Signal::iterator().find(|s| s.as_str().strip_prefix("SIG") == Some(bare)).map(|s| s as i32)
+    ferroproc_core::signals::signal_number(name)
+        .ok_or_else(|| PyValueError::new_err(format!("signalProcess: unknown signal name {name:?}")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn signal_names() {
-        assert_eq!(signal_number("TERM"), Some(libc::SIGTERM));
-        assert_eq!(signal_number("SIGKILL"), Some(libc::SIGKILL));
-        assert_eq!(signal_number("usr1"), Some(libc::SIGUSR1));
-        assert_eq!(signal_number("HUP"), Some(libc::SIGHUP));
-        assert_eq!(signal_number("RTMIN+2"), Some(libc::SIGRTMIN() + 2));
-        assert_eq!(signal_number("IOT"), Some(libc::SIGABRT));
-        assert_eq!(signal_number("NOPE"), None);
-        assert_eq!(signal_number("RTMIN+999"), None);
-    }
 
     #[test]
     fn strerror_is_bare() {

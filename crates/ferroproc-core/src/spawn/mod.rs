@@ -1,0 +1,194 @@
+//! Starting a child: `posix_spawn` when the request fits it, otherwise a
+//! vfork-style `clone(CLONE_VM | CLONE_VFORK)` child running one small,
+//! allocation-free routine. Neither copies the parent's page tables, so the
+//! cost of a spawn stays flat however large the parent grows.
+//!
+//! Everything the child needs (argv, envp, executable candidates, fd actions,
+//! terminal path, groups) is built before either path starts; the child only
+//! makes async-signal-safe calls on that data. A started child comes back as
+//! a [`Spawned`] guard, which kills and reaps it unless the caller takes it
+//! over: a spawn either fully succeeds or leaves nothing behind.
+
+mod clone;
+mod posix;
+#[cfg(test)]
+mod tests;
+
+use std::ffi::{c_int, CStr, CString};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use super::creds::Creds;
+use super::exec::ExecSpec;
+use super::fdplan::PreparedFds;
+use super::sys::{self, caps};
+
+/// How the child gets its fds.
+#[derive(Debug)]
+pub enum Stdio<'a> {
+    /// A childFDs mapping, prepared in the parent.
+    Fds(&'a PreparedFds),
+    /// A terminal: the child starts a new session, opens this slave path (so
+    /// it becomes the controlling terminal) and gets it as fds 0, 1 and 2.
+    Pty(&'a CStr),
+}
+
+/// The child's session and process group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Session {
+    /// The parent's session and process group.
+    #[default]
+    Inherit,
+    /// A new session (and process group) led by the child.
+    New,
+    /// A new process group led by the child, in the parent's session.
+    NewGroup,
+    /// Join the existing process group with this id.
+    JoinGroup(libc::pid_t),
+}
+
+/// Which mechanism starts the child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    PosixSpawn,
+    CloneVfork,
+}
+
+/// Everything needed to start one child.
+#[derive(Debug)]
+pub struct Request<'a> {
+    pub exec: &'a ExecSpec,
+    pub cwd: Option<&'a CStr>,
+    pub stdio: Stdio<'a>,
+    pub creds: Option<&'a Creds>,
+    pub session: Session,
+    /// Force a mechanism (tests run both paths); `None` picks the fastest that fits.
+    pub method: Option<Method>,
+}
+
+impl Request<'_> {
+    /// The session the child really gets: a terminal needs its own session
+    /// (to make it the controlling terminal), and so does a child switched
+    /// to other credentials, so that it keeps no way back to the privileged
+    /// parent's terminal (`/dev/tty`, TIOCSTI), as `su --pty` and sudo's
+    /// `use_pty` do.
+    pub fn effective_session(&self) -> Session {
+        if matches!(self.stdio, Stdio::Pty(_)) || self.creds.is_some() {
+            Session::New
+        } else {
+            self.session
+        }
+    }
+}
+
+/// The step that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
+pub enum Stage {
+    None = 0,
+    Spawn,
+    Fds,
+    Session,
+    Terminal,
+    Chdir,
+    Groups,
+    Gid,
+    Uid,
+    Exec,
+}
+
+/// A spawn failure: the step, the errno, and for exec the candidate path.
+#[derive(Debug)]
+pub struct SpawnError {
+    pub stage: Stage,
+    pub errno: c_int,
+    pub path: Option<CString>,
+}
+
+/// A started child, guarded: dropped before [`Spawned::disarm`], it is
+/// killed (SIGKILL) and reaped, so an error between the spawn and the
+/// caller taking the child over leaves no process and no zombie behind.
+#[derive(Debug)]
+pub struct Spawned {
+    pid: libc::pid_t,
+    pidfd: Option<OwnedFd>,
+    armed: bool,
+}
+
+impl Spawned {
+    fn new(pid: libc::pid_t, pidfd: Option<OwnedFd>) -> Self {
+        let pidfd = pidfd.or_else(|| if caps().pidfd { sys::pidfd_open(pid).ok() } else { None });
+        Spawned { pid, pidfd, armed: true }
+    }
+
+    /// The child's pid.
+    pub fn pid(&self) -> libc::pid_t {
+        self.pid
+    }
+
+    /// The pidfd's number, where the kernel offers pidfds.
+    pub fn pidfd_raw(&self) -> Option<RawFd> {
+        self.pidfd.as_ref().map(AsRawFd::as_raw_fd)
+    }
+
+    /// Take the pidfd (the guard still kills and reaps by pid, which stays
+    /// ours until reaped).
+    pub fn take_pidfd(&mut self) -> Option<OwnedFd> {
+        self.pidfd.take()
+    }
+
+    /// The caller has taken the child over: the guard lets go.
+    pub fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let _ = match &self.pidfd {
+            Some(fd) => sys::pidfd_send_signal(fd.as_raw_fd(), libc::SIGKILL),
+            None => sys::kill(self.pid, libc::SIGKILL),
+        };
+        let _ = super::reap::wait_blocking(self.pid);
+    }
+}
+
+/// Above this many fds to close one by one, posix_spawn's file actions cost
+/// more than the clone path's `close_range`.
+const MAX_POSIX_CLOSES: usize = 64;
+
+/// The mechanism `req` will use.
+pub fn method_for(req: &Request<'_>) -> Method {
+    // posix_spawn cannot change credentials: a request with them always takes
+    // the clone path, whatever was forced, or the child would keep our ids.
+    if req.creds.is_some() {
+        return Method::CloneVfork;
+    }
+    if let Some(m) = req.method {
+        return m;
+    }
+    let c = caps();
+    let sparse = matches!(req.stdio, Stdio::Fds(p) if p.gap_count() > MAX_POSIX_CLOSES);
+    // posix_spawn reports a failed setpgid with the same errno channel as
+    // exec; the clone path names the step.
+    let joins_group = matches!(req.session, Session::JoinGroup(_));
+    if c.addclosefrom.is_none() || (req.cwd.is_some() && c.addchdir.is_none()) || sparse || joins_group {
+        Method::CloneVfork
+    } else {
+        Method::PosixSpawn
+    }
+}
+
+/// Start the child described by `req`.
+///
+/// # Errors
+/// A [`SpawnError`] naming the failed step; nothing is left running (a child
+/// that failed before exec has been reaped).
+pub fn spawn(req: &Request<'_>) -> Result<Spawned, SpawnError> {
+    match method_for(req) {
+        Method::PosixSpawn => posix::spawn(req),
+        Method::CloneVfork => clone::spawn(req),
+    }
+}

@@ -1,0 +1,226 @@
+//! Both spawn paths, on real children.
+
+use super::*;
+use crate::creds::Creds;
+use crate::exec::ExecSpec;
+use crate::fdplan::PreparedFds;
+use crate::reap::{try_wait_pidfd, Exit};
+use crate::sys::pipe_cloexec;
+use std::ffi::CStr;
+use std::io::Read;
+use std::os::fd::AsRawFd;
+
+fn run(method: Method, exe: &[u8], args: &[&[u8]], env: &[&[u8]], cwd: Option<&CStr>) -> (Exit, Vec<u8>) {
+    let argv: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
+    let envp: Vec<Vec<u8>> = env.iter().map(|a| a.to_vec()).collect();
+    let spec = ExecSpec::new(exe, &argv, &envp, Some(b"/usr/bin:/bin"), None).unwrap();
+    let (r, w) = pipe_cloexec().unwrap();
+    let plan = PreparedFds::new(&[(1, w.as_raw_fd()), (2, w.as_raw_fd())]).unwrap();
+    let req = Request {
+        exec: &spec,
+        cwd,
+        stdio: Stdio::Fds(&plan),
+        creds: None,
+        session: Session::Inherit,
+        method: Some(method),
+    };
+    let mut child = spawn(&req).unwrap();
+    drop(plan);
+    drop(w);
+    let mut out = Vec::new();
+    std::fs::File::from(r).read_to_end(&mut out).unwrap();
+    let pidfd = child.take_pidfd().expect("pidfd on this kernel");
+    child.disarm();
+    let exit = loop {
+        if let Some(e) = try_wait_pidfd(pidfd.as_raw_fd()).unwrap() {
+            break e;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    };
+    (exit, out)
+}
+
+#[test]
+fn both_methods_run_a_program_with_args_env_and_cwd() {
+    for m in [Method::PosixSpawn, Method::CloneVfork] {
+        let (exit, out) =
+            run(m, b"sh", &[b"sh", b"-c", b"echo \"$0 $FOO\" $(pwd); exit 3", b"zero"], &[b"FOO=bar"], Some(c"/tmp"));
+        assert_eq!(exit.status, Some(3 << 8), "{m:?}");
+        assert_eq!(out, b"zero bar /tmp\n", "{m:?}");
+    }
+}
+
+#[test]
+fn only_mapped_fds_and_default_signals_reach_the_child() {
+    for m in [Method::PosixSpawn, Method::CloneVfork] {
+        let (_, out) = run(
+            m,
+            b"/bin/sh",
+            &[b"sh", b"-c", b"ls /proc/self/fd | tr '\\n' ' '; grep -E 'SigIgn|SigBlk' /proc/self/status"],
+            &[b"PATH=/usr/bin:/bin"],
+            None,
+        );
+        let text = String::from_utf8(out).unwrap();
+        // fd 0 is closed in the child, so ls's own directory fd takes it.
+        assert!(text.starts_with("0 1 2 SigBlk"), "{m:?}: {text}");
+        // Signals 1-31 at default; glibc's posix_spawn leaves its two internal
+        // signals (32, 33) ignored, which the new program's libc resets.
+        let ign = text.split("SigIgn:\t").nth(1).unwrap().trim();
+        let ign = u64::from_str_radix(ign, 16).unwrap();
+        assert_eq!(ign & 0x7fff_ffff, 0, "{m:?}: {text}");
+        assert!(text.contains("SigBlk:\t0000000000000000"), "{m:?}: {text}");
+    }
+}
+
+#[test]
+fn exec_failures_are_reported_with_errno_and_path() {
+    for m in [Method::PosixSpawn, Method::CloneVfork] {
+        let spec = ExecSpec::new(b"/no/such/prog", &[b"x".to_vec()], &[], None, None).unwrap();
+        let plan = PreparedFds::new(&[]).unwrap();
+        let req = Request {
+            exec: &spec,
+            cwd: None,
+            stdio: Stdio::Fds(&plan),
+            creds: None,
+            session: Session::Inherit,
+            method: Some(m),
+        };
+        let e = spawn(&req).unwrap_err();
+        assert_eq!((e.stage, e.errno), (Stage::Exec, libc::ENOENT), "{m:?}");
+        assert_eq!(e.path.as_deref(), Some(c"/no/such/prog"));
+        let spec = ExecSpec::new(b"/etc/passwd", &[b"x".to_vec()], &[], None, None).unwrap();
+        let req = Request {
+            exec: &spec,
+            cwd: None,
+            stdio: Stdio::Fds(&plan),
+            creds: None,
+            session: Session::Inherit,
+            method: Some(m),
+        };
+        assert_eq!(spawn(&req).unwrap_err().errno, libc::EACCES, "{m:?}");
+    }
+}
+
+#[test]
+fn credentials_always_take_the_clone_path() {
+    let spec = ExecSpec::new(b"/bin/true", &[b"true".to_vec()], &[], None, None).unwrap();
+    let plan = PreparedFds::new(&[]).unwrap();
+    let creds = Creds { uid: Some(65534), gid: 65534, groups: vec![65534] };
+    for forced in [None, Some(Method::PosixSpawn), Some(Method::CloneVfork)] {
+        let req = Request {
+            exec: &spec,
+            cwd: None,
+            stdio: Stdio::Fds(&plan),
+            creds: Some(&creds),
+            session: Session::Inherit,
+            method: forced,
+        };
+        assert_eq!(method_for(&req), Method::CloneVfork, "{forced:?}");
+    }
+}
+
+#[test]
+fn clone_path_reports_chdir_failure() {
+    let spec = ExecSpec::new(b"/bin/true", &[b"true".to_vec()], &[], None, None).unwrap();
+    let plan = PreparedFds::new(&[]).unwrap();
+    let req = Request {
+        exec: &spec,
+        cwd: Some(c"/no/such/dir"),
+        stdio: Stdio::Fds(&plan),
+        creds: None,
+        session: Session::Inherit,
+        method: Some(Method::CloneVfork),
+    };
+    let e = spawn(&req).unwrap_err();
+    assert_eq!((e.stage, e.errno), (Stage::Chdir, libc::ENOENT));
+}
+
+#[test]
+fn a_dropped_guard_kills_and_reaps_the_child() {
+    let spec = ExecSpec::new(b"/bin/sleep", &[b"sleep".to_vec(), b"30".to_vec()], &[], None, None).unwrap();
+    let plan = PreparedFds::new(&[]).unwrap();
+    for m in [Method::PosixSpawn, Method::CloneVfork] {
+        let req = Request {
+            exec: &spec,
+            cwd: None,
+            stdio: Stdio::Fds(&plan),
+            creds: None,
+            session: Session::Inherit,
+            method: Some(m),
+        };
+        let child = spawn(&req).unwrap();
+        let pid = child.pid();
+        drop(child);
+        // Reaped: the pid is no child of ours any more.
+        assert_eq!(crate::reap::try_wait_pid(pid).unwrap(), Some(Exit::UNKNOWN), "{m:?}");
+    }
+}
+
+fn session_and_group(method: Method, session: Session) -> (i32, i32, i32) {
+    let (exit, out) = {
+        let spec = ExecSpec::new(
+            b"/bin/sh",
+            &[b"sh".to_vec(), b"-c".to_vec(), b"ps -o sid=,pgid=,pid= -p $$".to_vec()],
+            &[b"PATH=/usr/bin:/bin".to_vec()],
+            None,
+            None,
+        )
+        .unwrap();
+        let (r, w) = pipe_cloexec().unwrap();
+        let plan = PreparedFds::new(&[(1, w.as_raw_fd())]).unwrap();
+        let req =
+            Request { exec: &spec, cwd: None, stdio: Stdio::Fds(&plan), creds: None, session, method: Some(method) };
+        let child = spawn(&req).unwrap();
+        drop(plan);
+        drop(w);
+        let mut out = String::new();
+        std::fs::File::from(r).read_to_string(&mut out).unwrap();
+        let pid = child.pid();
+        child.disarm();
+        (crate::reap::wait_blocking(pid).unwrap(), out)
+    };
+    assert_eq!(exit.status, Some(0), "{out}");
+    let v: Vec<i32> = out.split_whitespace().map(|s| s.parse().unwrap()).collect();
+    (v[0], v[1], v[2])
+}
+
+#[test]
+fn sessions_and_process_groups_on_both_paths() {
+    // SAFETY: plain queries of our own ids.
+    let (my_sid, my_pgid) = unsafe { (libc::getsid(0), libc::getpgid(0)) };
+    for m in [Method::PosixSpawn, Method::CloneVfork] {
+        let (sid, pgid, pid) = session_and_group(m, Session::Inherit);
+        assert_eq!((sid, pgid), (my_sid, my_pgid), "{m:?} {pid}");
+        let (sid, pgid, pid) = session_and_group(m, Session::New);
+        assert_eq!((sid, pgid), (pid, pid), "{m:?}");
+        let (sid, pgid, pid) = session_and_group(m, Session::NewGroup);
+        assert_eq!((sid, pgid), (my_sid, pid), "{m:?}");
+    }
+}
+
+#[test]
+fn credentials_leave_the_parent_dumpable_and_the_child_in_its_own_session() {
+    if !nix::unistd::Uid::effective().is_root() {
+        return;
+    }
+    // SAFETY: PR_GET_DUMPABLE only reads.
+    let before = unsafe { libc::prctl(libc::PR_GET_DUMPABLE) };
+    let spec = ExecSpec::new(b"/bin/true", &[b"true".to_vec()], &[], None, None).unwrap();
+    let plan = PreparedFds::new(&[]).unwrap();
+    let creds = Creds { uid: Some(65534), gid: 65534, groups: vec![65534] };
+    let req = Request {
+        exec: &spec,
+        cwd: None,
+        stdio: Stdio::Fds(&plan),
+        creds: Some(&creds),
+        session: Session::Inherit,
+        method: None,
+    };
+    assert_eq!(req.effective_session(), Session::New);
+    let child = spawn(&req).unwrap();
+    let pid = child.pid();
+    child.disarm();
+    assert_eq!(crate::reap::wait_blocking(pid).unwrap().status, Some(0));
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::prctl(libc::PR_GET_DUMPABLE) }, before);
+}

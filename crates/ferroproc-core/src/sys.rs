@@ -1,0 +1,336 @@
+//! Small system helpers: run-time capabilities (resolved with `dlsym`, so a
+//! manylinux wheel still loads on an older glibc), raw syscalls that libc
+//! wrappers would tie to a newer glibc, and fd and signal helpers. nix's safe
+//! wrappers are used where they fit; every remaining `unsafe` says why it is
+//! sound.
+
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::OnceLock;
+
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
+
+pub type AddChdirFn = unsafe extern "C" fn(*mut libc::posix_spawn_file_actions_t, *const c_char) -> c_int;
+pub type AddClosefromFn = unsafe extern "C" fn(*mut libc::posix_spawn_file_actions_t, c_int) -> c_int;
+
+/// What this machine's libc and kernel offer, probed once per process.
+pub struct Caps {
+    /// `posix_spawn_file_actions_addchdir_np` (glibc 2.29).
+    pub addchdir: Option<AddChdirFn>,
+    /// `posix_spawn_file_actions_addclosefrom_np` (glibc 2.34).
+    pub addclosefrom: Option<AddClosefromFn>,
+    /// Reaping through pidfds works: `pidfd_open` (Linux 5.3) *and*
+    /// `waitid(P_PIDFD)` (5.4), not refused by a seccomp filter. Setting
+    /// `FERROPROC_NO_PIDFD=1` in the environment turns them off (to test the
+    /// fallback).
+    pub pidfd: bool,
+}
+
+fn lookup(name: &CStr) -> *mut c_void {
+    // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only reads.
+    unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) }
+}
+
+/// Whether pidfds can be used to reap: open one for ourselves, then ask
+/// `waitid(P_PIDFD)` about it. A kernel that knows `P_PIDFD` says ECHILD (we
+/// are not our own child); Linux 5.3 says EINVAL.
+fn probe_pidfd() -> bool {
+    if std::env::var_os("FERROPROC_NO_PIDFD").is_some_and(|v| !v.is_empty() && v != "0") {
+        return false;
+    }
+    let fd = match pidfd_open(std::process::id() as libc::pid_t) {
+        Ok(fd) => fd,
+        // Only a missing or refused syscall means "no pidfds"; running out of
+        // fds (EMFILE/ENFILE) or memory at the first spawn must not disable
+        // them for the life of the process.
+        Err(e) => return !matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM | libc::EACCES | libc::EINVAL)),
+    };
+    // SAFETY: siginfo_t is plain data; waitid only writes it.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: waitid on our own pidfd, writing into `info`.
+    let r = unsafe { libc::waitid(libc::P_PIDFD, fd_raw(&fd) as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG) };
+    r == 0 || errno() != libc::EINVAL
+}
+
+fn fd_raw(fd: &impl std::os::fd::AsRawFd) -> RawFd {
+    fd.as_raw_fd()
+}
+
+/// The capabilities, probed on first use.
+pub fn caps() -> &'static Caps {
+    static CAPS: OnceLock<Caps> = OnceLock::new();
+    CAPS.get_or_init(|| {
+        let chdir = lookup(c"posix_spawn_file_actions_addchdir_np");
+        let closefrom = lookup(c"posix_spawn_file_actions_addclosefrom_np");
+        Caps {
+            // SAFETY: the symbols, when present, have exactly these C signatures.
+            addchdir: (!chdir.is_null()).then(|| unsafe { std::mem::transmute::<*mut c_void, AddChdirFn>(chdir) }),
+            // SAFETY: as above.
+            addclosefrom: (!closefrom.is_null())
+                .then(|| unsafe { std::mem::transmute::<*mut c_void, AddClosefromFn>(closefrom) }),
+            pidfd: probe_pidfd(),
+        }
+    })
+}
+
+/// The calling thread's errno.
+pub fn errno() -> c_int {
+    io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+}
+
+/// Turn a `-1`-on-error libc result into an `io::Result`.
+pub fn cvt(ret: c_int) -> io::Result<c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn nix_err(e: nix::Error) -> io::Error {
+    io::Error::from_raw_os_error(e as i32)
+}
+
+/// `pidfd_open(pid, 0)` through the raw syscall.
+///
+/// # Errors
+/// ESRCH when no such process exists; ENOSYS/EPERM where pidfds are unavailable.
+pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
+    // SAFETY: a plain syscall with integer arguments.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just gave us this fd (close-on-exec by default) and nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `pidfd_send_signal(pidfd, sig, NULL, 0)`.
+///
+/// # Errors
+/// ESRCH once the process has been reaped; EINVAL for a bad signal.
+pub fn pidfd_send_signal(pidfd: RawFd, sig: c_int) -> io::Result<()> {
+    // SAFETY: integer arguments and a NULL siginfo pointer, as the syscall allows.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd, sig, std::ptr::null::<c_void>(), 0) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `kill(pid, sig)` for any signal number (nix's `Signal` has no real-time signals).
+///
+/// # Errors
+/// ESRCH when there is no such process; EINVAL for a bad signal.
+pub fn kill(pid: libc::pid_t, sig: c_int) -> io::Result<()> {
+    // SAFETY: integer-only call.
+    cvt(unsafe { libc::kill(pid, sig) }).map(drop)
+}
+
+/// A pipe whose both ends are close-on-exec and blocking: `(read end, write end)`.
+/// The caller makes its own end non-blocking; the child's end must stay blocking.
+///
+/// # Errors
+/// EMFILE/ENFILE when out of descriptors.
+pub fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(nix_err)
+}
+
+/// Set or clear O_NONBLOCK on `fd`.
+///
+/// # Errors
+/// EBADF for a closed fd.
+pub fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
+    // SAFETY: the fd is only used for the two fcntl calls below; a closed
+    // one gives EBADF.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL).map_err(nix_err)?);
+    let new = if on { flags | OFlag::O_NONBLOCK } else { flags & !OFlag::O_NONBLOCK };
+    if new != flags {
+        fcntl(fd, FcntlArg::F_SETFL(new)).map_err(nix_err)?;
+    }
+    Ok(())
+}
+
+/// Make a fresh pipe end non-blocking in one syscall: its status flags are
+/// known to be empty, so no `F_GETFL` is needed.
+///
+/// # Errors
+/// EBADF for a closed fd.
+pub fn set_nonblocking_fresh(fd: impl AsFd) -> io::Result<()> {
+    fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map(drop).map_err(nix_err)
+}
+
+/// Grow a pipe's buffer (`F_SETPIPE_SZ`).
+///
+/// # Errors
+/// EPERM past the user's pipe quota (harmless: the pipe keeps its size).
+pub fn set_pipe_size(fd: RawFd, size: c_int) -> io::Result<()> {
+    // SAFETY: borrowed for the one fcntl call.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    fcntl(fd, FcntlArg::F_SETPIPE_SZ(size)).map(drop).map_err(nix_err)
+}
+
+/// Whether `fd` is open in this process.
+pub fn fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD only queries; a closed fd gives EBADF.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+}
+
+/// `read(2)`, retried on EINTR.
+///
+/// # Errors
+/// EAGAIN on an empty non-blocking fd, EIO on a hung-up terminal master, ...
+pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: read writes at most buf.len() bytes into buf.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// [`read`] into uninitialised storage; only the returned prefix is initialised.
+///
+/// # Errors
+/// As [`read`].
+pub fn read_uninit<const N: usize>(fd: RawFd, buf: &mut MaybeUninit<[u8; N]>) -> io::Result<usize> {
+    loop {
+        // SAFETY: read writes at most N bytes into the storage.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), N) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// How many bytes a pipe or terminal holds right now (`FIONREAD`); 0 if unknown.
+pub fn bytes_available(fd: RawFd) -> usize {
+    let mut avail: c_int = 0;
+    // SAFETY: FIONREAD writes one int.
+    let r = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut avail) };
+    if r < 0 {
+        0
+    } else {
+        avail.max(0) as usize
+    }
+}
+
+/// The soft limit on open files (`RLIMIT_NOFILE`), capped at 2^20.
+pub fn open_file_limit() -> c_int {
+    let (soft, _) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap_or((1024, 1024));
+    soft.min(1 << 20) as c_int
+}
+
+/// Whether SIGPIPE is ignored in this process right now (CPython ignores it at
+/// start-up; a program may restore the default at any time).
+pub fn sigpipe_ignored() -> bool {
+    // SAFETY: sigaction with a NULL new action only reads the current one.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
+    }
+}
+
+/// Whether a SIGPIPE is pending for this thread (or the process).
+fn sigpipe_pending() -> bool {
+    // SAFETY: sigset_t is plain data; sigpending fills it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigpending(&mut set) == 0 && libc::sigismember(&set, libc::SIGPIPE) == 1
+    }
+}
+
+/// While this lives, writes from this thread to a pipe whose reader has gone
+/// fail with EPIPE and never raise a SIGPIPE that could kill a host which
+/// restored SIGPIPE's default. One syscall when SIGPIPE is ignored (the usual
+/// case, looked at each time: a cached answer could be stale); otherwise
+/// SIGPIPE is blocked in this thread, and a SIGPIPE our writes raised is
+/// consumed before the old mask comes back.
+pub struct SigpipeShield {
+    /// The mask to restore, when we blocked SIGPIPE; and whether one was
+    /// pending before (not ours to consume).
+    blocked: Option<(SigSet, bool)>,
+}
+
+impl SigpipeShield {
+    /// Raise the shield for the calling thread.
+    pub fn raise() -> Self {
+        if sigpipe_ignored() {
+            return SigpipeShield { blocked: None };
+        }
+        let mut pipe = SigSet::empty();
+        pipe.add(Signal::SIGPIPE);
+        let mut old = SigSet::empty();
+        if pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&pipe), Some(&mut old)).is_err() {
+            return SigpipeShield { blocked: None };
+        }
+        let pending_before = sigpipe_pending();
+        SigpipeShield { blocked: Some((old, pending_before)) }
+    }
+}
+
+impl Drop for SigpipeShield {
+    fn drop(&mut self) {
+        let Some((old, pending_before)) = self.blocked.take() else { return };
+        if !pending_before && sigpipe_pending() {
+            let mut pipe = SigSet::empty();
+            pipe.add(Signal::SIGPIPE);
+            let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            // SAFETY: consumes the pending SIGPIPE our write raised; the set
+            // and timeout are valid for the call.
+            unsafe { libc::sigtimedwait(pipe.as_ref(), std::ptr::null_mut(), &zero) };
+        }
+        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pidfds_are_probed_with_waitid() {
+        // This kernel (5.4+) has both; the probe must say so unless turned off.
+        if std::env::var_os("FERROPROC_NO_PIDFD").is_none() {
+            assert!(caps().pidfd);
+        }
+    }
+
+    #[test]
+    fn sigpipe_shield_turns_a_default_sigpipe_into_epipe() {
+        // In a child process, so the test runner's dispositions are untouched.
+        // SAFETY: fork in a test; the child only makes syscalls and _exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: child side: plain syscalls, then _exit.
+            unsafe {
+                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                let (r, w) = pipe_cloexec().unwrap();
+                drop(r);
+                let shield = SigpipeShield::raise();
+                let n = libc::write(fd_raw(&w), b"x".as_ptr().cast(), 1);
+                let e = errno();
+                drop(shield);
+                libc::_exit(if n < 0 && e == libc::EPIPE { 0 } else { 1 });
+            }
+        }
+        let mut status = 0;
+        // SAFETY: waiting for the child forked above.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert_eq!(status, 0, "raw wait status {status} (13 = killed by SIGPIPE)");
+    }
+}

@@ -1,0 +1,70 @@
+//! What an engine shares with its transports and delayed calls: the core
+//! loop (its lists of children with work, and its waker), the timers, the
+//! calls queued from other threads, and the host's exception class for a
+//! child that has gone.
+//!
+//! The engine holds the only strong reference. Transports and delayed calls
+//! hold a [`Handle`] (a weak one): they push work through it, and once the
+//! engine has gone (or the process forked) their calls do nothing.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::thread::ThreadId;
+
+use ferroproc_core::evloop::Loop;
+use ferroproc_core::timers::Timers;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+
+use crate::host::{Cell, PyHost};
+
+/// A call queued with `callFromThread`.
+pub(crate) struct Call {
+    pub(crate) f: Py<PyAny>,
+    pub(crate) args: Py<PyTuple>,
+    pub(crate) kwargs: Option<Py<PyDict>>,
+}
+
+/// An engine's state shared with its transports and delayed calls.
+pub(crate) struct Shared {
+    pub(crate) lp: Loop<PyHost>,
+    /// The exception class `signalProcess` raises once the child has gone
+    /// (the host's: Twisted code catches Twisted's own class).
+    pub(crate) exited_already: Option<Py<PyAny>>,
+    /// Each timer carries its `DelayedCall` object.
+    pub(crate) timers: Mutex<Timers<Py<PyAny>>>,
+    pub(crate) calls: Mutex<Vec<Call>>,
+    /// The thread driving the loop (inside `run()`, or bound by a host).
+    pub(crate) driver: Mutex<Option<ThreadId>>,
+    /// The transport of every child whose `processEnded` has not been
+    /// delivered, by child. The engine's references to the children's Python
+    /// objects go through these, so a garbage collector sees them: the engine
+    /// visits each transport, each transport its protocol and producer.
+    pub(crate) transports: Mutex<HashMap<usize, Py<PyAny>>>,
+}
+
+/// A weak reference to an engine's [`Shared`] state.
+pub(crate) type Handle = Weak<Shared>;
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    /// The shared state, unless the engine has gone or this process is a
+    /// fork of the one that made it.
+    pub(crate) fn get(handle: &Handle) -> Option<Arc<Shared>> {
+        handle.upgrade().filter(|s| !s.lp.is_forked())
+    }
+
+    /// The key of `cell` in [`Shared::transports`].
+    pub(crate) fn key(cell: &Arc<Cell>) -> usize {
+        Arc::as_ptr(cell) as usize
+    }
+
+    /// Whether the calling thread may run protocol code for this engine:
+    /// it is the thread driving the loop, or none is.
+    pub(crate) fn on_driver_thread(&self) -> bool {
+        lock(&self.driver).is_none_or(|t| t == std::thread::current().id())
+    }
+}

@@ -1,0 +1,310 @@
+//! `Engine.spawn`: a `SpawnArgs` record (prepared and validated by
+//! `ferroproc._spawnargs`) turned into a core spawn request, a started
+//! child taken into the loop, and the transport handed to the protocol.
+//!
+//! Every check that can fail runs before the child exists. From the spawn
+//! on, the child is held by the core's guard, which kills and reaps it if
+//! anything fails before the loop has taken it over; a caller's terminal is
+//! taken over only then.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+
+use ferroproc_core::child::{Role, INPUT_FD};
+use ferroproc_core::creds::{self, CredsError};
+use ferroproc_core::exec::{ExecError, ExecSpec};
+use ferroproc_core::fdplan::PreparedFds;
+use ferroproc_core::spawn::{self, Method, Request, Session, Stdio};
+use ferroproc_core::{pty, sys};
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
+use pyo3::intern;
+use pyo3::prelude::*;
+
+use crate::dispatch::Callbacks;
+use crate::errors::{os_error, os_error_file, spawn_error, SpawnWhat};
+use crate::handle::{lock, Shared};
+use crate::host::PyChild;
+use crate::transport::Process;
+
+/// `ferroproc._spawnargs.SpawnArgs`, read by attribute name.
+#[derive(FromPyObject)]
+pub(crate) struct SpawnArgs {
+    executable: Vec<u8>,
+    argv: Vec<Vec<u8>>,
+    envp: Vec<Vec<u8>>,
+    parent_path: Option<Vec<u8>>,
+    cwd: Option<Vec<u8>>,
+    /// `(child fd, 'r' | 'w' | 'fd', parent fd)`.
+    fds: Vec<(i32, String, i32)>,
+    pty: bool,
+    /// A caller's `(master, slave)` terminal, for `usePTY=(m, s, name)`.
+    pty_fds: Option<(i64, i64)>,
+    window_size: Option<(u16, u16)>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    /// `"inherit"`, `"session"` (a new session) or `"group"` (a new process group).
+    session: String,
+    /// An existing process group to join.
+    process_group: Option<i32>,
+    /// `"posix_spawn"` or `"clone"` to force a mechanism.
+    method: Option<String>,
+}
+
+/// How the parent's side of the child's stdio is laid out.
+enum Plan {
+    Pipes { prepared: PreparedFds, parent_ends: Vec<(i32, OwnedFd, Role)>, _child_ends: Vec<OwnedFd> },
+    Terminal { master: OwnedFd, slave_path: CString, caller_slave: Option<RawFd> },
+}
+
+/// Whether `proto` uses `ferroproc.protocol.ProcessProtocol`'s own
+/// `childDataReceived` (not overridden in its class or on the instance).
+/// Never fails: anything unusual (a protocol whose methods come through
+/// `__getattr__`) means "call childDataReceived".
+fn keeps_default_dispatch(proto: &Bound<'_, PyAny>) -> bool {
+    static BASE: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+    let py = proto.py();
+    let Ok(base) = BASE.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
+        Ok(py.import("ferroproc.protocol")?.getattr("ProcessProtocol")?.getattr("childDataReceived")?.unbind())
+    }) else {
+        return false;
+    };
+    let name = intern!(py, "childDataReceived");
+    let own = proto.getattr(intern!(py, "__dict__")).map_or(true, |d| d.contains(name).unwrap_or(true));
+    !own && proto.get_type().getattr(name).is_ok_and(|m| m.is(base.bind(py)))
+}
+
+fn session(args: &SpawnArgs) -> PyResult<Session> {
+    Ok(match (args.session.as_str(), args.process_group) {
+        (_, Some(pgid)) => Session::JoinGroup(pgid),
+        ("inherit", None) => Session::Inherit,
+        ("session", None) => Session::New,
+        ("group", None) => Session::NewGroup,
+        (other, None) => return Err(PyValueError::new_err(format!("unknown session kind {other:?}"))),
+    })
+}
+
+/// A caller's `(master, slave)` pair, checked: the master must be a PTY
+/// master and the slave its own terminal. Nothing is ever substituted.
+fn caller_terminal(master: i64, slave: i64) -> PyResult<(RawFd, RawFd, CString)> {
+    let fd = |n: i64, what: &str| {
+        RawFd::try_from(n)
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| PyValueError::new_err(format!("usePTY: {what} fd {n} is not a valid fd number")))
+    };
+    let (m, s) = (fd(master, "master")?, fd(slave, "slave")?);
+    if m == s {
+        return Err(PyValueError::new_err(format!("usePTY: master and slave are the same fd ({m})")));
+    }
+    let path = pty::tty_path(s).map_err(|e| os_error(e, &format!("usePTY: slave fd {s} is not a terminal")))?;
+    let number = pty::master_number(m).map_err(|e| {
+        let hint = if pty::master_number(s).is_ok() { " (master and slave swapped?)" } else { "" };
+        os_error(e, &format!("usePTY: fd {m} is not a PTY master{hint}"))
+    })?;
+    if path.as_bytes() != format!("/dev/pts/{number}").as_bytes() {
+        return Err(PyValueError::new_err(format!(
+            "usePTY: slave fd {s} ({}) is not the terminal of master fd {m} (/dev/pts/{number})",
+            path.to_string_lossy()
+        )));
+    }
+    Ok((m, s, path))
+}
+
+fn stdio_plan(args: &SpawnArgs) -> PyResult<Plan> {
+    if let Some((m, s)) = args.pty_fds {
+        let (m, s, slave_path) = caller_terminal(m, s)?;
+        if let Some((rows, cols)) = args.window_size {
+            // SAFETY: borrowed for one ioctl; checked open (a PTY master) above.
+            let master = unsafe { std::os::fd::BorrowedFd::borrow_raw(m) };
+            pty::set_window_size(master, rows, cols).map_err(|e| os_error(e, "windowSize"))?;
+        }
+        // SAFETY: the caller hands its master over to the transport (as in
+        // Twisted); if the spawn fails it is given back unclosed (see below).
+        let master = unsafe { OwnedFd::from_raw_fd(m) };
+        return Ok(Plan::Terminal { master, slave_path, caller_slave: Some(s) });
+    }
+    if args.pty {
+        let t = pty::open(args.window_size).map_err(|e| os_error(e, "usePTY: cannot open a terminal"))?;
+        return Ok(Plan::Terminal { master: t.master, slave_path: t.slave_path, caller_slave: None });
+    }
+    // Every parent fd named must be open *before* the pipes below are made: a
+    // closed one could otherwise be taken by a new pipe and be silently
+    // passed on in its place.
+    for (child, kind, parent) in &args.fds {
+        if kind == "fd" && !sys::fd_is_open(*parent) {
+            return Err(PyOSError::new_err((
+                libc::EBADF,
+                format!("spawnProcess: childFDs[{child}]: parent fd {parent} is not open"),
+            )));
+        }
+    }
+    let mut parent_ends = Vec::new();
+    let mut child_ends = Vec::new();
+    let mut entries = Vec::new();
+    for (child, kind, parent) in &args.fds {
+        let role = match kind.as_str() {
+            "r" => Role::Read,
+            "w" => Role::Write,
+            "fd" => {
+                entries.push((*child, *parent));
+                continue;
+            }
+            other => return Err(PyValueError::new_err(format!("childFDs kind {other:?} is not 'r', 'w' or 'fd'"))),
+        };
+        let (r, w) = sys::pipe_cloexec()
+            .map_err(|e| os_error(e, &format!("spawnProcess: childFDs[{child}]: cannot create a pipe")))?;
+        let (mine, theirs) = if role == Role::Read { (r, w) } else { (w, r) };
+        sys::set_nonblocking_fresh(mine.as_fd()).map_err(|e| os_error(e, "spawnProcess"))?;
+        entries.push((*child, theirs.as_raw_fd()));
+        child_ends.push(theirs);
+        parent_ends.push((*child, mine, role));
+    }
+    let prepared = PreparedFds::new(&entries).map_err(|(i, e)| {
+        let (child, parent) = entries[i];
+        if e.raw_os_error() == Some(libc::EBADF) {
+            PyOSError::new_err((
+                libc::EBADF,
+                format!("spawnProcess: childFDs[{child}]: parent fd {parent} is not open"),
+            ))
+        } else {
+            os_error(e, &format!("spawnProcess: childFDs[{child}]: cannot place it"))
+        }
+    })?;
+    Ok(Plan::Pipes { prepared, parent_ends, _child_ends: child_ends })
+}
+
+/// Start a child and connect `protocol` to it; see `Engine.spawn`.
+pub(crate) fn spawn(
+    py: Python<'_>,
+    shared: &Arc<Shared>,
+    callbacks: &Callbacks,
+    protocol: Option<Py<PyAny>>,
+    args: SpawnArgs,
+) -> PyResult<Py<Process>> {
+    if shared.lp.is_forked() {
+        return Err(PyRuntimeError::new_err(
+            "spawnProcess: this engine belongs to the process this one was forked from",
+        ));
+    }
+    if !shared.on_driver_thread() {
+        return Err(PyRuntimeError::new_err(
+            "spawnProcess must be called from the reactor's thread, not while it runs in another one \
+             (use reactor.callFromThread(reactor.spawnProcess, ...))",
+        ));
+    }
+    let direct_data = protocol.as_ref().is_some_and(|p| keeps_default_dispatch(p.bind(py)));
+    let exe_display = String::from_utf8_lossy(&args.executable).into_owned();
+    let exec =
+        ExecSpec::new(&args.executable, &args.argv, &args.envp, args.parent_path.as_deref(), args.cwd.as_deref())
+            .map_err(|e| match e {
+                ExecError::Nul { what } => PyValueError::new_err(format!("spawnProcess: {what} contains a NUL byte")),
+                ExecError::NotFound { name, path } => os_error_file(
+                    libc::ENOENT,
+                    format!(
+                        "spawnProcess: executable {:?} not found on PATH {:?}",
+                        String::from_utf8_lossy(&name),
+                        String::from_utf8_lossy(&path)
+                    ),
+                    &exe_display,
+                ),
+            })?;
+    let (uid, gid) = (args.uid, args.gid);
+    let creds = py.detach(|| creds::resolve(uid, gid)).map_err(|e| match e {
+        CredsError::UnknownUser { uid } => PyValueError::new_err(format!(
+            "spawnProcess: uid {uid} has no passwd entry, so its group is unknown; pass gid as well"
+        )),
+        CredsError::Lookup { what, error } => os_error(error, &format!("spawnProcess: looking up {what}")),
+    })?;
+    let cwd = args
+        .cwd
+        .clone()
+        .map(CString::new)
+        .transpose()
+        .map_err(|_| PyValueError::new_err("spawnProcess: path contains a NUL byte"))?;
+    let method = match args.method.as_deref() {
+        None => None,
+        Some("posix_spawn") => Some(Method::PosixSpawn),
+        Some("clone") => Some(Method::CloneVfork),
+        Some(m) => return Err(PyValueError::new_err(format!("unknown spawn method {m:?}"))),
+    };
+    let session = session(&args)?;
+    let plan = stdio_plan(&args)?;
+    let stdio = match &plan {
+        Plan::Pipes { prepared, .. } => Stdio::Fds(prepared),
+        Plan::Terminal { slave_path, .. } => {
+            if let Some(c) = &creds {
+                // A child switched to another user gets its terminal too.
+                pty::give_slave_to(slave_path, c.uid, c.gid)
+                    .map_err(|e| os_error(e, "usePTY: cannot hand the terminal to the new user"))?;
+            }
+            Stdio::Pty(slave_path)
+        }
+    };
+    let terminal_attrs = match &plan {
+        Plan::Terminal { master, .. } => pty::get_attrs(master.as_fd()).ok(),
+        Plan::Pipes { .. } => None,
+    };
+    let req = Request { exec: &exec, cwd: cwd.as_deref(), stdio, creds: creds.as_ref(), session, method };
+    let caller_slave = match &plan {
+        Plan::Terminal { caller_slave, .. } => *caller_slave,
+        Plan::Pipes { .. } => None,
+    };
+    // A caller's master is the caller's until the child has been taken over.
+    let give_back = |pipes: Vec<(i32, OwnedFd, Role)>| {
+        if caller_slave.is_some() {
+            pipes.into_iter().for_each(|(_, fd, _)| {
+                let _ = fd.into_raw_fd();
+            });
+        }
+    };
+    let spawned = match py.detach(|| spawn::spawn(&req)) {
+        Ok(s) => s,
+        Err(e) => {
+            let cwd_s = args.cwd.as_ref().map(|c| String::from_utf8_lossy(c).into_owned());
+            if let Plan::Terminal { master, .. } = plan {
+                give_back(vec![(INPUT_FD, master, Role::Terminal)]);
+            }
+            return Err(spawn_error(e, &SpawnWhat { executable: &exe_display, cwd: cwd_s.as_deref(), uid, gid }));
+        }
+    };
+    let pipes = match plan {
+        Plan::Pipes { prepared, parent_ends, _child_ends } => {
+            drop(prepared);
+            parent_ends
+        }
+        Plan::Terminal { master, .. } => vec![(INPUT_FD, master, Role::Terminal)],
+    };
+    let ext = PyChild {
+        proto: protocol.as_ref().map(|p| Arc::new(p.clone_ref(py))),
+        producer: None,
+        direct_data,
+        terminal_attrs,
+        removed: false,
+    };
+    let cell = match shared.lp.add_child(spawned, pipes, ext) {
+        Ok(cell) => cell,
+        Err(e) => {
+            give_back(e.pipes);
+            return Err(os_error(e.error, "spawnProcess: cannot watch the child"));
+        }
+    };
+    if let Some(s) = caller_slave {
+        // As in Twisted, the caller's slave is closed once the child runs (its
+        // master now belongs to the transport).
+        // SAFETY: an fd the caller handed over; nobody else owns it from here.
+        unsafe { libc::close(s) };
+    }
+    if let Some(fd) = cell.with(|c, _| c.terminal_fd()) {
+        let _ = sys::set_nonblocking(fd, true);
+    }
+    let key = Shared::key(&cell);
+    let transport = Py::new(py, Process::new(cell, Arc::downgrade(shared)))?;
+    lock(&shared.transports).insert(key, transport.clone_ref(py).into_any());
+    if let Some(proto) = protocol {
+        if let Err(e) = proto.call_method1(py, intern!(py, "makeConnection"), (transport.clone_ref(py),)) {
+            callbacks.report(py, "makeConnection", e)?;
+        }
+    }
+    Ok(transport)
+}

@@ -1,0 +1,433 @@
+//! The transport a protocol gets as `self.transport`: ferroproc's
+//! `IProcessTransport` (`ferroproc._core.Process`).
+//!
+//! Every method is a request to the child's state machine, made under its
+//! lock with no Python running; what it leads to (events to deliver, writes
+//! to flush) is handed to the loop through the engine's [`Handle`]. Calls
+//! from any thread are safe; once the engine has gone (or in a forked
+//! child) writes are dropped and the child counts as gone.
+
+use std::sync::Arc;
+
+use ferroproc_core::child::{Child, NotOpen, ProducerRegistered, SignalError, INPUT_FD};
+use ferroproc_core::pty;
+use pyo3::exceptions::{PyKeyError, PyNotImplementedError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyTuple};
+use pyo3::{PyTraverseError, PyVisit};
+
+use crate::errors::{os_error, parse_signal, process_exited_already, type_name};
+use crate::handle::{lock, Call, Handle, Shared};
+use crate::host::{Cell, PyChild, PyChunk};
+
+/// The transport a protocol gets: ferroproc's `IProcessTransport`.
+///
+/// `pid` is the child's pid until it is reaped, then `None`; `status` is -1
+/// while it runs, then the raw wait status.
+#[pyclass(frozen, dict, weakref, module = "ferroproc._core", name = "Process")]
+pub struct Process {
+    cell: Arc<Cell>,
+    handle: Handle,
+}
+
+impl Process {
+    pub(crate) fn new(cell: Arc<Cell>, handle: Handle) -> Self {
+        Process { cell, handle }
+    }
+
+    /// Run `f` on the child's state, then hand what it led to (events,
+    /// writes to flush) to the loop.
+    fn act<R: Send>(&self, f: impl FnOnce(&mut Child<PyChunk>, &mut PyChild) -> R + Send) -> R {
+        let (r, events, flush) = self.cell.with(|c, x| {
+            let r = f(c, x);
+            (r, c.has_events(), c.wants_flush())
+        });
+        if let Some(shared) = Shared::get(&self.handle) {
+            if flush {
+                shared.lp.mark_dirty(&self.cell);
+            }
+            if events {
+                shared.lp.mark_ready(&self.cell);
+            }
+        }
+        r
+    }
+
+    fn write_to(&self, py: Python<'_>, fd: i32, data: &Bound<'_, PyAny>, strict: bool) -> PyResult<()> {
+        let chunk = chunk(data, "data")?;
+        if Shared::get(&self.handle).is_none() {
+            return Ok(());
+        }
+        let r =
+            self.act(move |c, x| c.write(fd, chunk, strict).map(|q| q.pause_producer.and_then(|g| x.producer_of(g))));
+        match r {
+            Ok(Some(producer)) => {
+                producer.call_method0(py, intern!(py, "pauseProducing"))?;
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(NotOpen) => Err(PyKeyError::new_err(format!("writeToChild: child fd {fd} is not an open pipe"))),
+        }
+    }
+
+    fn close(&self, fd: i64) {
+        if let Ok(fd) = i32::try_from(fd) {
+            self.act(|c, _| c.close_fd(fd));
+        }
+    }
+
+    /// Run `f` on the open terminal's master.
+    fn with_terminal<R: Send>(
+        &self,
+        what: &str,
+        f: impl FnOnce(std::os::fd::BorrowedFd<'_>) -> std::io::Result<R> + Send,
+    ) -> PyResult<R> {
+        if !self.cell.is_terminal() {
+            return Err(PyNotImplementedError::new_err("not a PTY transport (spawned without usePTY)"));
+        }
+        match self.cell.with(|c, _| c.terminal().map(f)) {
+            Some(r) => r.map_err(|e| os_error(e, what)),
+            None => Err(PyValueError::new_err(format!("{what}: the terminal is closed"))),
+        }
+    }
+
+    fn not_for_pty(&self, what: &str) -> PyResult<()> {
+        if self.cell.is_terminal() {
+            return Err(PyNotImplementedError::new_err(format!("{what} is not supported on a PTY transport")));
+        }
+        Ok(())
+    }
+}
+
+/// `data` as a chunk: exact `bytes` as they are, a `bytes` subclass copied
+/// (so that releasing it never runs Python code); anything else refused.
+pub(crate) fn chunk(data: &Bound<'_, PyAny>, what: &str) -> PyResult<PyChunk> {
+    let b = data
+        .cast::<PyBytes>()
+        .map_err(|_| PyTypeError::new_err(format!("{what} must be bytes, not {}", type_name(data))))?;
+    if b.is_exact_instance_of::<PyBytes>() {
+        Ok(PyChunk::new(b.clone()))
+    } else {
+        Ok(PyChunk::new(PyBytes::new(data.py(), b.as_bytes())))
+    }
+}
+
+/// A bool, or an int as Twisted code often passes (`registerProducer(p, 1)`).
+fn flag(ob: &Bound<'_, PyAny>, what: &str) -> PyResult<bool> {
+    if ob.is_instance_of::<PyInt>() {
+        return ob.is_truthy();
+    }
+    Err(PyTypeError::new_err(format!("{what} must be a bool, not {}", type_name(ob))))
+}
+
+fn child_fd(ob: &Bound<'_, PyAny>) -> PyResult<i64> {
+    if ob.is_instance_of::<PyBool>() || !ob.is_instance_of::<PyInt>() {
+        return Err(PyTypeError::new_err(format!("childFD must be an int, not {}", type_name(ob))));
+    }
+    // Any int: one beyond i64 (or i32) simply names no pipe.
+    Ok(ob.extract::<i64>().unwrap_or(i64::MAX))
+}
+
+#[pymethods]
+#[allow(non_snake_case)] // Twisted's keyword names are public API
+impl Process {
+    /// The child's pid, or None once it has been reaped.
+    #[getter]
+    fn pid(&self) -> Option<i32> {
+        self.cell.with(|c, _| c.pid())
+    }
+
+    /// -1 while the child runs; then its raw wait status (None if someone
+    /// else reaped it and the status is unknown).
+    #[getter]
+    fn status(&self) -> Option<i32> {
+        self.cell.with(|c, _| match c.exit() {
+            None => Some(-1),
+            Some(e) => e.status,
+        })
+    }
+
+    /// The protocol, until `processEnded` has been delivered.
+    #[getter]
+    fn proto(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.cell.with(|_, x| x.proto.clone()).map(|p| p.clone_ref(py))
+    }
+
+    /// Open pipes: child fd → the parent's fd number.
+    #[getter]
+    fn pipes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        if !self.cell.is_terminal() {
+            for (fd, parent) in self.cell.with(|c, _| c.pipes().map(|(fd, p)| (fd, p.raw_fd())).collect::<Vec<_>>()) {
+                d.set_item(fd, parent)?;
+            }
+        }
+        Ok(d)
+    }
+
+    /// Write `data` (bytes) to the child's stdin (or terminal). Everything
+    /// written during one loop turn leaves together at its end. Dropped
+    /// silently once stdin is closed, as in Twisted.
+    fn write(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.write_to(py, INPUT_FD, data, false)
+    }
+
+    /// Write each bytes object of `seq` in order.
+    #[pyo3(name = "writeSequence")]
+    fn write_sequence(&self, py: Python<'_>, seq: &Bound<'_, PyAny>) -> PyResult<()> {
+        // Check every item before writing any, so a bad item writes nothing.
+        let items = seq.try_iter()?.collect::<PyResult<Vec<_>>>()?;
+        for (i, item) in items.iter().enumerate() {
+            if !item.is_instance_of::<PyBytes>() {
+                return Err(PyTypeError::new_err(format!(
+                    "writeSequence: item {i} must be bytes, not {}",
+                    type_name(item)
+                )));
+            }
+        }
+        for item in &items {
+            self.write(py, item)?;
+        }
+        Ok(())
+    }
+
+    /// Write `data` to the pipe mapped as `'w'` on child fd `childFD`.
+    ///
+    /// Raises KeyError when that fd has no open pipe, NotImplementedError on a PTY.
+    #[pyo3(name = "writeToChild")]
+    fn write_to_child(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = child_fd)] childFD: i64,
+        data: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        self.not_for_pty("writeToChild")?;
+        let Ok(fd) = i32::try_from(childFD) else {
+            return Err(PyKeyError::new_err(format!("writeToChild: child fd {childFD} is not an open pipe")));
+        };
+        self.write_to(py, fd, data, true)
+    }
+
+    /// Close the pipe on child fd `childFD`: an input pipe after its queued
+    /// data is written (the child sees EOF), an output pipe at once (output
+    /// not yet delivered is dropped). Closing an fd that is not open does nothing.
+    #[pyo3(name = "closeChildFD")]
+    fn close_child_fd(&self, #[pyo3(from_py_with = child_fd)] childFD: i64) -> PyResult<()> {
+        self.not_for_pty("closeChildFD")?;
+        self.close(childFD);
+        Ok(())
+    }
+
+    /// Close the child's stdin once queued data is written (no-op on a PTY).
+    #[pyo3(name = "closeStdin")]
+    fn close_stdin(&self) {
+        if !self.cell.is_terminal() {
+            self.close(0);
+        }
+    }
+
+    /// Stop reading the child's stdout and close it (no-op on a PTY).
+    #[pyo3(name = "closeStdout")]
+    fn close_stdout(&self) {
+        if !self.cell.is_terminal() {
+            self.close(1);
+        }
+    }
+
+    /// Stop reading the child's stderr and close it (no-op on a PTY).
+    #[pyo3(name = "closeStderr")]
+    fn close_stderr(&self) {
+        if !self.cell.is_terminal() {
+            self.close(2);
+        }
+    }
+
+    /// Close every pipe (stdin after flushing, then stderr, stdout and any
+    /// others). On a PTY: flush, then close the master; the child usually
+    /// gets SIGHUP. The child is not signalled otherwise.
+    #[pyo3(name = "loseConnection")]
+    fn lose_connection(&self) {
+        self.act(|c, _| c.lose_connection());
+    }
+
+    /// Send a signal: a name with or without "SIG" ("TERM", "SIGKILL",
+    /// "USR1" ...) or a number. Raises ValueError for an unknown name and
+    /// ProcessExitedAlready once the child has been reaped.
+    #[pyo3(name = "signalProcess")]
+    fn signal_process(&self, py: Python<'_>, signalID: &Bound<'_, PyAny>) -> PyResult<()> {
+        let sig = parse_signal(signalID)?;
+        let shared = Shared::get(&self.handle);
+        let r = match &shared {
+            Some(_) => self.cell.with(|c, _| c.signal(sig)),
+            None => Err(SignalError::Gone),
+        };
+        match r {
+            Ok(()) => Ok(()),
+            Err(SignalError::Gone) => {
+                Err(process_exited_already(py, shared.as_ref().and_then(|s| s.exited_already.as_ref())))
+            }
+            Err(SignalError::Os(e)) => Err(os_error(e, "signalProcess")),
+        }
+    }
+
+    /// Stop reading the child's output (the pipe fills, and the child blocks).
+    #[pyo3(name = "pauseProducing")]
+    fn pause_producing(&self) -> PyResult<()> {
+        self.set_reading(false)
+    }
+
+    /// Resume reading the child's output.
+    #[pyo3(name = "resumeProducing")]
+    fn resume_producing(&self) -> PyResult<()> {
+        self.set_reading(true)
+    }
+
+    /// PTY transports: the same as `loseConnection`. Pipe transports: close
+    /// every pipe too.
+    #[pyo3(name = "stopProducing")]
+    fn stop_producing(&self) {
+        self.lose_connection()
+    }
+
+    /// Register a producer feeding stdin. A streaming producer is paused when
+    /// more than 64 KiB are queued and resumed when the queue drains; a pull
+    /// producer is asked for more each time it drains. Without a stdin pipe
+    /// the producer is stopped at once. A second registration raises RuntimeError.
+    #[pyo3(name = "registerProducer")]
+    fn register_producer(&self, py: Python<'_>, producer: Py<PyAny>, streaming: &Bound<'_, PyAny>) -> PyResult<()> {
+        let streaming = flag(streaming, "registerProducer: streaming")?;
+        let held = Arc::new(producer.clone_ref(py));
+        let r = self.act(move |c, x| {
+            let r = c.register_producer(streaming);
+            if let ProducerRegistered::Yes { generation } = r {
+                x.producer = Some((generation, held));
+            }
+            r
+        });
+        match r {
+            ProducerRegistered::Yes { .. } => Ok(()),
+            ProducerRegistered::NoInput => producer.call_method0(py, intern!(py, "stopProducing")).map(drop),
+            ProducerRegistered::Busy => {
+                Err(PyRuntimeError::new_err("registerProducer: a producer is already registered; unregister it first"))
+            }
+        }
+    }
+
+    /// Forget the registered producer (if any).
+    #[pyo3(name = "unregisterProducer")]
+    fn unregister_producer(&self, py: Python<'_>) -> PyResult<()> {
+        let (resume, producer) = self.cell.with(|c, x| (c.unregister_producer(), x.producer.take()));
+        // A streaming producer we paused (our queue was full) would stay
+        // paused for good once we let go of it: nobody else resumes it. It is
+        // resumed on the next turn.
+        if let (true, Some((_, p)), Some(shared)) = (resume, producer, Shared::get(&self.handle)) {
+            let f = p.bind(py).getattr(intern!(py, "resumeProducing"))?.unbind();
+            lock(&shared.calls).push(Call { f, args: PyTuple::empty(py).unbind(), kwargs: None });
+            shared.lp.nudge();
+        }
+        Ok(())
+    }
+
+    /// Not available for processes (as in Twisted).
+    #[pyo3(name = "getHost")]
+    fn get_host(&self) -> PyResult<()> {
+        Err(PyNotImplementedError::new_err("getHost is not available for a process transport"))
+    }
+
+    /// Not available for processes (as in Twisted).
+    #[pyo3(name = "getPeer")]
+    fn get_peer(&self) -> PyResult<()> {
+        Err(PyNotImplementedError::new_err("getPeer is not available for a process transport"))
+    }
+
+    /// PTY transports: the master fd.
+    fn fileno(&self) -> PyResult<i32> {
+        use std::os::fd::AsRawFd;
+        self.with_terminal("fileno", |fd| Ok(fd.as_raw_fd()))
+    }
+
+    /// ferroproc extension (PTY): resize the terminal; the child gets SIGWINCH.
+    #[pyo3(name = "setWindowSize")]
+    fn set_window_size(&self, rows: i64, cols: i64) -> PyResult<()> {
+        let dim = |n: i64, what: &str| {
+            u16::try_from(n)
+                .map_err(|_| PyValueError::new_err(format!("setWindowSize: {what} must be 0..65535, not {n}")))
+        };
+        let (rows, cols) = (dim(rows, "rows")?, dim(cols, "cols")?);
+        self.with_terminal("setWindowSize", move |fd| pty::set_window_size(fd, rows, cols))
+    }
+
+    /// ferroproc extension (PTY): the terminal's size as `(rows, cols)`.
+    #[pyo3(name = "getWindowSize")]
+    fn get_window_size(&self) -> PyResult<(u16, u16)> {
+        self.with_terminal("getWindowSize", pty::window_size)
+    }
+
+    /// ferroproc extension (PTY): whether the terminal echoes input.
+    #[pyo3(name = "getEcho")]
+    fn get_echo(&self) -> PyResult<bool> {
+        self.with_terminal("getEcho", pty::echo)
+    }
+
+    /// ferroproc extension (PTY): turn the terminal's echo on or off.
+    #[pyo3(name = "setEcho")]
+    fn set_echo(&self, enabled: &Bound<'_, PyAny>) -> PyResult<()> {
+        let on = flag(enabled, "setEcho: enabled")?;
+        self.with_terminal("setEcho", move |fd| pty::set_echo(fd, on))
+    }
+
+    /// ferroproc extension (PTY): whether the terminal is in raw mode.
+    #[pyo3(name = "isRawMode")]
+    fn is_raw_mode(&self) -> PyResult<bool> {
+        self.with_terminal("isRawMode", pty::is_raw)
+    }
+
+    /// ferroproc extension (PTY): raw mode on (`cfmakeraw`), or off (the
+    /// attributes the terminal had at spawn).
+    #[pyo3(name = "setRawMode")]
+    fn set_raw_mode(&self, enabled: &Bound<'_, PyAny>) -> PyResult<()> {
+        let on = flag(enabled, "setRawMode: enabled")?;
+        if on {
+            return self.with_terminal("setRawMode", pty::make_raw);
+        }
+        let initial = self.cell.with(|_, x| x.terminal_attrs.clone());
+        match initial {
+            Some(t) => self.with_terminal("setRawMode", move |fd| pty::set_attrs(fd, &t)),
+            None => Ok(()),
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        let kind = if self.cell.is_terminal() { "PTYProcess" } else { "Process" };
+        let (pid, exit) = self.cell.with(|c, _| (c.pid(), c.exit()));
+        let pid = pid.map_or("None".to_string(), |p| p.to_string());
+        let status = match exit {
+            None => "-1".to_string(),
+            Some(e) => e.status.map_or("None".to_string(), |s| s.to_string()),
+        };
+        format!("<{kind} pid={pid} status={status}>")
+    }
+
+    /// The child's protocol and producer are visited here, and only here:
+    /// the transport is the one Python object that holds the child (the
+    /// engine holds it from Rust), so each reference is counted once.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        crate::host::traverse_child(&self.cell, &visit)
+    }
+
+    fn __clear__(&self) {
+        let dropped = self.cell.with(|_, x| (x.proto.take(), x.producer.take()));
+        drop(dropped);
+    }
+}
+
+impl Process {
+    fn set_reading(&self, on: bool) -> PyResult<()> {
+        let Some(shared) = Shared::get(&self.handle) else { return Ok(()) };
+        let registry = shared.lp.registry();
+        self.cell
+            .with(|c, _| c.set_reading(on, registry))
+            .map_err(|e| os_error(e, if on { "resumeProducing" } else { "pauseProducing" }))
+    }
+}
