@@ -26,6 +26,9 @@ use crate::spawn::{self, SpawnArgs};
 use crate::timers::{self, now, DelayedCall};
 use crate::transport::Process;
 
+/// Extra deliver-and-flush rounds at the end of a turn (see `Engine::turn`).
+const EAGER_ROUNDS: usize = 8;
+
 #[derive(Default)]
 struct RunState {
     running: bool,
@@ -81,9 +84,19 @@ impl Engine {
             let err = os_error(e.error, &format!("{} child {}", e.what, e.pid));
             self.callbacks.report(py, &format!("the engine ({} child {})", e.what, e.pid), err)?;
         }
-        let r = self.deliver(py, run_timers);
+        let mut r = self.deliver(py, run_timers);
         // Whatever happened, what the turn wrote leaves now.
         lp.flush();
+        // A flush that drained a queue resumes its producer: let it write
+        // again at once, while the pipe has room, rather than a turn later
+        // (a few rounds at most, so other fds are not kept waiting).
+        for _ in 0..EAGER_ROUNDS {
+            if r.is_err() || !lp.has_ready() {
+                break;
+            }
+            r = dispatch::deliver_all(py, shared, &self.callbacks);
+            lp.flush();
+        }
         if polled.signals {
             py.check_signals()?;
         }
@@ -229,6 +242,16 @@ impl Engine {
     #[pyo3(name = "bindThread", signature = (bound=true))]
     fn bind_thread(&self, bound: bool) {
         self.set_driver(bound.then(|| std::thread::current().id()));
+    }
+
+    /// The transports of the children that have not ended, less those a
+    /// host took off its reactor (`Process._removeFromReactor`).
+    fn processes(&self, py: Python<'_>) -> Vec<Py<Process>> {
+        let all: Vec<Py<PyAny>> = lock(&self.shared.transports).values().map(|t| t.clone_ref(py)).collect();
+        all.into_iter()
+            .filter_map(|t| t.bind(py).cast::<Process>().ok().map(|p| p.clone().unbind()))
+            .filter(|p| !p.get().is_removed())
+            .collect()
     }
 
     /// The current time in seconds (as `time.time()`).

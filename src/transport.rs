@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use ferroproc_core::child::{Child, NotOpen, ProducerRegistered, SignalError, INPUT_FD};
+use ferroproc_core::child::{Child, NotOpen, ProducerRegistered, Role, SignalError, INPUT_FD};
 use ferroproc_core::pty;
 use pyo3::exceptions::{PyKeyError, PyNotImplementedError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::intern;
@@ -398,6 +398,39 @@ impl Process {
         }
     }
 
+    /// For a host that shows processes as reactor entries (Twisted's
+    /// `getReaders`, `getWriters`, `removeAll`): each open pipe as
+    /// `(childFD, parentFD, kind, queued)`, kind `'r'`, `'w'` or `'pty'`
+    /// (the terminal, under child fd 0), `queued` whether input waits to be written.
+    #[pyo3(name = "_selectables")]
+    fn selectables(&self) -> Vec<(i32, i32, &'static str, bool)> {
+        self.cell.with(|c, _| {
+            let list = c.pipes().map(|(fd, p)| (fd, p.raw_fd(), p.role(), c.has_queued(fd)));
+            list.map(|(fd, raw, role, queued)| {
+                let kind = match role {
+                    Role::Read => "r",
+                    Role::Write => "w",
+                    Role::Terminal => "pty",
+                };
+                (fd, raw, kind, queued)
+            })
+            .collect()
+        })
+    }
+
+    /// Take the process off its host's reactor (Twisted's `removeAll()`):
+    /// its protocol gets no more calls, and the parent's ends of its pipes
+    /// close at once (as a reactor's shutdown closes them), so nothing is
+    /// left open; the child can still be signalled, and is reaped when it
+    /// exits.
+    #[pyo3(name = "_removeFromReactor")]
+    fn remove_from_reactor(&self) {
+        self.act(|c, x| {
+            x.removed = true;
+            c.detach_pipes()
+        });
+    }
+
     fn __repr__(&self) -> String {
         let kind = if self.cell.is_terminal() { "PTYProcess" } else { "Process" };
         let (pid, exit) = self.cell.with(|c, _| (c.pid(), c.exit()));
@@ -423,6 +456,11 @@ impl Process {
 }
 
 impl Process {
+    /// Whether the host took it off its reactor.
+    pub(crate) fn is_removed(&self) -> bool {
+        self.cell.with(|_, x| x.removed)
+    }
+
     fn set_reading(&self, on: bool) -> PyResult<()> {
         let Some(shared) = Shared::get(&self.handle) else { return Ok(()) };
         let registry = shared.lp.registry();

@@ -7,8 +7,10 @@ with ``installSignalHandlers=False``: no SIGCHLD handler is needed.
 from __future__ import annotations
 
 import gc
+import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -193,7 +195,7 @@ def test_exit_code_and_signal_reasons(reactor: Any) -> None:
 
 def test_reader_registered_only_while_children_live(reactor: Any) -> None:
     def ours() -> list[Any]:
-        return [r for r in reactor.getReaders() if type(r).__name__ == "_EngineReader"]
+        return [r for r in reactor._internalReaders if type(r).__name__ == "_EngineReader"]
 
     assert ours() == []
     p = Recorder()
@@ -206,6 +208,88 @@ def test_reader_registered_only_while_children_live(reactor: Any) -> None:
     assert ours() == []
     assert seen == [1], "processEnded runs inside the engine's turn; the reader goes right after"
     assert [c for c in reactor.getDelayedCalls() if c.active()] == []
+    assert not [r for r in reactor.getReaders() if type(r).__name__ == "_EngineReader"], "internal, never shown"
+
+
+def _entries(r: Any) -> tuple[list[str], list[str]]:
+    """The reactor's entries that are not its own internals, by kind (a
+    process transport is "process": Twisted's class is PTYProcess, ours Process)."""
+
+    def kind(x: Any) -> str:
+        return "process" if IProcessTransport.providedBy(x) else type(x).__name__
+
+    def names(xs: list[Any]) -> list[str]:
+        return sorted(kind(x) for x in xs if x not in r._internalReaders)
+
+    return names(r.getReaders()), names(r.getWriters())
+
+
+def _spawn_sleepers(r: Any) -> tuple[Recorder, Any, Recorder, Any]:
+    sleep = [PY, "-c", "import sys; sys.stdin.read()"]
+    p, q = Recorder(), Recorder()
+    return p, r.spawnProcess(p, PY, sleep), q, r.spawnProcess(q, PY, sleep, usePTY=True)
+
+
+def _iterate_until(r: Any, done: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Turn ``r`` by hand (a Twisted reactor cannot be run twice)."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "timed out"
+        r.iterate(0.01)
+
+
+@pytest.mark.parametrize("kind", ["epoll", "poll"])
+def test_processes_show_as_twisteds_reactor_entries(kind: str) -> None:
+    """getReaders()/getWriters() list a process's pipes (ProcessReader for
+    output, ProcessWriter for input) and a PTY process itself, as Twisted's
+    own reactor does: measured on Twisted first, then under install()."""
+    seen = {}
+    for mode in ("twisted", "ferroproc"):
+        if mode == "twisted":
+            ferroproc.twisted.uninstall()
+        else:
+            ferroproc.twisted.install()
+        r = _make_reactor(kind)
+        try:
+            p, t, q, u = _spawn_sleepers(r)
+            r.iterate(0.05)
+            seen[mode] = _entries(r)
+            pids = [t.pid, u.pid]
+            for tr in (t, u):
+                tr.signalProcess("KILL")
+            if mode == "twisted":
+                for pid in pids:  # no SIGCHLD handler without run()
+                    os.waitpid(pid, 0)
+            else:
+                _iterate_until(r, lambda p=p, q=q: "ended" in p.events and "ended" in q.events)
+        finally:
+            _dispose(r)
+    assert seen["ferroproc"] == seen["twisted"], seen
+    assert seen["ferroproc"][0] == ["ProcessReader", "ProcessReader", "ProcessWriter", "process"]
+
+
+def test_remove_all_returns_processes_and_later_spawns_still_work(reactor: Any) -> None:
+    """trial's janitor calls removeAll() after a dirty test and kills the
+    PTY processes among the results: the engine must survive it, and
+    those processes must be there to kill, as under Twisted."""
+    p, t, q, u = _spawn_sleepers(reactor)
+    removed = reactor.removeAll()
+    names = sorted(type(x).__name__ for x in removed)
+    assert names == ["Process", "ProcessReader", "ProcessReader", "ProcessWriter"], names
+    killed = [x for x in removed if IProcessTransport.providedBy(x)]
+    assert killed == [u]
+    for x in killed:
+        x.signalProcess("KILL")
+    t.signalProcess("KILL")
+    assert _entries(reactor) == ([], [])
+    # The removed processes get no more callbacks; a new child is delivered.
+    fresh = Recorder()
+    reactor.spawnProcess(fresh, PY, [PY, "-c", "print('after removeAll')"])
+    _iterate_until(reactor, lambda: "ended" in fresh.events)
+    assert fresh.out == b"after removeAll\n"
+    # The removed ones were reaped all the same, without a callback.
+    _iterate_until(reactor, lambda: t.pid is None and u.pid is None)
+    assert "exited" not in p.events and "exited" not in q.events
 
 
 def test_work_queued_inside_a_callback_is_delivered_without_fd_activity(reactor: Any) -> None:
@@ -300,7 +384,7 @@ def test_validation_errors_are_raised_by_spawnProcess(reactor: Any) -> None:
         reactor.spawnProcess(p, PY, [PY], usePTY=True, childFDs={})
     with pytest.raises(ValueError):
         reactor.spawnProcess(p, PY, [PY], childFDs={1: "x"})
-    assert reactor.getReaders() == [r for r in reactor.getReaders() if type(r).__name__ != "_EngineReader"]
+    assert [type(r).__name__ for r in reactor.getReaders() if r not in reactor._internalReaders] == []
 
 
 def test_pty(reactor: Any) -> None:

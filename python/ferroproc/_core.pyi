@@ -111,6 +111,10 @@ class Engine:
     def hasPending(self) -> bool:
         """Whether callbacks or I/O are waiting (a host should call ``runOnce(0)``)."""
 
+    def processes(self) -> list[Process]:
+        """The transports of the children that have not ended, less those a
+        host took off its reactor (``Process._removeFromReactor``)."""
+
     def nextTimer(self) -> float | None:
         """When the earliest timer is due (``seconds()`` time), or None."""
 
@@ -299,6 +303,16 @@ class Process:
 
     def unregisterProducer(self) -> None:
         """Forget the registered producer (if any)."""
+
+    def _selectables(self) -> list[tuple[int, int, str, bool]]:
+        """For a host that shows processes as reactor entries: each open pipe
+        as ``(childFD, parentFD, kind, queued)``, kind ``'r'``, ``'w'`` or
+        ``'pty'``, ``queued`` whether input waits to be written."""
+
+    def _removeFromReactor(self) -> None:
+        """Take the process off its host's reactor (Twisted's ``removeAll()``):
+        its protocol gets no more calls and the parent's ends of its pipes
+        close at once; it can still be signalled, and is reaped when it exits."""
 
     def getHost(self) -> NoReturn:
         """Not available for processes (as in Twisted): raises NotImplementedError."""

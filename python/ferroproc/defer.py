@@ -51,6 +51,7 @@ from typing import (
     overload,
 )
 
+from ferroproc._logger import logError, logText
 from ferroproc.failure import Failure
 
 if TYPE_CHECKING:
@@ -182,14 +183,8 @@ class _UnhandledFailureReporter:
         failure = self.failure
         if failure is None:
             return
-        try:
-            import logging
-
-            logging.getLogger("ferroproc").error(
-                "Unhandled error in Deferred:\n%s", failure.getTraceback().rstrip("\n")
-            )
-        except Exception:  # noqa: BLE001 - may run during interpreter shutdown
-            pass
+        # Never lost, even while the interpreter shuts down (see _logger).
+        logText("Unhandled error in Deferred:\n" + failure.getTraceback().rstrip("\n"))
 
 
 class _DriverState(_local):
@@ -977,12 +972,8 @@ class DeferredList(Deferred[Any]):
         for deferred in self._deferredList:
             try:
                 deferred.cancel()
-            except Exception:  # one bad canceller must not stop the rest
-                import logging
-
-                logging.getLogger("ferroproc").exception(
-                    "DeferredList.cancel: cancelling %r raised", deferred
-                )
+            except Exception as e:  # noqa: BLE001 - one bad canceller must not stop the rest
+                logError(f"DeferredList.cancel (cancelling {deferred!r})", e)
         if not self.called:
             Deferred.cancel(self)
 

@@ -57,6 +57,19 @@ def _qualifiedName(cls: builtins.type[Any]) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+def _sourceLine(filename: str, lineno: int) -> str:
+    """The source line, when ``linecache`` can be had: while the interpreter
+    shuts down nothing can be imported any more, and a traceback without
+    source lines still beats no report at all."""
+    module: Any = sys.modules.get("linecache")
+    if module is None:
+        try:
+            import linecache as module
+        except ImportError:
+            return ""
+    return str(module.getline(filename, lineno)).strip()
+
+
 def _safeStr(obj: object) -> str:
     """``str(obj)``, or a placeholder when ``__str__`` itself raises."""
     try:
@@ -292,12 +305,10 @@ class Failure(BaseException):
             for name, filename, lineno in frames:
                 write(f"{filename}:{lineno}:{name}\n")
         else:
-            import linecache
-
             write("Traceback (most recent call last):\n")
             for name, filename, lineno in frames:
                 write(f'  File "{filename}", line {lineno}, in {name}\n')
-                source = linecache.getline(filename, lineno).strip()
+                source = _sourceLine(filename, lineno)
                 if source:
                     write(f"    {source}\n")
             if not frames:

@@ -30,6 +30,7 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, Protocol, TypeVar, cast, overload
 
+from ferroproc._logger import logText
 from ferroproc.defer import Deferred, ensureDeferred, maybeDeferred
 from ferroproc.error import AlreadyCalled, AlreadyCancelled
 from ferroproc.failure import Failure
@@ -352,11 +353,7 @@ def react(
             if result.check(SystemExit) is not None:
                 code = result.value.code
             else:
-                import logging
-
-                logging.getLogger("ferroproc").error(
-                    "main function encountered error\n%s", result.getTraceback().rstrip("\n")
-                )
+                logText("main function encountered error\n" + result.getTraceback().rstrip("\n"))
                 code = 1
 
     def finish(result: object) -> None:

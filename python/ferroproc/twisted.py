@@ -37,6 +37,7 @@ This module is the only part of ferroproc that imports Twisted.
 
 from __future__ import annotations
 
+import os
 import weakref
 from typing import Any
 
@@ -79,12 +80,64 @@ def _log_error(where: str, exc: BaseException) -> None:
     failure.cleanFailure()
 
 
+class _PipeEntry:
+    """One pipe of a process as Twisted's reactor would hold it: a
+    ``ProcessReader`` (output pipes), or a ``ProcessWriter`` (input pipes:
+    a reader while nothing is queued, as Twisted watches a write pipe for
+    its reader closing, and a writer while data waits)."""
+
+    __slots__ = ("childFD", "kind", "parentFD", "transport")
+
+    def __init__(self, transport: Process, childFD: int, parentFD: int, kind: str) -> None:
+        self.transport = transport
+        self.childFD = childFD
+        self.parentFD = parentFD
+        self.kind = kind
+
+    def fileno(self) -> int:
+        return self.parentFD
+
+    def logPrefix(self) -> str:
+        return type(self).__name__
+
+    def doRead(self) -> None:
+        """The engine reads the pipe; nothing to do here."""
+
+    def doWrite(self) -> None:
+        """The engine writes the pipe; nothing to do here."""
+
+    def connectionLost(self, reason: Any) -> None:
+        """The reactor is shutting down (``disconnectAll``): close the pipe."""
+        self.transport.closeChildFD(self.childFD)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _PipeEntry) and (other.transport, other.childFD) == (self.transport, self.childFD)
+
+    def __hash__(self) -> int:
+        return hash((id(self.transport), self.childFD))
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} childFD={self.childFD} fd={self.parentFD} of {self.transport!r}>"
+
+
+class ProcessReader(_PipeEntry):
+    """A process's output pipe, as Twisted's reactor lists it."""
+
+
+class ProcessWriter(_PipeEntry):
+    """A process's input pipe, as Twisted's reactor lists it."""
+
+
 @implementer(IReadDescriptor)
 class _EngineReader:
     """One reactor's engine, and the reader that lets the reactor drive it.
 
-    Registered with ``reactor.addReader`` only while the engine has
-    children that have not ended.
+    Registered as one of the reactor's *internal* readers (like its waker),
+    only while the engine has children that have not ended: ``removeAll()``
+    (trial's janitor calls it after every test) neither removes nor returns
+    it, so children spawned afterwards are still delivered. Instead the
+    reactor's ``getReaders()``, ``getWriters()`` and ``removeAll()`` show
+    the processes as Twisted's own reactor would (see :func:`_showProcesses`).
     """
 
     def __init__(self, reactor: Any) -> None:
@@ -92,7 +145,8 @@ class _EngineReader:
         self.engine = Engine(_reason, _log_error, _ProcessExitedAlready)
         self._fd = self.engine.fileno()
         self._reading = False
-        self._soon: Any = None  # the pending callLater(0, ...), if any
+        self._bound = False
+        _allReaders.add(self)
 
     # IReadDescriptor / ILoggingContext
     def fileno(self) -> int:
@@ -102,15 +156,11 @@ class _EngineReader:
         return "ferroproc"
 
     def doRead(self) -> None:
-        self._turn()
-
-    def connectionLost(self, reason: Any) -> None:
-        # The reactor dropped us (removeAll, disconnectAll at shutdown, or
-        # trial's cleanup): the next spawn or transport call registers again.
-        self._reading = False
-
-    # driving the engine
-    def _turn(self) -> None:
+        if not self._bound:
+            # The reactor's thread runs the protocols: spawnProcess from
+            # another thread while it does is refused.
+            self.engine.bindThread()
+            self._bound = True
         try:
             self.engine.runOnce(0.0, False)
         except BaseException:  # noqa: BLE001 - as Twisted does for a selectable: log, keep running
@@ -118,32 +168,139 @@ class _EngineReader:
         finally:
             self.settle()
 
-    def _runSoon(self) -> None:
-        self._soon = None
-        self._turn()
+    def connectionLost(self, reason: Any) -> None:
+        # The reactor dropped us anyway (e.g. removeReader by hand): the next
+        # spawn registers again.
+        self._reading = False
 
     def settle(self) -> None:
-        """Register while children are live, unregister when none are, and
-        schedule a turn for queued work the poll fd does not show (e.g. a
-        ``childConnectionLost`` queued by ``closeStdout()`` inside a
-        callback)."""
-        engine = self.engine
-        if engine.processCount:
+        """Register while children are live, unregister when none are.
+        Work queued outside a turn (a transport call from code the reactor
+        runs) wakes the engine's fd, so the reactor always sees it."""
+        if self.engine.processCount:
             if not self._reading:
                 self._reading = True
-                self.reactor.addReader(self)
+                add = getattr(self.reactor, "_addInternalReader", None)
+                if add is not None:
+                    add(self)
+                else:
+                    self.reactor.addReader(self)
         elif self._reading:
             self._reading = False
-            self.reactor.removeReader(self)
-        if self._soon is None and engine.hasPending():
-            self._soon = self.reactor.callLater(0, self._runSoon)
+            internal: set[Any] = getattr(self.reactor, "_internalReaders", set())
+            if self in internal:
+                self.reactor._removeInternalReader(self)
+            else:
+                self.reactor.removeReader(self)
 
     def spawn(self, protocol: Any, args: SpawnArgs) -> Process:
         try:
             return self.engine.spawn(protocol, args)
         finally:
-            # Also after a failed spawn: connectionMade may have queued work.
             self.settle()
+
+    def entries(self, writers: bool) -> list[Any]:
+        """The processes' reactor entries: readers, or writers."""
+        out: list[Any] = []
+        for t in self.engine.processes():
+            for childFD, parentFD, kind, queued in t._selectables():
+                if kind == "pty":
+                    # Twisted's PTYProcess is itself the reactor's entry.
+                    if not writers or queued:
+                        out.append(t)
+                elif kind == "r":
+                    if not writers:
+                        out.append(ProcessReader(t, childFD, parentFD, kind))
+                elif queued == writers:
+                    out.append(ProcessWriter(t, childFD, parentFD, kind))
+        return out
+
+    def removeProcesses(self) -> list[Any]:
+        """``removeAll()``: take every process off the reactor (no more
+        output or callbacks; still signalled and reaped) and return its
+        entries. trial's janitor then kills the PTY processes among them,
+        as under Twisted."""
+        removed = self.entries(False) + self.entries(True)
+        for t in self.engine.processes():
+            t._removeFromReactor()
+        return removed
+
+    def afterFork(self) -> None:
+        """In a child made by ``os.fork()``: a fresh engine; the old one's
+        children belong to the parent (and its fd stays registered with
+        the reactor the two processes share, untouched)."""
+        self.engine.forgetAfterFork()
+        self.engine = Engine(_reason, _log_error, _ProcessExitedAlready)
+        self._fd = self.engine.fileno()
+        self._reading = False
+        self._bound = False
+
+
+#: Every engine reader, for the fork hook.
+_allReaders: weakref.WeakSet[_EngineReader] = weakref.WeakSet()
+
+
+def _afterForkInChild() -> None:
+    for reader in list(_allReaders):
+        reader.afterFork()
+
+
+os.register_at_fork(after_in_child=_afterForkInChild)
+
+
+#: The reactor classes whose reactor-entry methods show ferroproc's processes,
+#: with their own methods (restored by :func:`uninstall`).
+_shown: dict[type, dict[str, Any]] = {}
+
+
+def _existingReader(reactor: Any) -> _EngineReader | None:
+    state = getattr(reactor, "__dict__", None)
+    reader = state.get(_ATTR) if state is not None else _readers.get(reactor)
+    return reader if isinstance(reader, _EngineReader) else None
+
+
+def _showProcesses(cls: type) -> None:
+    """Make ``getReaders()``, ``getWriters()`` and ``removeAll()`` of the
+    reactor class ``cls`` show the engine's processes as Twisted's reactor
+    shows its own, and not the engine's reader (one of the reactor's
+    internals, like its waker). A reactor with no engine is unaffected."""
+    if cls in _shown:
+        return
+    own = {name: getattr(cls, name) for name in ("getReaders", "getWriters", "removeAll")}
+    _shown[cls] = {name: cls.__dict__[name] for name in own if name in cls.__dict__}
+
+    def getReaders(self: Any) -> list[Any]:
+        found = own["getReaders"](self)
+        reader = _existingReader(self)
+        if reader is None:
+            return list(found)
+        return [r for r in found if r is not reader] + reader.entries(False)
+
+    def getWriters(self: Any) -> list[Any]:
+        found = own["getWriters"](self)
+        reader = _existingReader(self)
+        return list(found) + (reader.entries(True) if reader is not None else [])
+
+    def removeAll(self: Any) -> list[Any]:
+        found = own["removeAll"](self)
+        reader = _existingReader(self)
+        if reader is None:
+            return list(found)
+        return [r for r in found if r is not reader] + reader.removeProcesses()
+
+    for f in (getReaders, getWriters, removeAll):
+        f.__doc__ = own[f.__name__].__doc__
+        setattr(cls, f.__name__, f)
+
+
+def _hideProcesses() -> None:
+    for cls, methods in _shown.items():
+        for name in ("getReaders", "getWriters", "removeAll"):
+            if name in methods:
+                setattr(cls, name, methods[name])
+            else:
+                delattr(cls, name)
+    _shown.clear()
 
 
 # Engines by reactor, for reactors without an instance __dict__.
@@ -160,10 +317,12 @@ def _readerFor(reactor: Any) -> _EngineReader:
         reader = state.get(_ATTR)
         if reader is None:
             reader = state[_ATTR] = _EngineReader(reactor)
+            _showProcesses(type(reactor))
         return reader  # type: ignore[no-any-return]
     reader = _readers.get(reactor)
     if reader is None:
         reader = _readers[reactor] = _EngineReader(reactor)
+        _showProcesses(type(reactor))
     return reader
 
 
@@ -215,6 +374,7 @@ def uninstall() -> None:
     if not _saved:
         return
     PosixReactorBase.spawnProcess = _saved.pop("spawnProcess")  # type: ignore[method-assign]
+    _hideProcesses()
 
 
 def installed() -> bool:

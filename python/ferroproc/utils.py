@@ -36,6 +36,7 @@ only for a process that started.
 from __future__ import annotations
 
 import io
+import math
 import os
 from typing import TYPE_CHECKING, Any, cast
 
@@ -377,6 +378,11 @@ class _OutputGetter(_HelperProtocol):
     def endedAfterResult(self, reason: Failure) -> None:
         if self.onProcessEnded is not None:
             self.onProcessEnded.errback(reason)
+            # The end reason is news only to code that asked for it: it is
+            # not an unhandled error if nobody did (Twisted logs none either).
+            # An errback added later still gets it; a failure raised by a
+            # callback added later is reported as usual.
+            self.onProcessEnded._disarmReporter()
 
 
 class _ValueGetter(_HelperProtocol):
@@ -419,19 +425,25 @@ def _command(name: str, executable: _Executable, args: Sequence[_Executable]) ->
     return (executable, *args)
 
 
+def _isNumber(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _checkLimits(
     function: str, maxBytes: int | None, timeout: float | None, killGrace: float
 ) -> None:
+    """Refuse bad limits before any child exists (a timer that could not be
+    scheduled would otherwise fail only after the child had started)."""
     if maxBytes is not None and (
         not isinstance(maxBytes, int) or isinstance(maxBytes, bool) or maxBytes < 0
     ):
         raise ValueError(f"{function}: maxBytes must be a non-negative int or None, not {maxBytes!r}")
-    if timeout is not None and (
-        not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0
-    ):
-        raise ValueError(f"{function}: timeout must be a positive number of seconds or None, not {timeout!r}")
-    if not isinstance(killGrace, (int, float)) or isinstance(killGrace, bool) or not killGrace >= 0:
-        raise ValueError(f"{function}: killGrace must be a number of seconds >= 0, not {killGrace!r}")
+    if timeout is not None and (not _isNumber(timeout) or not 0 < timeout < math.inf):
+        raise ValueError(
+            f"{function}: timeout must be a positive, finite number of seconds or None, not {timeout!r}"
+        )
+    if not _isNumber(killGrace) or not 0 <= killGrace < math.inf:
+        raise ValueError(f"{function}: killGrace must be a finite number of seconds >= 0, not {killGrace!r}")
 
 
 def _run(
@@ -545,6 +557,10 @@ def getProcessOutputAndValue(
     :func:`getProcessOutput`.
     """
     _checkLimits("getProcessOutputAndValue", maxBytes, timeout, killGrace)
+    if stdinBytes is not None and not isinstance(stdinBytes, bytes):
+        raise TypeError(
+            f"getProcessOutputAndValue: stdinBytes must be bytes or None, not {type(stdinBytes).__name__}"
+        )
     command = _command("getProcessOutputAndValue", executable, args)
     deferred: Deferred[tuple[bytes, bytes, int]] = Deferred()
     protocol = _EverythingGetter(

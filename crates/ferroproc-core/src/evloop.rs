@@ -241,6 +241,11 @@ impl<H: Host> Loop<H> {
             || !lock(&self.exits.cells).0.is_empty()
     }
 
+    /// Whether children have events to deliver.
+    pub fn has_ready(&self) -> bool {
+        !lock(&self.ready).is_empty()
+    }
+
     /// Children started whose `Ended` has not been delivered yet.
     pub fn live(&self) -> usize {
         self.live.load(Ordering::Acquire)

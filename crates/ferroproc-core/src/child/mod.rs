@@ -631,22 +631,33 @@ impl<C: AsRef<[u8]>> Child<C> {
         }
     }
 
+    /// Close every pipe now, discarding queued input and undelivered
+    /// output, with no losses emitted; the child stays ours (it is still
+    /// reaped, and `Ended` follows its exit).
+    pub fn detach_pipes(&mut self) {
+        for (_, mut pipe) in std::mem::take(&mut self.pipes) {
+            pipe.queue.discard(&mut self.trash);
+        }
+        self.producer = None;
+        for e in std::mem::take(&mut self.outbox) {
+            match e {
+                Event::Data { data, .. } => self.trash.push(data),
+                Event::Exited => self.outbox.push_back(e),
+                _ => {}
+            }
+        }
+        self.maybe_end();
+    }
+
     /// The host is going away: close every pipe now (queued input is
     /// discarded, the child sees EOF) and give up the child. Returns its pid
     /// and pidfd if it has not been reaped, for someone else to reap; no
     /// events follow.
     pub fn detach(&mut self) -> Option<(libc::pid_t, Option<OwnedFd>)> {
-        for (_, mut pipe) in std::mem::take(&mut self.pipes) {
-            pipe.queue.discard(&mut self.trash);
-        }
-        self.held_master = None;
-        self.producer = None;
-        for e in std::mem::take(&mut self.outbox) {
-            if let Event::Data { data, .. } = e {
-                self.trash.push(data);
-            }
-        }
         self.ended_emitted = true;
+        self.detach_pipes();
+        self.outbox.clear();
+        self.held_master = None;
         let pid = self.pid.take()?;
         Some((pid, self.pidfd.take()))
     }

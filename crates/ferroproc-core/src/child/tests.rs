@@ -355,3 +355,15 @@ fn terminal_input_goes_to_the_master_and_its_producer_stops_with_it() {
     assert_eq!(evs, [Event::StopProducer { generation }], "no loss for a terminal");
     assert!(!child.wants_flush());
 }
+
+#[test]
+fn detached_pipes_end_quietly_once_the_child_exits() {
+    let mut r = rig(&[(0, Role::Write), (1, Role::Read)]);
+    r.output(1, b"dropped");
+    r.child.register_producer(true);
+    r.child.detach_pipes();
+    assert_eq!(r.events(), [], "no output, losses or producer calls");
+    assert!(r.child.pid().is_some(), "still ours: signalled and reaped as usual");
+    r.child.on_exit(EXIT0);
+    assert_eq!(r.events(), [Event::Exited, Event::Ended]);
+}
