@@ -745,3 +745,30 @@ def test_gpg_example_runs_as_a_script(spawn_method: str | None) -> None:
     assert "plaintext: attack at dawn" in out
     assert "status: [GNUPG:] DECRYPTION_OKAY" in out
     assert "wrong passphrase: exit code 2" in out
+
+
+# -- child fds up to the open-file limit (hardening 18) ----------------------------
+
+
+def test_a_child_fd_just_below_the_open_file_limit() -> None:
+    """No room is needed above the highest child fd: temporary copies go to
+    the lowest free numbers that no entry targets."""
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    top = min(soft, 1 << 16) - 1
+    got: dict[int, bytes] = {}
+    done: Deferred[None] = Deferred()
+
+    class P(ProcessProtocol):
+        def childDataReceived(self, fd: int, data: bytes) -> None:
+            got[fd] = got.get(fd, b"") + data
+
+        def processEnded(self, reason: Any) -> None:
+            got[-1] = str(reason.value.exitCode).encode()
+            done.callback(None)
+
+    code = f"import os; os.write({top}, b'top'); os.write(1, b'one')"
+    reactor.spawnProcess(P(), PY, [PY, "-c", code], childFDs={0: "w", 1: "r", 2: "r", top: "r"})
+    run_reactor(done)
+    assert got == {top: b"top", 1: b"one", -1: b"0"}, got

@@ -304,3 +304,46 @@ def test_unprivileged_parent_asking_for_root_gets_permission_error(spawn_method:
         assert (name, code) == ("PermissionError", 1), result[kw]
         assert "uid" in message or "gid" in message or "groups" in message, message
     assert result["same-uid"] == ["65534\n", 0]
+
+
+# -- the parent comes out as it went in; the child keeps no way back -----------
+# (hardening 12, 13, 14)
+
+
+def _dumpable() -> int:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    PR_GET_DUMPABLE = 3
+    return int(libc.prctl(PR_GET_DUMPABLE, 0, 0, 0, 0))
+
+
+def test_the_parent_stays_dumpable_after_a_uid_switch() -> None:
+    before = _dumpable()
+    assert before == 1, "precondition: a normal process is dumpable"
+    run(["/usr/bin/id", "-u"], uid=NOBODY)
+    run(["/usr/bin/id", "-u"], uid=NOBODY, gid=NOBODY)
+    assert _dumpable() == before
+    assert os.stat(f"/proc/{os.getpid()}").st_uid == os.geteuid(), "/proc/self stays ours"
+
+
+def test_a_child_switched_to_another_user_gets_its_own_session() -> None:
+    """It keeps no controlling terminal of the privileged parent, so it
+    cannot open /dev/tty or push input into it with TIOCSTI."""
+    script = (
+        "import os, sys\n"
+        "print(os.getsid(0) == os.getpid(), os.getpgid(0) == os.getpid())\n"
+        "try:\n"
+        "    os.open('/dev/tty', os.O_RDWR)\n"
+        "    print('tty')\n"
+        "except OSError:\n"
+        "    print('no tty')\n"
+    )
+    out = run([SYS_PY, "-c", script], uid=NOBODY).out.decode().split("\n")
+    assert out[:2] == ["True True", "no tty"]
+
+
+def test_a_terminal_is_handed_to_the_user_the_child_runs_as() -> None:
+    out = run(["/bin/sh", "-c", "stat -c '%u %a' $(tty)"], uid=NOBODY, usePTY=True).out.decode()
+    uid, mode = out.strip().split()
+    assert (int(uid), mode) == (NOBODY, "620")

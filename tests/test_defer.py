@@ -856,3 +856,22 @@ def test_defer_module_import_is_light() -> None:
         env={"PYTHONPATH": ":".join(p for p in sys.path if p)},
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_an_unhandled_failure_still_alive_at_exit_is_reported() -> None:
+    """Collected while the interpreter shuts down (nothing can be imported
+    any more), it is still printed, as Twisted prints it."""
+    import subprocess
+    import sys
+
+    code = (
+        "from ferroproc import defer\n"
+        "d = defer.Deferred()\n"
+        "def boom(_): raise ValueError('boom at exit')\n"
+        "d.addCallback(boom)\n"
+        "d.callback(1)\n"
+        "keep = d\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert "Unhandled error in Deferred" in out.stderr, out.stderr
+    assert "ValueError: boom at exit" in out.stderr, out.stderr

@@ -516,3 +516,101 @@ def test_signal_after_end_raises_process_exited_already() -> None:
     assert t.pid is None
     with pytest.raises(ProcessExitedAlready):
         t.signalProcess("HUP")
+
+
+# -- a caller's tuple, checked (hardening 8, 9) ----------------------------------
+
+
+def _still_open(*fds: int) -> bool:
+    for fd in fds:
+        try:
+            os.fstat(fd)
+        except OSError:
+            return False
+    return True
+
+
+def _close(*fds: int) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def test_swapped_tuple_is_refused_and_nothing_is_substituted() -> None:
+    m, s = os.openpty()
+    try:
+        with pytest.raises(OSError, match=r"not a PTY master .*swapped"):
+            pty(Recorder(), sh("echo lost"), usePTY=(s, m, None))
+        assert _still_open(m, s), "the caller's fds stay the caller's"
+    finally:
+        _close(m, s)
+
+
+def test_same_fd_twice_or_a_bad_number_is_refused() -> None:
+    m, s = os.openpty()
+    try:
+        with pytest.raises(ValueError, match="same fd"):
+            pty(Recorder(), sh("true"), usePTY=(s, s, None))
+        with pytest.raises(ValueError, match=r"usePTY masterfd .* not a valid fd"):
+            pty(Recorder(), sh("true"), usePTY=(2**40, s, None))
+        with pytest.raises(ValueError, match="usePTY slavefd"):
+            pty(Recorder(), sh("true"), usePTY=(m, -1, None))
+        assert _still_open(m, s)
+    finally:
+        _close(m, s)
+
+
+def test_a_slave_of_another_terminal_is_refused() -> None:
+    m1, s1 = os.openpty()
+    m2, s2 = os.openpty()
+    try:
+        with pytest.raises(ValueError, match="is not the terminal of master fd"):
+            pty(Recorder(), sh("true"), usePTY=(m1, s2, None))
+        assert _still_open(m1, s1, m2, s2)
+    finally:
+        _close(m1, s1, m2, s2)
+
+
+def test_a_regular_file_as_master_is_refused_and_stays_open(tmp_path: Any) -> None:
+    m, s = os.openpty()
+    f = os.open(tmp_path / "not-a-terminal", os.O_CREAT | os.O_RDWR)
+    try:
+        with pytest.raises(OSError, match="not a PTY master"):
+            pty(Recorder(), sh("true"), usePTY=(f, s, None))
+        assert _still_open(f, m, s)
+    finally:
+        _close(f, m, s)
+
+
+# -- flow control on a terminal (hardening 21) ------------------------------------
+
+
+class Producer:
+    """A streaming producer that records its calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def pauseProducing(self) -> None:
+        self.calls.append("pause")
+
+    def resumeProducing(self) -> None:
+        self.calls.append("resume")
+
+    def stopProducing(self) -> None:
+        self.calls.append("stop")
+
+
+def test_a_streaming_producer_on_a_terminal_is_paused_and_stopped_with_it() -> None:
+    p = Recorder()
+    # The child never reads: our writes queue up.
+    t = pty(p, [PY, "-c", "import time; time.sleep(30)"])
+    producer = Producer()
+    t.registerProducer(producer, True)
+    t.write(b"x" * (64 * 1024 + 1))
+    assert producer.calls == ["pause"], "over 64 KiB queued on the terminal pauses its producer"
+    t.signalProcess("KILL")
+    run_reactor(p.ended)
+    assert producer.calls == ["pause", "stop"], "the terminal closed: its producer is stopped"

@@ -15,6 +15,7 @@ import select
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -640,3 +641,105 @@ def test_reactor_in_a_non_main_thread_reaps_its_children() -> None:
     for i, p in enumerate(protos):
         assert p.out() == f"{i}\n".encode() and p.events[-1][1].exitCode == (i or 0)
     echo_round_trip()
+
+
+# -- a forked parent, a dropped reactor (hardening 3, 10) -------------------------
+
+_FORK = r"""
+import os, sys
+from ferroproc import reactor
+from ferroproc.protocol import ProcessProtocol
+
+class Out(ProcessProtocol):
+    def __init__(self, tag, stop):
+        self.tag, self.stop, self.out = tag, stop, b""
+    def outReceived(self, data):
+        self.out += data
+    def processEnded(self, reason):
+        print(self.tag, self.out.decode().strip(), reason.value.exitCode, flush=True)
+        if self.stop:
+            reactor.stop()
+
+# The parent's child answers while the forked child runs its own reactor.
+reactor.spawnProcess(Out("parent", True), "/bin/sh", ["sh", "-c", "sleep 0.3; echo for-the-parent"])
+pid = os.fork()
+if pid == 0:
+    # A fresh engine: the parent's child, its pipes and pidfd are not ours.
+    reactor.spawnProcess(Out("child", False), "/bin/sh", ["sh", "-c", "echo for-the-child"])
+    reactor.callLater(1.0, reactor.stop)
+    reactor.run()
+    os._exit(0)
+reactor.run()
+_, status = os.waitpid(pid, 0)
+assert status == 0, status
+"""
+
+
+def test_a_forked_child_gets_a_fresh_engine_and_never_touches_the_parents_children() -> None:
+    out = subprocess.run([PY, "-c", _FORK], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["child for-the-child 0", "parent for-the-parent 0"]
+
+
+def test_a_transport_of_the_parent_is_inert_in_a_forked_child() -> None:
+    p = Recorder()
+    t = reactor.spawnProcess(p, "/bin/sleep", ["sleep", "30"])
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            try:
+                t.signalProcess("KILL")
+                verdict = b"signalled the parent's child"
+            except ProcessExitedAlready:
+                t.write(b"dropped")
+                verdict = b"inert"
+        except BaseException as e:  # noqa: BLE001 - reported to the parent
+            verdict = repr(e).encode()
+        os.write(w, verdict)
+        os._exit(0)
+    os.close(w)
+    os.waitpid(pid, 0)
+    with os.fdopen(r, "rb") as f:
+        assert f.read() == b"inert"
+    assert t.pid is not None, "still running in the parent"
+    t.signalProcess("KILL")
+    run_reactor(p.ended)
+
+
+def test_dropped_reactors_with_live_children_free_everything() -> None:
+    """A Reactor() dropped while its child runs: collected (no cycle the GC
+    cannot see), its fds closed, and its child reaped when it exits."""
+    import gc
+
+    from ferroproc import Reactor
+
+    fds = open_fds()
+    pids = []
+    for _ in range(10):
+        r = Reactor()
+
+        class Holder(Recorder):
+            reactor = r  # a protocol that refers to its reactor: a cycle
+
+        t = r.spawnProcess(Holder(), "/bin/sh", ["sh", "-c", "sleep 0.3"])
+        pids.append(t.pid)
+        del r, t, Holder
+    gc.collect()
+    # The children outlive their reactors (as they outlive a stopped one) and
+    # are reaped as they exit; then nothing of the reactors is left.
+    deadline = time.monotonic() + 10
+    while any(_is_child(pid) for pid in pids):
+        assert time.monotonic() < deadline, "children left behind"
+        time.sleep(0.05)
+    while open_fds() - fds:
+        assert time.monotonic() < deadline, f"fds left open: {open_fds() - fds}"
+        time.sleep(0.05)
+
+
+def _is_child(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1]) == os.getpid()
+    except OSError:
+        return False

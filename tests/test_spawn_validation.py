@@ -164,3 +164,57 @@ def test_valid_call_after_a_rejected_one_still_works() -> None:
     reactor.spawnProcess(proto, "/bin/echo", ["echo", "ok"])
     run_reactor(proto.ended)
     assert proto.output() == b"ok\n"
+
+
+# -- nothing left behind by what fails after the spawn (hardening 8) ----------------
+
+
+class _Proxy:
+    """A duck-typed protocol: every method comes through __getattr__."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+@pytest.mark.usefixtures("no_child_started")
+def test_a_protocol_whose_methods_come_through_getattr_works() -> None:
+    inner = Recorder()
+    reactor.spawnProcess(_Proxy(inner), "/bin/echo", ["echo", "via proxy"])
+    run_reactor(inner.ended)
+    assert inner.output() == b"via proxy\n"
+    assert inner.ended_reason is not None and inner.ended_reason.value.exitCode == 0
+
+
+# -- a directory that exists but cannot be entered (hardening 17) -----------------
+
+_UNENTERABLE = r"""
+import os, resource, sys, tempfile  # imported before the uid drop: /root is 0700
+from ferroproc import reactor
+from ferroproc.protocol import ProcessProtocol
+
+base = tempfile.mkdtemp()
+locked = os.path.join(base, "locked")
+os.mkdir(locked, 0)
+os.chown(base, 65534, 65534)
+os.setgid(65534)
+os.setuid(65534)  # root could enter it anyway
+for method in (None, "clone"):
+    reactor._spawnMethod = method
+    try:
+        reactor.spawnProcess(ProcessProtocol(), "/bin/true", ["true"], path=locked)
+    except PermissionError as e:
+        print(method, e.filename == locked, "cannot change to directory" in str(e))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (to drop to another user)")
+def test_a_directory_that_cannot_be_entered_is_named_on_both_paths() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _UNENTERABLE], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["None True True", "clone True True"]

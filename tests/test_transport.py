@@ -8,7 +8,10 @@ import hashlib
 import os
 import signal
 import struct
+import subprocess
 import termios
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -477,3 +480,125 @@ def test_relay_through_producers_ends_every_stage() -> None:
         run_reactor(done, 30)
         assert ended == [0, 0, 0]
         assert int(out) == size
+
+
+# -- writes of one turn leave together (hardening 23) ---------------------------
+
+
+def test_writes_made_in_one_callback_reach_the_child_in_one_write() -> None:
+    """As Twisted's buffered writers do: everything one turn wrote goes out
+    in one writev, so a child already waiting in read() sees it all at once
+    (ampoule's process pool relies on it), however long the callback takes
+    between its writes."""
+    child = "import os, sys; os.write(1, b'ready'); data = os.read(0, 1 << 16); os.write(1, repr(data).encode())"
+
+    class Chatty(Recorder):
+        def outReceived(self, data: bytes) -> None:
+            super().outReceived(data)
+            if data == b"ready":
+                for part in (b"one ", b"two ", b"three"):
+                    self.transport.write(part)
+                    time.sleep(0.02)  # the child is blocked in read() meanwhile
+                self.transport.writeSequence([b" four", b" five"])
+
+    p = Chatty(stdin=None)
+    reactor.spawnProcess(p, PY, [PY, "-c", child])
+    run_reactor(p.ended)
+    assert p.output() == b"readyb'one two three four five'"
+
+
+# -- other threads, other dispositions (hardening 1, 7, 20) ----------------------
+
+_THREAD_POLLER = r"""
+import os, sys, threading
+from ferroproc import reactor
+from ferroproc.protocol import ProcessProtocol
+
+CHUNK = 1 << 16
+
+class Flood(ProcessProtocol):
+    got = 0
+    def outReceived(self, data):
+        Flood.got += len(data)
+    def processEnded(self, reason):
+        reactor.stop()
+
+t = reactor.spawnProcess(
+    Flood(), sys.executable,
+    [sys.executable, "-c",
+     "import os\nb = b'x' * %d\nfor _ in range(400): os.write(1, b)" % CHUNK], env=None)
+stop = False
+def poke():
+    # Holds the GIL and touches the transport while the loop reads big chunks.
+    while not stop:
+        t.pid; t.status; repr(t)
+        t.write(b"")
+        try:
+            t.signalProcess(0)
+        except Exception:
+            pass
+th = threading.Thread(target=poke)
+th.start()
+reactor.run()
+stop = True
+th.join()
+print(Flood.got)
+"""
+
+
+def test_no_deadlock_between_the_loop_and_a_thread_using_the_transport() -> None:
+    out = subprocess.run([PY, "-c", _THREAD_POLLER], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) == 400 * (1 << 16)
+
+
+_SIGPIPE_RESTORED = r"""
+import signal, sys, time
+from ferroproc import reactor
+from ferroproc.protocol import ProcessProtocol
+
+class Writer(ProcessProtocol):
+    def connectionMade(self):
+        # The child dies, so nobody reads its stdin any more; before the loop
+        # has noticed, the host restores SIGPIPE's default and writes to it.
+        self.transport.signalProcess("KILL")
+        time.sleep(0.2)
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        self.transport.write(b"x" * 100000)
+    def childConnectionLost(self, fd):
+        if fd == 0:
+            print("stdin lost")
+    def processEnded(self, reason):
+        reactor.stop()
+
+reactor.spawnProcess(Writer(), "/bin/sleep", ["sleep", "30"])
+reactor.run()
+print("alive")
+"""
+
+
+def test_writing_to_a_closed_pipe_never_kills_a_host_that_restored_sigpipe() -> None:
+    out = subprocess.run([PY, "-c", _SIGPIPE_RESTORED], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, f"exit {out.returncode} (-13 is SIGPIPE): {out.stderr}"
+    assert out.stdout.split() == ["stdin", "lost", "alive"]
+
+
+def test_spawn_from_another_thread_while_the_reactor_runs_is_refused() -> None:
+    errors: list[BaseException] = []
+
+    def from_thread() -> None:
+        try:
+            reactor.spawnProcess(Recorder(), "/bin/true", ["true"])
+        except RuntimeError as e:
+            errors.append(e)
+        reactor.callFromThread(reactor.stop)
+
+    reactor.callWhenRunning(lambda: threading.Thread(target=from_thread).start())
+    reactor.run(installSignalHandlers=False)
+    assert len(errors) == 1 and "reactor's thread" in str(errors[0]), errors
+    # Not running: any thread may spawn (nothing runs protocols meanwhile).
+    done: list[Any] = []
+    th = threading.Thread(target=lambda: done.append(reactor.spawnProcess(Recorder(), "/bin/true", ["true"])))
+    th.start()
+    th.join()
+    assert done

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -243,6 +244,40 @@ def test_bad_limits_raise_value_error() -> None:
         utils.getProcessOutputAndValue("/bin/true", killGrace=-1.0)
 
 
+def _children() -> set[int]:
+    return {int(p) for p in os.listdir("/proc") if p.isdigit() and _parent(p) == os.getpid()}
+
+
+def _parent(pid: str) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return -1
+
+
+@pytest.mark.parametrize("bad", [math.inf, math.nan, -math.inf])
+def test_non_finite_limits_are_refused_before_any_child_starts(bad: float) -> None:
+    before = _children()
+    with pytest.raises(ValueError, match="timeout"):
+        utils.getProcessOutput("/bin/sleep", ["30"], timeout=bad)
+    with pytest.raises(ValueError, match="killGrace"):
+        utils.getProcessValue("/bin/sleep", ["30"], timeout=1, killGrace=bad)
+    assert _children() == before, "no child may start"
+
+
+def test_huge_timeouts_are_simply_never_reached() -> None:
+    assert run_until(utils.getProcessValue("/bin/true", timeout=1e20, killGrace=1e20)) == 0
+
+
+@pytest.mark.parametrize("bad", ["text", bytearray(b"x"), 7])
+def test_stdin_bytes_must_be_bytes_and_is_checked_before_the_spawn(bad: Any) -> None:
+    before = _children()
+    with pytest.raises(TypeError, match="stdinBytes must be bytes"):
+        utils.getProcessOutputAndValue("/bin/cat", stdinBytes=bad)
+    assert _children() == before, "no child may start"
+
+
 # -- timeout (ferroproc extension) -----------------------------------------------
 
 
@@ -317,3 +352,19 @@ def test_example_quotes_local() -> None:
     assert result.stdout.strip(), "no quote printed"
     if not os.path.exists("/usr/games/fortune"):
         assert " -- " in result.stdout
+
+
+def test_an_unhandled_stderr_failure_is_reported_once(tmp_path: Path) -> None:
+    """Twisted reports the stderr failure itself; the end reason carried on
+    its ``processEnded`` Deferred is not a second unhandled error."""
+    code = (
+        "from ferroproc import reactor, utils\n"
+        "d = utils.getProcessOutput('/bin/sh', ['-c', 'echo err >&2; echo out'])\n"
+        "reactor.callLater(0.5, reactor.stop)\n"
+        "reactor.run()\n"
+        "del d\n"
+        "import gc; gc.collect()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert out.stderr.count("Unhandled error in Deferred") == 1, out.stderr
+    assert "got stderr: b'err\\n'" in out.stderr and "ProcessDone" not in out.stderr

@@ -309,7 +309,7 @@ impl<H: Host> Loop<H> {
         let waiter = if spawned.pidfd_raw().is_none() {
             let (tx, rx) = std::sync::mpsc::channel::<Arc<ChildCell<H>>>();
             let inbox = self.exits.clone();
-            let started = std::thread::Builder::new().name(format!("ferroproc-wait-{pid}")).spawn(move || {
+            let started = std::thread::Builder::new().name(format!("fp-wait-{pid}")).spawn(move || {
                 let Ok(cell) = rx.recv() else { return };
                 // Waits without reaping: the loop reaps under the child's
                 // lock, so the pid is never signalled after it was freed.
