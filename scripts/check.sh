@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every check that is not a test, in order: Python lint, types, the stub
-# against the compiled extension, Rust format and lints, then the release
-# wheel in a clean venv. Stops at the first failure.
+# against the compiled extension, the API reference (no warnings), Rust format
+# and lints, then the release wheel in a clean venv. Stops at the first failure.
 #
 #   scripts/check.sh             everything (CI runs this)
 #   scripts/check.sh --no-wheel  skip the release build (quicker, local)
@@ -24,7 +24,7 @@ start=$SECONDS
 step() { printf '\n== %s\n' "$*"; }
 
 step "ruff check"
-"$PYTHON" -m ruff check python tests examples benches
+"$PYTHON" -m ruff check python tests examples benches scripts
 
 step "mypy --strict"
 "$PYTHON" -m mypy --strict python/ferroproc tests/typing_usage.py
@@ -38,6 +38,9 @@ if [ -n "$(find src Cargo.toml -newer "$so" -print -quit)" ]; then
     exit 1
 fi
 "$PYTHON" -m mypy.stubtest ferroproc --mypy-config-file pyproject.toml --allowlist stubtest_allowlist.txt
+
+step "API reference (pdoc, fails on warnings)"
+"$PYTHON" scripts/docs.py
 
 step "cargo fmt --check"
 cargo fmt --check
