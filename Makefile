@@ -11,8 +11,8 @@ pytest:
 cargo-test:
 	cargo test -q
 
-# Lints, types, stub/runtime agreement, the API reference and the clean-venv
-# wheel check.
+# Lints, types, stub/runtime agreement, the API reference, and the release
+# wheel in a clean venv and on Python 3.10, 3.12 and 3.13 (scripts/test_pythons.sh).
 checks:
 	@if [ -x scripts/check.sh ] || [ -f scripts/check.sh ]; then bash scripts/check.sh; fi
 

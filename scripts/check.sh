@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Every check that is not a test, in order: Python lint, types, the stub
 # against the compiled extension, the API reference (no warnings), Rust format
-# and lints, then the release wheel in a clean venv. Stops at the first failure.
+# and lints, then the release wheel in a clean venv and on every supported
+# Python. Stops at the first failure.
 #
 #   scripts/check.sh             everything (CI runs this)
-#   scripts/check.sh --no-wheel  skip the release build (quicker, local)
+#   scripts/check.sh --no-wheel  skip the release build and the other Pythons
+#                                (quicker, local)
 #
 # Needs the package installed in development mode first
 # (`pip install -e '.[test]'`), so stubtest sees the current extension.
