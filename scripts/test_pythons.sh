@@ -13,8 +13,9 @@
 #   PYTHONS   versions to test (default "3.10 3.12 3.13"; the development
 #             Python, 3.11, runs everything in `make test` itself)
 #   PY_TESTS  test files or directories, relative to the repository (default
-#             below). Tests that need Twisted skip themselves: it is not
-#             installed here, as in a plain `pip install ferroproc`.
+#             "tests": the whole suite, about 35 s a version). Tests that need
+#             Twisted skip themselves: it is not installed here, as in a plain
+#             `pip install ferroproc`.
 #   PYTHONS_REQUIRED=1  a missing version fails instead of being skipped
 #
 # Each version is found as pythonX.Y on PATH, else under pyenv
@@ -40,6 +41,10 @@ for req in extra:
         print(req)
 PY
 )
+if [ "${#reqs[@]}" -ne 2 ]; then
+    echo "could not read pytest and hypothesis from the test extra in pyproject.toml (with $PYTHON, 3.11+)" >&2
+    exit 1
+fi
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -109,7 +114,8 @@ for v in $PYTHONS; do
         --rootdir "$root" "${targets[@]}" 2>&1)
     rc=$?
     set -e
-    echo "$out" | tail -n 25
+    # All of it when something failed; the origin and the closing line otherwise.
+    if [ "$rc" -ne 0 ]; then echo "$out"; else echo "$out" | tail -n 2; fi
     # pytest's closing line: "848 passed, 61 skipped in 31.02s".
     last=$(grep -E ' in [0-9.]+s( \([0-9:]+\))?$' <<<"$out" | tail -n 1 | sed 's/=//g; s/^ *//; s/ *$//')
     line="Python $full: ${last:-no result line} ($((SECONDS - start)) s)"
