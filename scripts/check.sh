@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Every check that is not a test, in order: Python lint, types, the stub
-# against the compiled extension, Rust format and lints, then the release
-# wheel in a clean venv. Stops at the first failure.
+# against the compiled extension, the API reference (no warnings), Rust format
+# and lints, then the release wheel in a clean venv and on every supported
+# Python. Stops at the first failure.
 #
 #   scripts/check.sh             everything (CI runs this)
-#   scripts/check.sh --no-wheel  skip the release build (quicker, local)
+#   scripts/check.sh --no-wheel  skip the release build and the other Pythons
+#                                (quicker, local)
 #
 # Needs the package installed in development mode first
 # (`pip install -e '.[test]'`), so stubtest sees the current extension.
@@ -24,7 +26,7 @@ start=$SECONDS
 step() { printf '\n== %s\n' "$*"; }
 
 step "ruff check"
-"$PYTHON" -m ruff check python tests examples benches
+"$PYTHON" -m ruff check python tests examples benches scripts
 
 step "mypy --strict"
 "$PYTHON" -m mypy --strict python/ferroproc tests/typing_usage.py
@@ -38,6 +40,9 @@ if [ -n "$(find src crates Cargo.toml -newer "$so" -print -quit)" ]; then
     exit 1
 fi
 "$PYTHON" -m mypy.stubtest ferroproc --mypy-config-file pyproject.toml --allowlist stubtest_allowlist.txt
+
+step "API reference (pdoc, fails on warnings)"
+"$PYTHON" scripts/docs.py
 
 step "cargo fmt --check"
 cargo fmt --all --check

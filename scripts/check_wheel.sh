@@ -2,6 +2,8 @@
 # The release artefacts work on their own: build the wheel (it must be a
 # manylinux wheel carrying the stubs), install it alone into a fresh venv and
 # run examples/wc.py there from outside the repository; build the sdist too.
+# Then the same wheel on every other supported Python (scripts/test_pythons.sh:
+# the test suite in a fresh venv of 3.10, 3.12 and 3.13).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 PYTHON=${PYTHON:-python}
@@ -49,3 +51,6 @@ print("imported", ferroproc.__file__)'
 out=$("$tmp/venv/bin/python" -I "$root/examples/wc.py")
 echo "$out"
 grep -q "^Words: 6$" <<<"$out" || { echo "examples/wc.py gave unexpected output" >&2; exit 1; }
+
+# The wheel claims every CPython >= 3.10 (abi3): prove it on the others.
+bash "$root/scripts/test_pythons.sh" "$wheel"

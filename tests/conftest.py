@@ -25,6 +25,20 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "allow_leaks(reason): skip the fd/child leak check")
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the counts of Twisted's own process suites, which run as a single
+    pytest test (tests/test_twisted_suite.py records them), in the summary
+    that ``make test`` shows even with ``-q``."""
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if getattr(report, "when", None) != "call":
+                continue
+            for name, value in getattr(report, "user_properties", ()):
+                if name == "twisted_suite":
+                    terminalreporter.write_sep("-", "Twisted's process suites under ferroproc.twisted (trial)")
+                    terminalreporter.write_line(str(value))
+
+
 @pytest.fixture(autouse=True)
 def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     if request.node.get_closest_marker("allow_leaks"):
