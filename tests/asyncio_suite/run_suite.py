@@ -1,7 +1,7 @@
 """Run CPython's own asyncio subprocess tests against any event loop factory.
 
     python tests/asyncio_suite/run_suite.py [--loop MODULE:NAME] [-v] [-k TEXT]... [--debug]
-        [--lenient-handler] [--timeout SECONDS] [--require-transport PREFIX]
+        [--lenient-handler] [--timeout SECONDS] [--durations N] [--require-transport PREFIX]
         [--include-excluded] [--list]
 
 ``--loop`` names a zero-argument callable returning a new event loop:
@@ -397,6 +397,7 @@ def main(argv: list[str]) -> int:
         "--lenient-handler", action="store_true", help="do not fail tests that call the loop's exception handler"
     )
     ap.add_argument("--timeout", type=float, default=120.0, help="per test, seconds (0: none)")
+    ap.add_argument("--durations", type=int, metavar="N", help="show the N slowest tests (3.12+; 0: all)")
     ap.add_argument("--require-transport", metavar="PREFIX", help="every transport's module must start with PREFIX")
     ap.add_argument("--include-excluded", action="store_true", help="run the excluded tests too")
     ap.add_argument("--list", action="store_true", help="list test ids (excluded ones with their reason)")
@@ -423,7 +424,14 @@ def main(argv: list[str]) -> int:
 
     header = f"asyncio-suite {sys.version.split()[0]} {args.loop}"
     GuardedResult.watchdog = Watchdog(args.timeout, header) if args.timeout > 0 else None
-    runner = unittest.TextTestRunner(stream=sys.stderr, verbosity=2 if args.verbose else 1, resultclass=GuardedResult)
+    extra: dict[str, Any] = {}
+    if args.durations is not None:
+        if sys.version_info < (3, 12):
+            raise SystemExit("--durations needs Python 3.12+ (unittest's own option)")
+        extra["durations"] = args.durations
+    runner = unittest.TextTestRunner(
+        stream=sys.stderr, verbosity=2 if args.verbose else 1, resultclass=GuardedResult, **extra
+    )
     started = time.monotonic()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
