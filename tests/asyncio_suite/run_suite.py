@@ -54,7 +54,9 @@ state assertions when a loop calls it out of order (something after
 asyncio never reaches it in these tests; one report that 3.10's own
 ``asyncio/subprocess.py`` can cause on any loop is allowed
 (``handler_call_allowed``). Zombies that the tests' ``reap_children()`` had
-to reap (children the loop never waited for) are listed, not failed.
+to reap (children the loop never waited for) are listed, not failed; so are
+children still running a second after their test's loop was closed (a loop
+need not kill them), which the runner then kills so that none outlives it.
 
 Also reported: the loop class, and the subprocess transport classes seen
 (through ``asyncio.subprocess.Process`` and ``test_events``'
@@ -107,6 +109,7 @@ SOURCES = [
 transports: Counter[str] = Counter()
 loop_types: Counter[str] = Counter()
 altered: list[str] = []
+left_running: list[str] = []
 
 
 # ----------------------------------------------------------------- exclusions
@@ -264,6 +267,9 @@ def make_case(
             if support.environment_altered:
                 altered.append(self.id())
                 support.environment_altered = False
+            # A child still running once its loop is closed would outlive the run.
+            if n := kill_leftover_children(grace=1.0):
+                left_running.append(f"{self.id()} ({n})")
             unexpected = [c for c in self.handler_calls if not handler_call_allowed(c)]
             if unexpected and strict_handler:
                 self.fail(
@@ -318,7 +324,7 @@ def collect(factory: Callable[[], Any], debug: bool, strict_handler: bool) -> li
     return tests
 
 
-def our_children() -> list[int]:
+def our_children(include_zombies: bool = True) -> list[int]:
     """Pids whose parent is this process (Linux /proc)."""
     me, kids = os.getpid(), []
     for entry in os.listdir("/proc"):
@@ -328,9 +334,25 @@ def our_children() -> list[int]:
                     stat = f.read()
             except OSError:
                 continue
-            if int(stat.rpartition(")")[2].split()[1]) == me:
+            state, ppid = stat.rpartition(")")[2].split()[:2]
+            if int(ppid) == me and (include_zombies or state != "Z"):
                 kids.append(int(entry))
     return kids
+
+
+def kill_leftover_children(grace: float) -> int:
+    """Children still alive (not zombies) after ``grace`` seconds are
+    SIGKILLed and reaped; returns how many there were. The loop under test is
+    closed by then: nothing else will ever wait for them."""
+    deadline = time.monotonic() + grace
+    while (alive := our_children(include_zombies=False)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    for pid in alive:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+    return len(alive)
 
 
 class Watchdog:
@@ -457,6 +479,8 @@ def main(argv: list[str]) -> int:
     err(f"subprocess transports: {dict(transports)}\n")
     if altered:
         err(f"tests after which reap_children() reaped a zombie: {altered}\n")
+    if left_running:
+        err(f"tests whose children still ran after the loop was closed (killed): {left_running}\n")
     for p in problems:
         err(f"ERROR: {p}\n")
     sys.stderr.flush()
