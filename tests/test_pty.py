@@ -611,6 +611,8 @@ def test_a_streaming_producer_on_a_terminal_is_paused_and_stopped_with_it() -> N
     t.registerProducer(producer, True)
     t.write(b"x" * (64 * 1024 + 1))
     assert producer.calls == ["pause"], "over 64 KiB queued on the terminal pauses its producer"
+    # More than a terminal holds, so the queue cannot drain while nobody reads.
+    t.write(b"y" * (4 << 20))
     t.signalProcess("KILL")
     run_reactor(p.ended)
     assert producer.calls == ["pause", "stop"], "the terminal closed: its producer is stopped"
