@@ -36,6 +36,8 @@ pub(crate) struct SpawnWhat<'a> {
     pub cwd: Option<&'a str>,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
+    /// The childFDs entry `(child fd, parent fd)` an fd failure concerns.
+    pub entry: Option<(i32, i32)>,
 }
 
 /// A failed spawn as the `OSError` subclass its errno calls for, naming the
@@ -83,7 +85,13 @@ pub(crate) fn spawn_error(e: SpawnError, what: &SpawnWhat<'_>) -> PyErr {
             PyOSError::new_err((errno, format!("spawnProcess: cannot set the session or process group: {why}")))
         }
         Stage::Terminal => PyOSError::new_err((errno, format!("spawnProcess: cannot set up the terminal: {why}"))),
-        Stage::Fds => PyOSError::new_err((errno, format!("spawnProcess: cannot set up childFDs: {why}"))),
+        Stage::Fds => match what.entry {
+            Some((child, parent)) if errno == libc::EBADF => {
+                PyOSError::new_err((errno, format!("spawnProcess: childFDs[{child}]: parent fd {parent} is not open")))
+            }
+            Some((child, _)) => PyOSError::new_err((errno, format!("spawnProcess: childFDs[{child}]: {why}"))),
+            None => PyOSError::new_err((errno, format!("spawnProcess: cannot set up childFDs: {why}"))),
+        },
         Stage::Spawn | Stage::None => PyOSError::new_err((errno, format!("spawnProcess: cannot start {exe:?}: {why}"))),
     }
 }

@@ -14,7 +14,6 @@ use std::sync::Arc;
 use ferroproc_core::child::{Role, INPUT_FD};
 use ferroproc_core::creds::{self, CredsError};
 use ferroproc_core::exec::{ExecError, ExecSpec};
-use ferroproc_core::fdplan::PreparedFds;
 use ferroproc_core::spawn::{self, Method, Request, Session, Stdio};
 use ferroproc_core::{pty, sys};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
@@ -53,7 +52,7 @@ pub(crate) struct SpawnArgs {
 
 /// How the parent's side of the child's stdio is laid out.
 enum Plan {
-    Pipes { prepared: PreparedFds, parent_ends: Vec<(i32, OwnedFd, Role)>, _child_ends: Vec<OwnedFd> },
+    Pipes { entries: Vec<(RawFd, RawFd)>, parent_ends: Vec<(i32, OwnedFd, Role)>, _child_ends: Vec<OwnedFd> },
     Terminal { master: OwnedFd, slave_path: CString, caller_slave: Option<RawFd> },
 }
 
@@ -160,18 +159,7 @@ fn stdio_plan(args: &SpawnArgs) -> PyResult<Plan> {
         child_ends.push(theirs);
         parent_ends.push((*child, mine, role));
     }
-    let prepared = PreparedFds::new(&entries).map_err(|(i, e)| {
-        let (child, parent) = entries[i];
-        if e.raw_os_error() == Some(libc::EBADF) {
-            PyOSError::new_err((
-                libc::EBADF,
-                format!("spawnProcess: childFDs[{child}]: parent fd {parent} is not open"),
-            ))
-        } else {
-            os_error(e, &format!("spawnProcess: childFDs[{child}]: cannot place it"))
-        }
-    })?;
-    Ok(Plan::Pipes { prepared, parent_ends, _child_ends: child_ends })
+    Ok(Plan::Pipes { entries, parent_ends, _child_ends: child_ends })
 }
 
 /// Start a child and connect `protocol` to it; see `Engine.spawn`.
@@ -231,7 +219,7 @@ pub(crate) fn spawn(
     let session = session(&args)?;
     let plan = stdio_plan(&args)?;
     let stdio = match &plan {
-        Plan::Pipes { prepared, .. } => Stdio::Fds(prepared),
+        Plan::Pipes { entries, .. } => Stdio::Fds(entries),
         Plan::Terminal { slave_path, .. } => {
             if let Some(c) = &creds {
                 // A child switched to another user gets its terminal too.
@@ -262,17 +250,19 @@ pub(crate) fn spawn(
         Ok(s) => s,
         Err(e) => {
             let cwd_s = args.cwd.as_ref().map(|c| String::from_utf8_lossy(c).into_owned());
+            let entry = match &plan {
+                Plan::Pipes { entries, .. } => e.entry.and_then(|i| entries.get(i).copied()),
+                Plan::Terminal { .. } => None,
+            };
             if let Plan::Terminal { master, .. } = plan {
                 give_back(vec![(INPUT_FD, master, Role::Terminal)]);
             }
-            return Err(spawn_error(e, &SpawnWhat { executable: &exe_display, cwd: cwd_s.as_deref(), uid, gid }));
+            let what = SpawnWhat { executable: &exe_display, cwd: cwd_s.as_deref(), uid, gid, entry };
+            return Err(spawn_error(e, &what));
         }
     };
     let pipes = match plan {
-        Plan::Pipes { prepared, parent_ends, _child_ends } => {
-            drop(prepared);
-            parent_ends
-        }
+        Plan::Pipes { parent_ends, .. } => parent_ends,
         Plan::Terminal { master, .. } => vec![(INPUT_FD, master, Role::Terminal)],
     };
     let ext = PyChild {

@@ -61,10 +61,11 @@ def reactor() -> Any:
     return _reactor
 
 
-@pytest.fixture(params=[None, "clone"], ids=["default", "clone"])
+@pytest.fixture(params=["posix_spawn", "clone"])
 def spawn_method(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    """Run a test on both spawn paths: the default (posix_spawn where it
-    fits) and the vfork-style clone path. Modules opt in with
+    """Run a test on both spawn paths: posix_spawn, and the vfork-style clone
+    path (the default where the kernel has CLOSE_RANGE_UNSHARE; the classic
+    clone without it runs in test_spawn_paths.py). Modules opt in with
     ``pytestmark = pytest.mark.usefixtures("spawn_method")``."""
     old = _reactor._spawnMethod
     _reactor._spawnMethod = request.param

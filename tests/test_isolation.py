@@ -55,9 +55,9 @@ def run(executable: str, args: list[Any], **kw: Any) -> bytes:
 
 @pytest.fixture(params=["posix_spawn", "clone", "pty"])
 def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """Spawn keywords for each way a child can be started: the default path,
-    Twisted's ``_neverUseSpawn`` (the vfork-style clone), and a terminal."""
-    monkeypatch.setattr(reactor, "_neverUseSpawn", request.param == "clone")
+    """Spawn keywords for each way a child can be started: posix_spawn, the
+    vfork-style clone (the default), and a terminal."""
+    monkeypatch.setattr(reactor, "_spawnMethod", request.param if request.param != "pty" else None)
     return {"usePTY": True} if request.param == "pty" else {}
 
 

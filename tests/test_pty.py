@@ -2,8 +2,8 @@
 ``windowSize``, ``setWindowSize``, ``getWindowSize``, ``getEcho``/``setEcho``,
 ``isRawMode``/``setRawMode``).
 
-Every test runs on both spawn paths: the default (posix_spawn with a new
-session) and the vfork-style clone path. No test ever sees
+Every test runs on both spawn paths: posix_spawn (with a new session) and
+the vfork-style clone path. No test ever sees
 ``childConnectionLost``: a PTY transport never calls it (checked for every
 protocol a test makes).
 """
@@ -33,7 +33,7 @@ CAT = ["cat"]
 _made: list[Recorder] = []
 
 
-@pytest.fixture(autouse=True, params=[None, "clone"], ids=["default", "clone"])
+@pytest.fixture(autouse=True, params=["posix_spawn", "clone"])
 def spawn_method(request: pytest.FixtureRequest) -> Iterator[str | None]:
     old = reactor._spawnMethod
     reactor._spawnMethod = request.param

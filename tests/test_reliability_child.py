@@ -387,8 +387,8 @@ def test_child_gone_while_a_full_pipe_is_unread() -> None:
 
 @pytest.fixture(params=["posix_spawn", "clone"])
 def method(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Both spawn paths: the default and Twisted's ``_neverUseSpawn`` hook."""
-    monkeypatch.setattr(reactor, "_neverUseSpawn", request.param == "clone")
+    """Both spawn paths: posix_spawn and the vfork-style clone (the default)."""
+    monkeypatch.setattr(reactor, "_spawnMethod", request.param)
     return str(request.param)
 
 

@@ -29,7 +29,7 @@ from ferroproc.error import ProcessDone, ProcessExitedAlready, ProcessTerminated
 
 @pytest.fixture(params=["posix_spawn", "clone"])
 def method(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setattr(reactor, "_neverUseSpawn", request.param == "clone")
+    monkeypatch.setattr(reactor, "_spawnMethod", request.param)
     return str(request.param)
 
 

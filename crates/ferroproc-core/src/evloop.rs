@@ -167,6 +167,8 @@ impl<H: Host> Loop<H> {
     /// # Errors
     /// The poll, waker or signal pipe cannot be created (out of fds).
     pub fn new() -> io::Result<Self> {
+        // While the process still has few fds (see `spawn::channel`).
+        crate::spawn::channel::prepare();
         let poll = Poll::new()?;
         let registry = poll.registry().try_clone()?;
         let waker = Arc::new(Waker::new(&registry, WAKER)?);

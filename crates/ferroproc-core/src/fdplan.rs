@@ -133,6 +133,39 @@ impl PreparedFds {
     }
 }
 
+/// Where fds sent to a child land: the lowest numbers, in order, other
+/// than `keep` (the socket they arrive on, the one fd the child still has).
+pub fn received_numbers(count: usize, keep: RawFd) -> Vec<RawFd> {
+    (0..).filter(|fd| *fd != keep).take(count).collect()
+}
+
+/// The steps for a child whose sources arrived at known numbers (see
+/// [`received_numbers`]): `targets[i]` gets `received[i]`. The same rule as
+/// [`PreparedFds`], applied in the child: a received fd that is a target
+/// number is first moved to the lowest number that is neither a target nor
+/// received; then every target gets its source; then every other number is
+/// closed. Needs no room above the targets.
+pub fn received_plan(targets: &[RawFd], received: &[RawFd]) -> Vec<Action> {
+    let wanted: BTreeSet<RawFd> = targets.iter().copied().collect();
+    let taken: BTreeSet<RawFd> = wanted.iter().chain(received).copied().collect();
+    let mut free = (0..).filter(|fd| !taken.contains(fd));
+    let mut actions = Vec::with_capacity(targets.len() * 2 + 4);
+    let mut sources = Vec::with_capacity(received.len());
+    for &r in received {
+        if wanted.contains(&r) {
+            let temp = free.next().expect("fd numbers are plenty");
+            actions.push(Action::Dup2 { src: r, dst: temp });
+            sources.push(temp);
+        } else {
+            sources.push(r);
+        }
+    }
+    actions.extend(sources.iter().zip(targets).map(|(&src, &dst)| Action::Dup2 { src, dst }));
+    actions.extend(gaps(&wanted).into_iter().map(|(first, last)| Action::CloseRange { first, last }));
+    actions.push(Action::CloseFrom(wanted.last().map_or(0, |t| t + 1)));
+    actions
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,5 +317,40 @@ mod tests {
         let p = PreparedFds::new(&[(0, w.as_raw_fd()), (limit - 1, r.as_raw_fd()), (1, w.as_raw_fd())]).unwrap();
         assert_eq!(p.top, limit);
         assert_eq!(p.gaps, vec![(2, limit - 2)]);
+    }
+
+    #[test]
+    fn received_fds_reach_any_targets() {
+        // The child's table after recvmsg: only the received fds, at the
+        // lowest numbers but the socket's (closed right after).
+        fn check(targets: &[RawFd], keep: RawFd) {
+            let received = received_numbers(targets.len(), keep);
+            let mut t = Table(received.iter().enumerate().map(|(i, &fd)| (fd, (i as u32 + 100, false))).collect());
+            for a in received_plan(targets, &received) {
+                t.apply(a);
+            }
+            t.exec();
+            let want: BTreeMap<RawFd, u32> = targets.iter().enumerate().map(|(i, &fd)| (fd, i as u32 + 100)).collect();
+            let got: BTreeMap<RawFd, u32> = t.0.iter().map(|(&fd, &(file, _))| (fd, file)).collect();
+            assert_eq!(got, want, "targets {targets:?}, socket at {keep}");
+        }
+        check(&[0, 1, 2], 3);
+        check(&[0, 1, 2], 0);
+        check(&[1, 0], 5);
+        check(&[2, 0, 1], 1);
+        check(&[7, 3], 2);
+        check(&[0, 1, 2, 19_999], 4);
+        check(&[], 3);
+        for a in 0..5 {
+            for b in 0..5 {
+                for c in 0..5 {
+                    if a != b && b != c && a != c {
+                        for keep in 0..4 {
+                            check(&[a, b, c], keep);
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -27,6 +27,11 @@ pub struct Caps {
     /// `FERROPROC_NO_PIDFD=1` in the environment turns them off (to test the
     /// fallback).
     pub pidfd: bool,
+    /// `close_range(..., CLOSE_RANGE_UNSHARE)` (Linux 5.9): a child that
+    /// shares our fd table can get a private one without copying it all.
+    /// Setting `FERROPROC_NO_CLONE_FILES=1` turns it off (to test the
+    /// classic clone path).
+    pub close_range_unshare: bool,
 }
 
 fn lookup(name: &CStr) -> *mut c_void {
@@ -38,7 +43,7 @@ fn lookup(name: &CStr) -> *mut c_void {
 /// `waitid(P_PIDFD)` about it. A kernel that knows `P_PIDFD` says ECHILD (we
 /// are not our own child); Linux 5.3 says EINVAL.
 fn probe_pidfd() -> bool {
-    if std::env::var_os("FERROPROC_NO_PIDFD").is_some_and(|v| !v.is_empty() && v != "0") {
+    if env_flag("FERROPROC_NO_PIDFD") {
         return false;
     }
     let fd = match pidfd_open(std::process::id() as libc::pid_t) {
@@ -53,6 +58,29 @@ fn probe_pidfd() -> bool {
     // SAFETY: waitid on our own pidfd, writing into `info`.
     let r = unsafe { libc::waitid(libc::P_PIDFD, fd_raw(&fd) as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG) };
     r == 0 || errno() != libc::EINVAL
+}
+
+/// Whether `CLOSE_RANGE_UNSHARE` works: closing an empty range with it is a
+/// no-op for a process whose fd table is not shared (ours).
+fn probe_close_range_unshare() -> bool {
+    if env_flag("FERROPROC_NO_CLONE_FILES") {
+        return false;
+    }
+    // SAFETY: integer-only syscall; the range holds no open fd.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            c_int::MAX as libc::c_uint,
+            c_int::MAX as libc::c_uint,
+            libc::CLOSE_RANGE_UNSHARE,
+        )
+    };
+    r == 0
+}
+
+/// Whether an environment variable is set to something other than "" or "0".
+fn env_flag(name: &str) -> bool {
+    std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0")
 }
 
 fn fd_raw(fd: &impl std::os::fd::AsRawFd) -> RawFd {
@@ -72,6 +100,7 @@ pub fn caps() -> &'static Caps {
             addclosefrom: (!closefrom.is_null())
                 .then(|| unsafe { std::mem::transmute::<*mut c_void, AddClosefromFn>(closefrom) }),
             pidfd: probe_pidfd(),
+            close_range_unshare: probe_close_range_unshare(),
         }
     })
 }

@@ -1,15 +1,20 @@
 //! The clone path: a vfork-style `clone(CLONE_VM | CLONE_VFORK)` child on a
-//! private stack, running [`child_steps`] on data prepared in the parent,
-//! for what `posix_spawn` cannot do (credentials, precise error stages).
+//! private stack, running [`child_steps`] on data prepared in the parent.
+//!
+//! Where the kernel has `CLOSE_RANGE_UNSHARE` the child also shares our fd
+//! table (`CLONE_FILES`) and takes a private one holding only what it needs,
+//! its fds sent over the spawn [`channel`]: no copy of the parent's table,
+//! so the cost does not grow with the fds the parent holds. Elsewhere the
+//! child gets the usual copy, with every source prepared in the parent.
 
 use std::ffi::{c_char, c_int, c_void};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::ptr;
 use std::sync::Mutex;
 
-use super::{Request, Session, SpawnError, Spawned, Stage, Stdio};
+use super::{channel, Request, Session, SpawnError, Spawned, Stage, Stdio};
 use crate::exec::ptr_array;
-use crate::fdplan::Action;
+use crate::fdplan::{received_numbers, received_plan, Action};
 use crate::sys::{caps, errno, open_file_limit};
 
 // The raw credential syscalls: on 32-bit x86 and ARM the plain numbers are
@@ -37,6 +42,13 @@ mod ids {
 /// reads `err_*` only after `clone` has returned.
 #[repr(C)]
 struct ChildCtx {
+    /// Shares our fd table (`CLONE_FILES`): first take a private one.
+    share_files: bool,
+    /// With `share_files` and fds to receive: the channel's receiving end,
+    /// and a buffer for the control message.
+    chan: c_int,
+    chan_control: *mut u8,
+    chan_control_len: usize,
     candidates: *const *const c_char,
     argv: *const *const c_char,
     envp: *const *const c_char,
@@ -80,7 +92,7 @@ impl Stack {
             )
         };
         if base == libc::MAP_FAILED {
-            return Err(SpawnError { stage: Stage::Spawn, errno: errno(), path: None });
+            return Err(SpawnError::at(Stage::Spawn, errno()));
         }
         let stack = Stack { base, len };
         // SAFETY: the lowest page of our own mapping becomes inaccessible, so a
@@ -224,6 +236,25 @@ unsafe fn child_steps(ctx: &mut ChildCtx) {
     }
     // SAFETY: (this block) only async-signal-safe libc calls and raw syscalls on pre-built data.
     unsafe {
+        if ctx.share_files {
+            // A private fd table holding only the channel (or nothing), then
+            // the fds sent for us, at known numbers (`received_numbers`).
+            let unshare = libc::CLOSE_RANGE_UNSHARE as libc::c_uint;
+            let keep = if ctx.chan >= 0 { ctx.chan + 1 } else { 0 };
+            if libc::syscall(libc::SYS_close_range, keep as libc::c_uint, libc::c_uint::MAX, unshare) < 0 {
+                fail!(Stage::Fds);
+            }
+            if ctx.chan >= 0 {
+                if ctx.chan > 0 {
+                    libc::syscall(libc::SYS_close_range, 0 as libc::c_uint, (ctx.chan - 1) as libc::c_uint, 0);
+                }
+                if !channel::child_receive(ctx.chan, ctx.chan_control, ctx.chan_control_len) {
+                    fail!(Stage::Fds);
+                }
+                libc::close(ctx.chan);
+            }
+        }
+
         let mut sa: libc::sigaction = std::mem::zeroed();
         sa.sa_sigaction = libc::SIG_DFL;
         let mut sig = 1;
@@ -352,9 +383,42 @@ pub(super) fn spawn(req: &Request<'_>) -> Result<Spawned, SpawnError> {
     let argv = ptr_array(&req.exec.argv);
     let envp = ptr_array(&req.exec.envp);
     let cands = ptr_array(&req.exec.candidates);
-    let (actions, pty_path) = match &req.stdio {
-        Stdio::Fds(plan) => (plan.actions(), ptr::null()),
-        Stdio::Pty(path) => (Vec::new(), path.as_ptr()),
+    let entries: &[(c_int, c_int)] = match req.stdio {
+        Stdio::Fds(entries) => entries,
+        Stdio::Pty(_) => &[],
+    };
+    let share_files = caps().close_range_unshare && entries.len() <= channel::MAX_FDS;
+    // Shared table: the sources travel over the channel, which stays locked
+    // (one spawn at a time through it) until the clone has returned.
+    // Classic: every source placed in the parent, off the target numbers.
+    let mut chan_guard = None;
+    let mut prepared = None;
+    let mut chan = -1;
+    let mut control = Vec::new();
+    let actions = if share_files {
+        if !entries.is_empty() {
+            let guard = channel::lock().map_err(|e| SpawnError::at(Stage::Spawn, e.raw_os_error().unwrap_or(0)))?;
+            let ch = guard.as_ref().expect("made by lock");
+            let sources: Vec<c_int> = entries.iter().map(|e| e.1).collect();
+            ch.send(&sources).map_err(|e| {
+                let entry = entries.iter().position(|e| !crate::sys::fd_is_open(e.1));
+                SpawnError { stage: Stage::Fds, errno: e.raw_os_error().unwrap_or(libc::EBADF), path: None, entry }
+            })?;
+            chan = ch.recv_fd();
+            control = vec![0u64; channel::control_len(entries.len()).div_ceil(8)];
+            chan_guard = Some(guard);
+        }
+        let targets: Vec<c_int> = entries.iter().map(|e| e.0).collect();
+        received_plan(&targets, &received_numbers(entries.len(), chan))
+    } else {
+        match req.stdio {
+            Stdio::Fds(entries) => prepared.insert(super::prepare_fds(entries)?).actions(),
+            Stdio::Pty(_) => Vec::new(),
+        }
+    };
+    let pty_path = match &req.stdio {
+        Stdio::Pty(path) => path.as_ptr(),
+        Stdio::Fds(_) => ptr::null(),
     };
     let empty_groups: [libc::gid_t; 0] = [];
     let (set_ids, gid, uid, groups): (bool, libc::gid_t, i64, &[libc::gid_t]) = match req.creds {
@@ -362,6 +426,10 @@ pub(super) fn spawn(req: &Request<'_>) -> Result<Spawned, SpawnError> {
         None => (false, 0, -1, &empty_groups),
     };
     let mut ctx = ChildCtx {
+        share_files,
+        chan,
+        chan_control: control.as_mut_ptr().cast(),
+        chan_control_len: control.len() * 8,
         candidates: cands.as_ptr(),
         argv: argv.as_ptr(),
         envp: envp.as_ptr(),
@@ -388,6 +456,9 @@ pub(super) fn spawn(req: &Request<'_>) -> Result<Spawned, SpawnError> {
     if use_pidfd {
         flags |= libc::CLONE_PIDFD;
     }
+    if share_files {
+        flags |= libc::CLONE_FILES;
+    }
     // SAFETY: sigset_t is plain data, filled by sigfillset; blocking every
     // signal keeps handlers out of the child until it has reset them.
     let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
@@ -413,8 +484,12 @@ pub(super) fn spawn(req: &Request<'_>) -> Result<Spawned, SpawnError> {
     // SAFETY: restoring the mask saved above.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, ptr::null_mut()) };
     stack.give_back();
+    drop(prepared);
     if pid < 0 {
-        return Err(SpawnError { stage: Stage::Spawn, errno: clone_errno, path: None });
+        if let Some(ch) = chan_guard.as_ref().and_then(|g| g.as_ref()) {
+            ch.drain();
+        }
+        return Err(SpawnError::at(Stage::Spawn, clone_errno));
     }
     // SAFETY: the child wrote these (if at all) before exec/_exit, which
     // happened-before clone returned here.
@@ -425,11 +500,16 @@ pub(super) fn spawn(req: &Request<'_>) -> Result<Spawned, SpawnError> {
     let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
     let spawned = Spawned::new(pid, pidfd);
     if stage != Stage::None {
+        // A child that failed before receiving its fds left them in the
+        // channel: nobody else may get them.
+        if let Some(ch) = chan_guard.as_ref().and_then(|g| g.as_ref()) {
+            ch.drain();
+        }
         // The child has already called _exit: dropping the guard reaps it
         // (retrying on EINTR), so no zombie is left.
         drop(spawned);
         let path = (stage == Stage::Exec).then(|| req.exec.candidates.get(cand).cloned()).flatten();
-        return Err(SpawnError { stage, errno: err, path });
+        return Err(SpawnError { stage, errno: err, path, entry: None });
     }
     Ok(spawned)
 }

@@ -9,6 +9,7 @@
 //! a [`Spawned`] guard, which kills and reaps it unless the caller takes it
 //! over: a spawn either fully succeeds or leaves nothing behind.
 
+pub mod channel;
 mod clone;
 mod posix;
 #[cfg(test)]
@@ -25,8 +26,9 @@ use super::sys::{self, caps};
 /// How the child gets its fds.
 #[derive(Debug)]
 pub enum Stdio<'a> {
-    /// A childFDs mapping, prepared in the parent.
-    Fds(&'a PreparedFds),
+    /// A childFDs mapping: `(child fd, parent fd)` per entry (every child fd
+    /// once). The parent fds must be open; every other fd is closed in the child.
+    Fds(&'a [(RawFd, RawFd)]),
     /// A terminal: the child starts a new session, opens this slave path (so
     /// it becomes the controlling terminal) and gets it as fds 0, 1 and 2.
     Pty(&'a CStr),
@@ -96,12 +98,31 @@ pub enum Stage {
     Exec,
 }
 
-/// A spawn failure: the step, the errno, and for exec the candidate path.
+/// A spawn failure: the step, the errno, for exec the candidate path, and
+/// for an fd the index of its `Stdio::Fds` entry when known.
 #[derive(Debug)]
 pub struct SpawnError {
     pub stage: Stage,
     pub errno: c_int,
     pub path: Option<CString>,
+    pub entry: Option<usize>,
+}
+
+impl SpawnError {
+    fn at(stage: Stage, errno: c_int) -> Self {
+        SpawnError { stage, errno, path: None, entry: None }
+    }
+}
+
+/// A childFDs mapping made ready in the parent (the posix_spawn and classic
+/// clone paths): every source off the target numbers.
+fn prepare_fds(entries: &[(RawFd, RawFd)]) -> Result<PreparedFds, SpawnError> {
+    PreparedFds::new(entries).map_err(|(i, e)| SpawnError {
+        stage: Stage::Fds,
+        errno: e.raw_os_error().unwrap_or(libc::EBADF),
+        path: None,
+        entry: Some(i),
+    })
 }
 
 /// A started child, guarded: dropped before [`Spawned::disarm`], it is
@@ -170,7 +191,12 @@ pub fn method_for(req: &Request<'_>) -> Method {
         return m;
     }
     let c = caps();
-    let sparse = matches!(req.stdio, Stdio::Fds(p) if p.gap_count() > MAX_POSIX_CLOSES);
+    // The clone path sharing our fd table costs the same whatever number of
+    // fds this process holds; posix_spawn copies the whole table.
+    if c.close_range_unshare {
+        return Method::CloneVfork;
+    }
+    let sparse = matches!(req.stdio, Stdio::Fds(entries) if gap_count(entries) > MAX_POSIX_CLOSES);
     // posix_spawn reports a failed setpgid with the same errno channel as
     // exec; the clone path names the step.
     let joins_group = matches!(req.session, Session::JoinGroup(_));
@@ -179,6 +205,12 @@ pub fn method_for(req: &Request<'_>) -> Method {
     } else {
         Method::PosixSpawn
     }
+}
+
+/// How many single fds posix_spawn would close between the targets.
+fn gap_count(entries: &[(RawFd, RawFd)]) -> usize {
+    let targets = entries.iter().map(|e| e.0).collect();
+    super::fdplan::gaps(&targets).iter().map(|&(a, b)| (b - a + 1) as usize).sum()
 }
 
 /// Start the child described by `req`.

@@ -31,7 +31,7 @@ fn check(r: libc::c_int) -> Result<(), SpawnError> {
     if r == 0 {
         Ok(())
     } else {
-        Err(SpawnError { stage: Stage::Spawn, errno: r, path: None })
+        Err(SpawnError::at(Stage::Spawn, r))
     }
 }
 
@@ -54,6 +54,10 @@ fn failed_stage(req: &Request<'_>, errno: libc::c_int) -> Stage {
 
 pub(super) fn spawn(req: &Request<'_>) -> Result<Spawned, SpawnError> {
     let c = caps();
+    let plan = match req.stdio {
+        Stdio::Fds(entries) => Some(super::prepare_fds(entries)?),
+        Stdio::Pty(_) => None,
+    };
     let closefrom = c.addclosefrom.expect("method_for checked addclosefrom");
     // SAFETY: zeroed storage is immediately initialised by the *_init calls,
     // and the wrappers destroy it exactly once.
@@ -72,8 +76,8 @@ pub(super) fn spawn(req: &Request<'_>) -> Result<Spawned, SpawnError> {
             let chdir = c.addchdir.expect("method_for checked addchdir");
             check(chdir(&mut fa.0, cwd.as_ptr()))?;
         }
-        match &req.stdio {
-            Stdio::Fds(plan) => {
+        match (&req.stdio, &plan) {
+            (Stdio::Fds(_), Some(plan)) => {
                 for a in plan.actions() {
                     match a {
                         Action::Dup2 { src, dst } => {
@@ -84,11 +88,15 @@ pub(super) fn spawn(req: &Request<'_>) -> Result<Spawned, SpawnError> {
                                 check(libc::posix_spawn_file_actions_addclose(&mut fa.0, fd))?;
                             }
                         }
+                        // glibc refuses a start at or above the fd limit,
+                        // where there is nothing to close anyway.
+                        Action::CloseFrom(n) if n >= crate::sys::open_file_limit() => {}
                         Action::CloseFrom(n) => check(closefrom(&mut fa.0, n))?,
                     }
                 }
             }
-            Stdio::Pty(path) => {
+            (Stdio::Fds(_), None) => unreachable!("prepared above"),
+            (Stdio::Pty(path), _) => {
                 check(libc::posix_spawn_file_actions_addopen(&mut fa.0, 0, path.as_ptr(), libc::O_RDWR, 0))?;
                 check(libc::posix_spawn_file_actions_adddup2(&mut fa.0, 0, 1))?;
                 check(libc::posix_spawn_file_actions_adddup2(&mut fa.0, 0, 2))?;
@@ -144,17 +152,17 @@ pub(super) fn spawn(req: &Request<'_>) -> Result<Spawned, SpawnError> {
         // A failure before exec (the directory, the session...) is the same
         // for every candidate: stop at once.
         if failed_stage(req, r) == Stage::Chdir {
-            return Err(SpawnError { stage: Stage::Chdir, errno: r, path: None });
+            return Err(SpawnError::at(Stage::Chdir, r));
         }
         match r {
             libc::ENOENT | libc::ENOTDIR => last = (r, Some(cand)),
             libc::EACCES => denied = denied.or(Some(cand)),
-            _ => return Err(SpawnError { stage: Stage::Exec, errno: r, path: Some(cand.clone()) }),
+            _ => return Err(SpawnError { stage: Stage::Exec, errno: r, path: Some(cand.clone()), entry: None }),
         }
     }
     let (errno, path) = match denied {
         Some(p) => (libc::EACCES, Some(p)),
         None => last,
     };
-    Err(SpawnError { stage: Stage::Exec, errno, path: path.cloned() })
+    Err(SpawnError { stage: Stage::Exec, errno, path: path.cloned(), entry: None })
 }

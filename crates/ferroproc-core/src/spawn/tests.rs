@@ -3,7 +3,6 @@
 use super::*;
 use crate::creds::Creds;
 use crate::exec::ExecSpec;
-use crate::fdplan::PreparedFds;
 use crate::reap::{try_wait_pidfd, Exit};
 use crate::sys::pipe_cloexec;
 use std::ffi::CStr;
@@ -15,7 +14,7 @@ fn run(method: Method, exe: &[u8], args: &[&[u8]], env: &[&[u8]], cwd: Option<&C
     let envp: Vec<Vec<u8>> = env.iter().map(|a| a.to_vec()).collect();
     let spec = ExecSpec::new(exe, &argv, &envp, Some(b"/usr/bin:/bin"), None).unwrap();
     let (r, w) = pipe_cloexec().unwrap();
-    let plan = PreparedFds::new(&[(1, w.as_raw_fd()), (2, w.as_raw_fd())]).unwrap();
+    let plan = [(1, w.as_raw_fd()), (2, w.as_raw_fd())];
     let req = Request {
         exec: &spec,
         cwd,
@@ -25,7 +24,6 @@ fn run(method: Method, exe: &[u8], args: &[&[u8]], env: &[&[u8]], cwd: Option<&C
         method: Some(method),
     };
     let mut child = spawn(&req).unwrap();
-    drop(plan);
     drop(w);
     let mut out = Vec::new();
     std::fs::File::from(r).read_to_end(&mut out).unwrap();
@@ -76,7 +74,7 @@ fn only_mapped_fds_and_default_signals_reach_the_child() {
 fn exec_failures_are_reported_with_errno_and_path() {
     for m in [Method::PosixSpawn, Method::CloneVfork] {
         let spec = ExecSpec::new(b"/no/such/prog", &[b"x".to_vec()], &[], None, None).unwrap();
-        let plan = PreparedFds::new(&[]).unwrap();
+        let plan: [(i32, i32); 0] = [];
         let req = Request {
             exec: &spec,
             cwd: None,
@@ -104,7 +102,7 @@ fn exec_failures_are_reported_with_errno_and_path() {
 #[test]
 fn credentials_always_take_the_clone_path() {
     let spec = ExecSpec::new(b"/bin/true", &[b"true".to_vec()], &[], None, None).unwrap();
-    let plan = PreparedFds::new(&[]).unwrap();
+    let plan: [(i32, i32); 0] = [];
     let creds = Creds { uid: Some(65534), gid: 65534, groups: vec![65534] };
     for forced in [None, Some(Method::PosixSpawn), Some(Method::CloneVfork)] {
         let req = Request {
@@ -122,7 +120,7 @@ fn credentials_always_take_the_clone_path() {
 #[test]
 fn clone_path_reports_chdir_failure() {
     let spec = ExecSpec::new(b"/bin/true", &[b"true".to_vec()], &[], None, None).unwrap();
-    let plan = PreparedFds::new(&[]).unwrap();
+    let plan: [(i32, i32); 0] = [];
     let req = Request {
         exec: &spec,
         cwd: Some(c"/no/such/dir"),
@@ -138,7 +136,7 @@ fn clone_path_reports_chdir_failure() {
 #[test]
 fn a_dropped_guard_kills_and_reaps_the_child() {
     let spec = ExecSpec::new(b"/bin/sleep", &[b"sleep".to_vec(), b"30".to_vec()], &[], None, None).unwrap();
-    let plan = PreparedFds::new(&[]).unwrap();
+    let plan: [(i32, i32); 0] = [];
     for m in [Method::PosixSpawn, Method::CloneVfork] {
         let req = Request {
             exec: &spec,
@@ -167,11 +165,10 @@ fn session_and_group(method: Method, session: Session) -> (i32, i32, i32) {
         )
         .unwrap();
         let (r, w) = pipe_cloexec().unwrap();
-        let plan = PreparedFds::new(&[(1, w.as_raw_fd())]).unwrap();
+        let plan = [(1, w.as_raw_fd())];
         let req =
             Request { exec: &spec, cwd: None, stdio: Stdio::Fds(&plan), creds: None, session, method: Some(method) };
         let child = spawn(&req).unwrap();
-        drop(plan);
         drop(w);
         let mut out = String::new();
         std::fs::File::from(r).read_to_string(&mut out).unwrap();
@@ -206,7 +203,7 @@ fn credentials_leave_the_parent_dumpable_and_the_child_in_its_own_session() {
     // SAFETY: PR_GET_DUMPABLE only reads.
     let before = unsafe { libc::prctl(libc::PR_GET_DUMPABLE) };
     let spec = ExecSpec::new(b"/bin/true", &[b"true".to_vec()], &[], None, None).unwrap();
-    let plan = PreparedFds::new(&[]).unwrap();
+    let plan: [(i32, i32); 0] = [];
     let creds = Creds { uid: Some(65534), gid: 65534, groups: vec![65534] };
     let req = Request {
         exec: &spec,
