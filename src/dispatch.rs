@@ -8,7 +8,8 @@
 
 use std::sync::Arc;
 
-use ferroproc_core::child::Event;
+use ferroproc_core::child::{Event, TimedOut, TimeoutKind};
+use ferroproc_core::reap::Usage;
 use pyo3::exceptions::PyException;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -39,9 +40,44 @@ impl Callbacks {
         Ok(())
     }
 
-    fn reason(&self, py: Python<'_>, status: Option<i32>) -> PyResult<Py<PyAny>> {
-        self.reason.call1(py, (status,))
+    /// The reason for `processExited`/`processEnded`: the host's
+    /// `reason(status, timedOut, resourceUsage)`, with `timedOut` as
+    /// `(kind, limit, killed)` when a time limit ended the child.
+    fn reason(&self, py: Python<'_>, end: End) -> PyResult<Py<PyAny>> {
+        let timed_out = end.timed_out.map(|t| {
+            let kind = match t.kind {
+                TimeoutKind::Wall => "wall",
+                TimeoutKind::Idle => "idle",
+            };
+            (kind, t.limit, t.killed)
+        });
+        let usage = end.usage.map(|u| usage_object(py, &u)).transpose()?;
+        self.reason.call1(py, (end.status, timed_out, usage))
     }
+}
+
+/// How a child ended, for its reason.
+#[derive(Clone, Copy)]
+struct End {
+    status: Option<i32>,
+    timed_out: Option<TimedOut>,
+    usage: Option<Usage>,
+}
+
+fn end_of(cell: &Cell) -> End {
+    cell.with(|c, _| {
+        let exit = c.exit();
+        End { status: exit.and_then(|e| e.status), timed_out: c.timed_out(), usage: exit.and_then(|e| e.usage) }
+    })
+}
+
+/// A `ferroproc.error.ResourceUsage(userTime, systemTime, maxRSS)`.
+pub(crate) fn usage_object(py: Python<'_>, u: &Usage) -> PyResult<Py<PyAny>> {
+    static CLASS: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+    let cls = CLASS.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
+        Ok(py.import("ferroproc.error")?.getattr("ResourceUsage")?.unbind())
+    })?;
+    cls.call1(py, (u.user.as_secs_f64(), u.system.as_secs_f64(), u.max_rss_kib * 1024))
 }
 
 /// Deliver the events of every child that has some. `Err` for what must
@@ -103,9 +139,8 @@ fn deliver(py: Python<'_>, shared: &Shared, cb: &Callbacks, cell: &Arc<Cell>) ->
             }
             Event::Exited => {
                 if let Some(proto) = proto {
-                    let status = cell.with(|c, _| c.exit().and_then(|e| e.status));
                     let r = cb
-                        .reason(py, status)
+                        .reason(py, end_of(cell))
                         .and_then(|reason| proto.call_method1(py, intern!(py, "processExited"), (reason,)));
                     if let Err(e) = r {
                         cb.report(py, "processExited", e)?;
@@ -113,14 +148,14 @@ fn deliver(py: Python<'_>, shared: &Shared, cb: &Callbacks, cell: &Arc<Cell>) ->
                 }
             }
             Event::Ended => {
-                let (proto, producer, status) =
-                    cell.with(|c, x| (x.proto.take(), x.producer.take(), c.exit().and_then(|e| e.status)));
+                let (proto, producer) = cell.with(|_, x| (x.proto.take(), x.producer.take()));
+                let end = end_of(cell);
                 shared.lp.retire(cell);
                 let transport = lock(&shared.transports).remove(&Shared::key(cell));
                 drop((producer, transport));
                 if let (Some(proto), false) = (proto, cell.with(|_, x| x.removed)) {
                     let r = cb
-                        .reason(py, status)
+                        .reason(py, end)
                         .and_then(|reason| proto.call_method1(py, intern!(py, "processEnded"), (reason,)));
                     if let Err(e) = r {
                         cb.report(py, "processEnded", e)?;

@@ -20,7 +20,7 @@ use pyo3::{PyTraverseError, PyVisit};
 
 use crate::dispatch::{self, Callbacks};
 use crate::errors::os_error;
-use crate::handle::{lock, Shared};
+use crate::handle::{lock, Shared, TimerJob};
 use crate::host::PyAlloc;
 use crate::spawn::{self, SpawnArgs};
 use crate::timers::{self, now, DelayedCall};
@@ -295,8 +295,10 @@ impl Engine {
         // Never block a collection: state locked elsewhere is skipped (which
         // only ever keeps objects alive longer).
         if let Ok(t) = self.shared.timers.try_lock() {
-            for call in t.values() {
-                visit.call(call)?;
+            for job in t.values() {
+                if let TimerJob::Call(call) = job {
+                    visit.call(call)?;
+                }
             }
         }
         if let Ok(calls) = self.shared.calls.try_lock() {

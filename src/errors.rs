@@ -38,6 +38,27 @@ pub(crate) struct SpawnWhat<'a> {
     pub gid: Option<u32>,
     /// The childFDs entry `(child fd, parent fd)` an fd failure concerns.
     pub entry: Option<(i32, i32)>,
+    /// The rlimits entry `(resource, soft, hard)` a limit failure concerns.
+    pub rlimit: Option<(i32, u64, u64)>,
+}
+
+/// A resource limit as a reader knows it: `RLIMIT_NOFILE (1024, 4096)`.
+fn rlimit_text((resource, soft, hard): (i32, u64, u64)) -> String {
+    let name = match resource as u32 {
+        libc::RLIMIT_CPU => "RLIMIT_CPU",
+        libc::RLIMIT_FSIZE => "RLIMIT_FSIZE",
+        libc::RLIMIT_DATA => "RLIMIT_DATA",
+        libc::RLIMIT_STACK => "RLIMIT_STACK",
+        libc::RLIMIT_CORE => "RLIMIT_CORE",
+        libc::RLIMIT_RSS => "RLIMIT_RSS",
+        libc::RLIMIT_NPROC => "RLIMIT_NPROC",
+        libc::RLIMIT_NOFILE => "RLIMIT_NOFILE",
+        libc::RLIMIT_MEMLOCK => "RLIMIT_MEMLOCK",
+        libc::RLIMIT_AS => "RLIMIT_AS",
+        _ => return format!("resource {resource} ({soft}, {hard})"),
+    };
+    let n = |v: u64| if v == u64::MAX { "RLIM_INFINITY".to_string() } else { v.to_string() };
+    format!("{name} ({}, {})", n(soft), n(hard))
 }
 
 /// A failed spawn as the `OSError` subclass its errno calls for, naming the
@@ -80,6 +101,24 @@ pub(crate) fn spawn_error(e: SpawnError, what: &SpawnWhat<'_>) -> PyErr {
         }
         Stage::Groups | Stage::Gid | Stage::Uid => {
             PyOSError::new_err((errno, format!("spawnProcess: cannot switch to {}: {why}", ids())))
+        }
+        Stage::Rlimit => {
+            let limit = what.rlimit.map_or_else(|| "a resource limit".to_string(), rlimit_text);
+            PyOSError::new_err((errno, format!("spawnProcess: rlimits: cannot set {limit} in the child: {why}")))
+        }
+        Stage::Nice => PyOSError::new_err((errno, format!("spawnProcess: cannot set the child's nice value: {why}"))),
+        Stage::Affinity => PyOSError::new_err((
+            errno,
+            format!("spawnProcess: cannot set the child's cpuAffinity (CPUs this machine or cgroup lacks?): {why}"),
+        )),
+        Stage::DeathSignal => {
+            PyOSError::new_err((errno, format!("spawnProcess: cannot set the child's parentDeathSignal: {why}")))
+        }
+        Stage::NoNewPrivs => {
+            PyOSError::new_err((errno, format!("spawnProcess: cannot set noNewPrivileges in the child: {why}")))
+        }
+        Stage::Cgroup => {
+            PyOSError::new_err((errno, format!("spawnProcess: cannot start the child in its cgroup: {why}")))
         }
         Stage::Session => {
             PyOSError::new_err((errno, format!("spawnProcess: cannot set the session or process group: {why}")))
@@ -127,27 +166,24 @@ pub(crate) fn process_exited_already(py: Python<'_>, host_class: Option<&Py<PyAn
 }
 
 /// A signal given as a number or a name ("TERM", "SIGTERM", "term", "RTMIN+3").
-pub(crate) fn parse_signal(ob: &Bound<'_, PyAny>) -> PyResult<i32> {
+pub(crate) fn parse_signal(ob: &Bound<'_, PyAny>, what: &str) -> PyResult<i32> {
     if ob.is_instance_of::<PyBool>() {
-        return Err(PyTypeError::new_err("signalProcess: signal must be a name or an int, not bool"));
+        return Err(PyTypeError::new_err(format!("{what}: signal must be a name or an int, not bool")));
     }
     if ob.is_instance_of::<pyo3::types::PyInt>() {
         let n = ob.extract::<i64>().unwrap_or(i64::MAX);
         // 0 is allowed: it only checks that the process exists.
         return match i32::try_from(n) {
             Ok(n) if (0..=libc::SIGRTMAX()).contains(&n) => Ok(n),
-            _ => Err(PyValueError::new_err(format!("signalProcess: {n} is not a signal number"))),
+            _ => Err(PyValueError::new_err(format!("{what}: {n} is not a signal number"))),
         };
     }
     let Ok(name) = ob.cast::<PyString>() else {
-        return Err(PyTypeError::new_err(format!(
-            "signalProcess: signal must be a name or an int, not {}",
-            type_name(ob)
-        )));
+        return Err(PyTypeError::new_err(format!("{what}: signal must be a name or an int, not {}", type_name(ob))));
     };
     let name = name.to_str()?;
     ferroproc_core::signals::signal_number(name)
-        .ok_or_else(|| PyValueError::new_err(format!("signalProcess: unknown signal name {name:?}")))
+        .ok_or_else(|| PyValueError::new_err(format!("{what}: unknown signal name {name:?}")))
 }
 
 #[cfg(test)]

@@ -25,14 +25,21 @@ pub(crate) struct Call {
     pub(crate) kwargs: Option<Py<PyDict>>,
 }
 
+/// What a timer does when it comes due.
+pub(crate) enum TimerJob {
+    /// Run a `DelayedCall` (the object).
+    Call(Py<PyAny>),
+    /// Enforce a child's time limits.
+    Deadline(Arc<Cell>),
+}
+
 /// An engine's state shared with its transports and delayed calls.
 pub(crate) struct Shared {
     pub(crate) lp: Loop<PyHost>,
     /// The exception class `signalProcess` raises once the child has gone
     /// (the host's: Twisted code catches Twisted's own class).
     pub(crate) exited_already: Option<Py<PyAny>>,
-    /// Each timer carries its `DelayedCall` object.
-    pub(crate) timers: Mutex<Timers<Py<PyAny>>>,
+    pub(crate) timers: Mutex<Timers<TimerJob>>,
     pub(crate) calls: Mutex<Vec<Call>>,
     /// The thread driving the loop (inside `run()`, or bound by a host).
     pub(crate) driver: Mutex<Option<ThreadId>>,

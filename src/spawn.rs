@@ -11,10 +11,11 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
-use ferroproc_core::child::{Role, INPUT_FD};
-use ferroproc_core::creds::{self, CredsError};
+use ferroproc_core::child::{GroupPolicy, Role, TimeLimits, INPUT_FD};
+use ferroproc_core::creds::{self, Creds, CredsError};
 use ferroproc_core::exec::{ExecError, ExecSpec};
-use ferroproc_core::spawn::{self, Method, Request, Session, Stdio};
+use ferroproc_core::spawn::{self, Method, Request, Session, Setup, Signals, Stdio};
+use ferroproc_core::timers::now;
 use ferroproc_core::{pty, sys};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::intern;
@@ -34,7 +35,9 @@ pub(crate) struct SpawnArgs {
     envp: Vec<Vec<u8>>,
     parent_path: Option<Vec<u8>>,
     cwd: Option<Vec<u8>>,
-    /// `(child fd, 'r' | 'w' | 'fd', parent fd)`.
+    /// `(child fd, 'r' | 'w' | 'fd' | 'same', n)`: a new pipe read or
+    /// written by the parent, the parent's fd `n`, or the same pipe as child
+    /// fd `n` (Popen's `stderr=STDOUT`).
     fds: Vec<(i32, String, i32)>,
     pty: bool,
     /// A caller's `(master, slave)` terminal, for `usePTY=(m, s, name)`.
@@ -48,11 +51,43 @@ pub(crate) struct SpawnArgs {
     process_group: Option<i32>,
     /// `"posix_spawn"` or `"clone"` to force a mechanism.
     method: Option<String>,
+    /// With `uid`/`gid`: set exactly those ids and `groups` (each `None`
+    /// left as ours), as `subprocess.Popen` does; otherwise ferroproc's rule
+    /// (the user's primary group and own groups).
+    exact_ids: bool,
+    /// Supplementary groups (with `exact_ids`).
+    groups: Option<Vec<u32>>,
+    /// `"default"` (every signal at its default), `"restore"` or `"inherit"`
+    /// (Popen's `restore_signals` True/False: ignored signals stay ignored,
+    /// but for SIGPIPE/SIGXFSZ with "restore").
+    signals: String,
+    /// Keep the fds no entry names (Popen's `close_fds=False`).
+    keep_fds: bool,
+    umask: Option<u32>,
+    /// `(resource, soft, hard)`.
+    rlimits: Vec<(i32, u64, u64)>,
+    nice: Option<i32>,
+    affinity: Option<Vec<usize>>,
+    death_signal: Option<i32>,
+    no_new_privs: bool,
+    /// A cgroup v2 directory to start the child in.
+    cgroup: Option<Vec<u8>>,
+    /// `F_SETPIPE_SZ` for the pipes made for the child.
+    pipe_size: Option<i32>,
+    /// SIGKILL the child's own group when it exits / when the parent
+    /// loses the connection.
+    kill_group_on_exit: bool,
+    kill_group_on_lost: bool,
+    /// Time limits in seconds (wall clock, no output), and the grace
+    /// between SIGTERM and SIGKILL.
+    timeout: Option<f64>,
+    idle_timeout: Option<f64>,
+    kill_grace: f64,
 }
 
 /// How the parent's side of the child's stdio is laid out.
 enum Plan {
-    Pipes { entries: Vec<(RawFd, RawFd)>, parent_ends: Vec<(i32, OwnedFd, Role)>, _child_ends: Vec<OwnedFd> },
+    Pipes { entries: Vec<(RawFd, RawFd)>, parent_ends: Vec<(i32, OwnedFd, Role)>, _child_ends: Vec<(i32, OwnedFd)> },
     Terminal { master: OwnedFd, slave_path: CString, caller_slave: Option<RawFd> },
 }
 
@@ -81,6 +116,15 @@ fn session(args: &SpawnArgs) -> PyResult<Session> {
         ("group", None) => Session::NewGroup,
         (other, None) => return Err(PyValueError::new_err(format!("unknown session kind {other:?}"))),
     })
+}
+
+/// An open directory (a cgroup's), close-on-exec.
+fn open_dir(path: &[u8]) -> std::io::Result<OwnedFd> {
+    let path = CString::new(path).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: a NUL-terminated path; the new fd is ours alone.
+    let fd = sys::cvt(unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) })?;
+    // SAFETY: as above.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// A caller's `(master, slave)` pair, checked: the master must be a PTY
@@ -139,7 +183,7 @@ fn stdio_plan(args: &SpawnArgs) -> PyResult<Plan> {
         }
     }
     let mut parent_ends = Vec::new();
-    let mut child_ends = Vec::new();
+    let mut child_ends: Vec<(i32, OwnedFd)> = Vec::new();
     let mut entries = Vec::new();
     for (child, kind, parent) in &args.fds {
         let role = match kind.as_str() {
@@ -149,14 +193,26 @@ fn stdio_plan(args: &SpawnArgs) -> PyResult<Plan> {
                 entries.push((*child, *parent));
                 continue;
             }
+            "same" => {
+                let Some((_, end)) = child_ends.iter().find(|(c, _)| c == parent) else {
+                    return Err(PyValueError::new_err(format!(
+                        "childFDs[{child}]: child fd {parent} has no pipe to share"
+                    )));
+                };
+                entries.push((*child, end.as_raw_fd()));
+                continue;
+            }
             other => return Err(PyValueError::new_err(format!("childFDs kind {other:?} is not 'r', 'w' or 'fd'"))),
         };
         let (r, w) = sys::pipe_cloexec()
             .map_err(|e| os_error(e, &format!("spawnProcess: childFDs[{child}]: cannot create a pipe")))?;
+        if let Some(size) = args.pipe_size {
+            sys::set_pipe_size(r.as_raw_fd(), size).map_err(|e| os_error(e, "pipesize"))?;
+        }
         let (mine, theirs) = if role == Role::Read { (r, w) } else { (w, r) };
         sys::set_nonblocking_fresh(mine.as_fd()).map_err(|e| os_error(e, "spawnProcess"))?;
         entries.push((*child, theirs.as_raw_fd()));
-        child_ends.push(theirs);
+        child_ends.push((*child, theirs));
         parent_ends.push((*child, mine, role));
     }
     Ok(Plan::Pipes { entries, parent_ends, _child_ends: child_ends })
@@ -198,12 +254,20 @@ pub(crate) fn spawn(
                 ),
             })?;
     let (uid, gid) = (args.uid, args.gid);
-    let creds = py.detach(|| creds::resolve(uid, gid)).map_err(|e| match e {
-        CredsError::UnknownUser { uid } => PyValueError::new_err(format!(
-            "spawnProcess: uid {uid} has no passwd entry, so its group is unknown; pass gid as well"
-        )),
-        CredsError::Lookup { what, error } => os_error(error, &format!("spawnProcess: looking up {what}")),
-    })?;
+    let creds = if args.exact_ids {
+        (uid.is_some() || gid.is_some() || args.groups.is_some()).then(|| Creds {
+            uid,
+            gid,
+            groups: args.groups.clone(),
+        })
+    } else {
+        py.detach(|| creds::resolve(uid, gid)).map_err(|e| match e {
+            CredsError::UnknownUser { uid } => PyValueError::new_err(format!(
+                "spawnProcess: uid {uid} has no passwd entry, so its group is unknown; pass gid as well"
+            )),
+            CredsError::Lookup { what, error } => os_error(error, &format!("spawnProcess: looking up {what}")),
+        })?
+    };
     let cwd = args
         .cwd
         .clone()
@@ -217,6 +281,28 @@ pub(crate) fn spawn(
         Some(m) => return Err(PyValueError::new_err(format!("unknown spawn method {m:?}"))),
     };
     let session = session(&args)?;
+    let cgroup = args
+        .cgroup
+        .as_ref()
+        .map(|path| open_dir(path).map_err(|e| os_error(e, &format!("cgroup {:?}", String::from_utf8_lossy(path)))))
+        .transpose()?;
+    let signals = match args.signals.as_str() {
+        "default" => Signals::Default,
+        "restore" => Signals::KeepIgnored { restore: true },
+        "inherit" => Signals::KeepIgnored { restore: false },
+        other => return Err(PyValueError::new_err(format!("unknown signal rule {other:?}"))),
+    };
+    let setup = Setup {
+        signals,
+        keep_fds: args.keep_fds,
+        umask: args.umask,
+        rlimits: &args.rlimits,
+        nice: args.nice,
+        affinity: args.affinity.as_deref(),
+        parent_death_signal: args.death_signal,
+        no_new_privs: args.no_new_privs,
+        cgroup: cgroup.as_ref().map(AsRawFd::as_raw_fd),
+    };
     let plan = stdio_plan(&args)?;
     let stdio = match &plan {
         Plan::Pipes { entries, .. } => Stdio::Fds(entries),
@@ -233,7 +319,9 @@ pub(crate) fn spawn(
         Plan::Terminal { master, .. } => pty::get_attrs(master.as_fd()).ok(),
         Plan::Pipes { .. } => None,
     };
-    let req = Request { exec: &exec, cwd: cwd.as_deref(), stdio, creds: creds.as_ref(), session, method };
+    let req =
+        Request { exec: &exec, cwd: cwd.as_deref(), stdio, creds: creds.as_ref(), session, setup: &setup, method };
+    let req_session = req.effective_session();
     let caller_slave = match &plan {
         Plan::Terminal { caller_slave, .. } => *caller_slave,
         Plan::Pipes { .. } => None,
@@ -251,13 +339,19 @@ pub(crate) fn spawn(
         Err(e) => {
             let cwd_s = args.cwd.as_ref().map(|c| String::from_utf8_lossy(c).into_owned());
             let entry = match &plan {
-                Plan::Pipes { entries, .. } => e.entry.and_then(|i| entries.get(i).copied()),
-                Plan::Terminal { .. } => None,
+                Plan::Pipes { entries, .. } if e.stage == spawn::Stage::Fds => {
+                    e.entry.and_then(|i| entries.get(i).copied())
+                }
+                _ => None,
             };
             if let Plan::Terminal { master, .. } = plan {
                 give_back(vec![(INPUT_FD, master, Role::Terminal)]);
             }
-            let what = SpawnWhat { executable: &exe_display, cwd: cwd_s.as_deref(), uid, gid, entry };
+            let rlimit = match e.stage {
+                spawn::Stage::Rlimit => e.entry.and_then(|i| args.rlimits.get(i).copied()),
+                _ => None,
+            };
+            let what = SpawnWhat { executable: &exe_display, cwd: cwd_s.as_deref(), uid, gid, entry, rlimit };
             return Err(spawn_error(e, &what));
         }
     };
@@ -272,6 +366,7 @@ pub(crate) fn spawn(
         terminal_attrs,
         removed: false,
     };
+    let pid = spawned.pid();
     let cell = match shared.lp.add_child(spawned, pipes, ext) {
         Ok(cell) => cell,
         Err(e) => {
@@ -279,6 +374,24 @@ pub(crate) fn spawn(
             return Err(os_error(e.error, "spawnProcess: cannot watch the child"));
         }
     };
+    let pgid = match req_session {
+        Session::New | Session::NewGroup => Some(pid),
+        Session::JoinGroup(g) => Some(g),
+        Session::Inherit => None,
+    };
+    let group = GroupPolicy { pgid, kill_on_exit: args.kill_group_on_exit, kill_on_lost: args.kill_group_on_lost };
+    let limits = (args.timeout.is_some() || args.idle_timeout.is_some()).then_some(TimeLimits {
+        wall: args.timeout,
+        idle: args.idle_timeout,
+        grace: args.kill_grace,
+    });
+    let first_deadline = cell.with(move |c, _| {
+        c.set_group(group);
+        limits.and_then(|l| c.set_time_limits(l, now()))
+    });
+    if let Some(at) = first_deadline {
+        crate::timers::watch_deadline(shared, &cell, at);
+    }
     if let Some(s) = caller_slave {
         // As in Twisted, the caller's slave is closed once the child runs (its
         // master now belongs to the transport).

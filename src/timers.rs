@@ -7,8 +7,8 @@
 //! never comes due.
 
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
+pub(crate) use ferroproc_core::timers::now;
 use ferroproc_core::timers::TimerId;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -16,12 +16,8 @@ use pyo3::types::{PyDict, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::dispatch::Callbacks;
-use crate::handle::{lock, Handle, Shared};
-
-/// The current time in seconds, as `time.time()`.
-pub(crate) fn now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
-}
+use crate::handle::{lock, Handle, Shared, TimerJob};
+use crate::host::Cell;
 
 /// `value`, if it is a finite number of seconds (`what` names it otherwise).
 pub(crate) fn finite(value: f64, what: &str) -> PyResult<f64> {
@@ -96,7 +92,7 @@ pub(crate) fn call_later(
             }),
         },
     )?;
-    let payload = call.clone_ref(py).into_any();
+    let payload = TimerJob::Call(call.clone_ref(py).into_any());
     let id = lock(&shared.timers).insert(time, payload);
     lock(&call.get().st).id = Some(id);
     shared.lp.nudge();
@@ -108,16 +104,47 @@ pub(crate) fn next_due(shared: &Shared) -> Option<f64> {
     lock(&shared.timers).next_due()
 }
 
+/// Enforce `cell`'s time limits at `at` (see `Child::on_deadline`).
+pub(crate) fn watch_deadline(shared: &Shared, cell: &Arc<Cell>, at: f64) {
+    lock(&shared.timers).insert(at, TimerJob::Deadline(cell.clone()));
+    shared.lp.nudge();
+}
+
+/// A child's deadline came: enforce its limits, and hand what that led to
+/// (signals sent, pipes closing) to the loop.
+fn on_deadline(shared: &Shared, cell: &Arc<Cell>, t: f64) {
+    let (next, events, flush) = cell.with(|c, _| {
+        let next = c.on_deadline(t);
+        (next, c.has_events(), c.wants_flush())
+    });
+    if let Some(at) = next {
+        watch_deadline(shared, cell, at);
+    }
+    if flush {
+        shared.lp.mark_dirty(cell);
+    }
+    if events {
+        shared.lp.mark_ready(cell);
+    }
+}
+
 /// Run the calls due now. A call scheduled meanwhile waits for the next turn,
 /// even with a zero delay. `Err` only for what must stop the loop.
 pub(crate) fn run_due(py: Python<'_>, shared: &Shared, callbacks: &Callbacks) -> PyResult<()> {
     let t = now();
-    let due: Vec<(TimerId, Py<PyAny>)> = {
+    let due: Vec<(TimerId, TimerJob)> = {
         let mut timers = lock(&shared.timers);
         std::iter::from_fn(|| timers.pop_due(t)).collect()
     };
     let mut due = due.into_iter();
-    while let Some((id, call)) = due.next() {
+    while let Some((id, job)) = due.next() {
+        let call = match job {
+            TimerJob::Deadline(cell) => {
+                on_deadline(shared, &cell, t);
+                continue;
+            }
+            TimerJob::Call(call) => call,
+        };
         let Ok(call) = call.bind(py).cast::<DelayedCall>().map(|c| c.clone().unbind()) else { continue };
         let job = {
             let mut st = lock(&call.get().st);
@@ -135,13 +162,20 @@ pub(crate) fn run_due(py: Python<'_>, shared: &Shared, callbacks: &Callbacks) ->
         if let Err(e) = f.call(py, args, kwargs.as_ref().map(|k| k.bind(py))) {
             if let Err(e) = callbacks.report(py, "a delayed call", e) {
                 // Stopping: the rest run next time.
-                let rest: Vec<(TimerId, Py<PyAny>)> = due.collect();
+                let rest: Vec<(TimerId, TimerJob)> = due.collect();
                 let mut timers = lock(&shared.timers);
-                for (_, c) in rest {
-                    let Ok(dc) = c.bind(py).cast::<DelayedCall>().map(|c| c.clone().unbind()) else { continue };
-                    let mut st = lock(&dc.get().st);
-                    if st.state == State::Pending {
-                        st.id = Some(timers.insert(st.time, c));
+                for (_, job) in rest {
+                    match job {
+                        TimerJob::Call(c) => {
+                            let Ok(dc) = c.bind(py).cast::<DelayedCall>().map(|c| c.clone().unbind()) else { continue };
+                            let mut st = lock(&dc.get().st);
+                            if st.state == State::Pending {
+                                st.id = Some(timers.insert(st.time, TimerJob::Call(c)));
+                            }
+                        }
+                        deadline @ TimerJob::Deadline(_) => {
+                            timers.insert(t, deadline);
+                        }
                     }
                 }
                 return Err(e);
@@ -171,7 +205,7 @@ impl DelayedCall {
             (st.id.take(), st.time)
         };
         let Some(shared) = Shared::get(&me.handle) else { return Ok(()) };
-        let payload = slf.clone().unbind().into_any();
+        let payload = TimerJob::Call(slf.clone().unbind().into_any());
         let dropped = {
             let mut timers = lock(&shared.timers);
             let dropped = old.and_then(|id| timers.remove(id));

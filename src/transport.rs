@@ -256,19 +256,35 @@ impl Process {
     /// ProcessExitedAlready once the child has been reaped.
     #[pyo3(name = "signalProcess")]
     fn signal_process(&self, py: Python<'_>, signalID: &Bound<'_, PyAny>) -> PyResult<()> {
-        let sig = parse_signal(signalID)?;
-        let shared = Shared::get(&self.handle);
-        let r = match &shared {
-            Some(_) => self.cell.with(|c, _| c.signal(sig)),
-            None => Err(SignalError::Gone),
-        };
-        match r {
-            Ok(()) => Ok(()),
-            Err(SignalError::Gone) => {
-                Err(process_exited_already(py, shared.as_ref().and_then(|s| s.exited_already.as_ref())))
-            }
-            Err(SignalError::Os(e)) => Err(os_error(e, "signalProcess")),
-        }
+        let sig = parse_signal(signalID, "signalProcess")?;
+        self.send(py, "signalProcess", |c| c.signal(sig))
+    }
+
+    /// ferroproc extension: send a signal to the child's whole process group
+    /// (kill-tree: its grandchildren too, also those that left its pipes).
+    /// Needs a group of its own (``processGroup=True`` or ``newSession=True``).
+    /// Raises ValueError without one, and ProcessExitedAlready once nothing
+    /// is left in it.
+    #[pyo3(name = "signalGroup")]
+    fn signal_group(&self, py: Python<'_>, signalID: &Bound<'_, PyAny>) -> PyResult<()> {
+        let sig = parse_signal(signalID, "signalGroup")?;
+        self.send(py, "signalGroup", |c| c.signal_group(sig))
+    }
+
+    /// ferroproc extension: the child's process group id, when it leads or
+    /// joined one of its own (None: it is in ours).
+    #[getter]
+    fn pgid(&self) -> Option<i32> {
+        self.cell.with(|c, _| c.pgid())
+    }
+
+    /// ferroproc extension: what the child used (CPU times, peak RSS), as the
+    /// kernel reports it at reap: a ``ferroproc.error.ResourceUsage``, or None
+    /// until the child has been reaped (or when someone else reaped it).
+    #[getter(resourceUsage)]
+    fn resource_usage(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        let usage = self.cell.with(|c, _| c.exit().and_then(|e| e.usage));
+        usage.map(|u| crate::dispatch::usage_object(py, &u)).transpose()
     }
 
     /// Stop reading the child's output (the pipe fills, and the child blocks).
@@ -456,6 +472,30 @@ impl Process {
 }
 
 impl Process {
+    /// Send a signal with `f`; the errors as `what` raises them.
+    fn send(
+        &self,
+        py: Python<'_>,
+        what: &str,
+        f: impl FnOnce(&Child<PyChunk>) -> Result<(), SignalError> + Send,
+    ) -> PyResult<()> {
+        let shared = Shared::get(&self.handle);
+        let r = match &shared {
+            Some(_) => self.cell.with(|c, _| f(c)),
+            None => Err(SignalError::Gone),
+        };
+        match r {
+            Ok(()) => Ok(()),
+            Err(SignalError::Gone) => {
+                Err(process_exited_already(py, shared.as_ref().and_then(|s| s.exited_already.as_ref())))
+            }
+            Err(SignalError::NoGroup) => Err(PyValueError::new_err(format!(
+                "{what}: the child has no process group of its own (spawn it with processGroup=True or newSession=True)"
+            ))),
+            Err(SignalError::Os(e)) => Err(os_error(e, what)),
+        }
+    }
+
     /// Whether the host took it off its reactor.
     pub(crate) fn is_removed(&self) -> bool {
         self.cell.with(|_, x| x.removed)

@@ -448,3 +448,34 @@ def test_process_endpoint_and_utils_spawn_through_ferroproc(reactor: Any, monkey
     echoed, (stdout, _, code) = run_until(reactor, gatherResults([got, out]))
     assert echoed == b"ping\n" and stdout == b"hi\n" and code == 0
     assert len(made) == 2 and all(isinstance(t, FerroProcess) for t in made)
+
+
+def _ours(calls: list[Any]) -> list[Any]:
+    return [c for c in calls if getattr(c.func, "__name__", "") == "_onTimer"]
+
+
+def test_a_time_limit_under_twisted_gives_twisteds_reason(reactor: Any) -> None:
+    p = Recorder()
+    t = reactor.spawnProcess(p, "sleep", ["sleep", "30"], timeout=0.3, processGroup=True)
+    assert t.pgid == t.pid
+    assert len(_ours(reactor.getDelayedCalls())) == 1, "the reactor wakes the engine for the deadline"
+    reason = wait_end(reactor, p)
+    assert reason.check(terror.ProcessTerminated) and reason.check(ferroproc.error.ProcessTimedOut)
+    assert isinstance(reason.value, ferroproc.twisted.ProcessTimedOut)
+    assert (reason.value.kind, reason.value.signal) == ("wall", signal.SIGTERM)
+    assert isinstance(reason.value.resourceUsage, ferroproc.error.ResourceUsage)
+    assert _ours(reactor.getDelayedCalls()) == [], "an idle reactor holds no call of ours"
+
+
+def test_a_child_that_ends_in_time_leaves_no_call_behind(reactor: Any) -> None:
+    p = Recorder()
+    reactor.spawnProcess(p, "true", ["true"], timeout=60)
+    assert wait_end(reactor, p).check(terror.ProcessDone)
+    assert _ours(reactor.getDelayedCalls()) == []
+
+
+def test_spawn_options_are_checked_under_twisted(reactor: Any) -> None:
+    with pytest.raises(ValueError, match="killGroupOnExit needs processGroup=True"):
+        reactor.spawnProcess(Recorder(), "true", ["true"], killGroupOnExit=True)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'colour'"):
+        reactor.spawnProcess(Recorder(), "true", ["true"], colour="red")

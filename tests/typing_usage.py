@@ -246,6 +246,32 @@ def spawning(r: Reactor) -> Process:
     r.spawnProcess(NotAProtocol(), "true", ["true"])  # type: ignore[arg-type]
     r.spawnProcess(Quiet(), "true", ["true"], childFDs={0: 1.5})  # type: ignore[dict-item]
     r.spawnProcess(Quiet(), 42, ["true"])  # type: ignore[arg-type]
+    job = r.spawnProcess(
+        Quiet(),
+        "make",
+        ["make"],
+        processGroup=True,
+        killGroupOnExit=True,
+        timeout=60,
+        idleTimeout=10.5,
+        killGrace=2,
+        rlimits={"nofile": 1024, "core": (0, 0)},
+        umask=0o22,
+        nice=5,
+        cpuAffinity=[0, 1],
+        parentDeathSignal="TERM",
+        noNewPrivileges=True,
+        cgroup="/sys/fs/cgroup/jobs",
+    )
+    assert_type(job.pgid, int | None)
+    job.signalGroup("KILL")
+    usage = job.resourceUsage
+    if usage is not None:
+        assert_type(usage.maxRSS, int)
+        assert_type(usage.userTime, float)
+    r.spawnProcess(Quiet(), "true", ["true"], newSession=True, killGroupOnLost=True)
+    r.spawnProcess(Quiet(), "true", ["true"], timeout="1")  # type: ignore[arg-type]
+    r.spawnProcess(Quiet(), "true", ["true"], procesGroup=True)  # type: ignore[call-arg]
     return p
 
 
@@ -384,20 +410,22 @@ def transport_interfaces(t: Process) -> None:
 
 
 def engine() -> None:
-    def reason(status: int | None) -> Failure:
+    def reason(
+        status: int | None, timedOut: tuple[str, float, bool] | None, usage: error.ResourceUsage | None
+    ) -> Failure:
         return Failure(error.ProcessDone(status))
 
     def log(where: str, exc: BaseException) -> None:
         pass
 
     e = Engine(reason, log)
-    args = prepareSpawn(Quiet(), "/bin/true", ["true"], {}, None, None, None, False, None, method="clone")
+    args = prepareSpawn(Quiet(), "/bin/true", ["true"], {}, None, None, None, False, None, {}, method="clone")
     assert_type(args, SpawnArgs)
     p = e.spawn(Quiet(), args)
     assert_type(p, Process)
     e.spawn(None, args._replace(fds=[(1, "fd", 1)]))
     e.spawn(None, b"/bin/true")  # type: ignore[arg-type]
-    prepareSpawn(None, "sh", ["sh"], {}, None, None, None, False, None, method="fork")  # type: ignore[arg-type]
+    prepareSpawn(None, "sh", ["sh"], {}, None, None, None, False, None, {}, method="fork")  # type: ignore[arg-type]
     assert_type(e.nextTimer(), float | None)
     e.bindThread()
     e.bindThread(False)

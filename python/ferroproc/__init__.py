@@ -19,5 +19,6 @@ imports to ``ferroproc``::
 
 from ferroproc._core import __version__
 from ferroproc._reactor import Reactor, reactor
+from ferroproc._spawnargs import SpawnOptions
 
-__all__ = ["Reactor", "__version__", "reactor"]
+__all__ = ["Reactor", "SpawnOptions", "__version__", "reactor"]

@@ -12,6 +12,7 @@ from typing import Any, NoReturn, final
 from typing_extensions import Self
 
 from ferroproc._spawnargs import SpawnArgs
+from ferroproc.error import ResourceUsage
 from ferroproc.interfaces import IProcessProtocol, IPullProducer, IPushProducer
 
 __all__ = ["DelayedCall", "Engine", "Process", "__version__"]
@@ -30,8 +31,10 @@ class Engine:
     then runs due timers.
 
     Arguments:
-        reason: turns a raw wait status (or None when unknown) into the object
-            passed to ``processExited``/``processEnded``.
+        reason: ``reason(status, timedOut, usage)`` makes the object passed to
+            ``processExited``/``processEnded`` from the raw wait status (None
+            when unknown), ``(kind, limit, killed)`` when a time limit ended
+            the child (else None), and its ``ResourceUsage`` (or None).
         log_error: ``log_error(where, exc)`` reports an exception raised by a
             callback.
         exited_already: the exception class ``signalProcess`` raises once
@@ -45,7 +48,7 @@ class Engine:
 
     def __new__(
         cls,
-        reason: Callable[[int | None], object],
+        reason: Callable[[int | None, tuple[str, float, bool] | None, ResourceUsage | None], object],
         log_error: Callable[[str, BaseException], object],
         exited_already: type[BaseException] | None = None,
     ) -> Self: ...
@@ -280,6 +283,28 @@ class Process:
             ValueError: an unknown signal name.
             ferroproc.error.ProcessExitedAlready: the child has been reaped.
         """
+
+    def signalGroup(self, signalID: str | int) -> None:
+        """ferroproc extension: send a signal (as :meth:`signalProcess`
+        takes it) to the child's whole process group: its descendants too,
+        even those that left its pipes behind. Needs a group of its own
+        (``processGroup=True`` or ``newSession=True``).
+
+        Raises:
+            ValueError: an unknown signal, or the child has no group of its own.
+            ferroproc.error.ProcessExitedAlready: nothing is left in the group.
+        """
+
+    @property
+    def pgid(self) -> int | None:
+        """ferroproc extension: the child's process group id, when it leads
+        or joined a group of its own (None: it is in ours)."""
+
+    @property
+    def resourceUsage(self) -> ResourceUsage | None:
+        """ferroproc extension: what the child used (CPU times, peak RSS) as
+        the kernel reports it at reap; None until then (or when someone else
+        reaped it)."""
 
     def pauseProducing(self) -> None:
         """Stop reading the child's output (the pipe fills, and the child blocks)."""

@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Any, ParamSpec
 
 from ferroproc._core import DelayedCall, Engine, Process
 from ferroproc._logger import logError, logger
-from ferroproc._spawnargs import SpawnMethod, prepareSpawn
-from ferroproc.error import ProcessDone, ProcessTerminated, ReactorNotRunning, _exitReason
+from ferroproc._spawnargs import SpawnMethod, SpawnOptions, prepareSpawn
+from ferroproc.error import ProcessDone, ProcessTerminated, ReactorNotRunning, ResourceUsage, _exitReason
 
 if TYPE_CHECKING:
     from types import FrameType
+
+    from typing_extensions import Unpack
 
     from ferroproc.failure import Failure
     from ferroproc.interfaces import IProcessProtocol
@@ -33,11 +35,13 @@ __all__ = ["Reactor", "reactor"]
 _P = ParamSpec("_P")
 
 
-def _reason(status: int | None) -> Failure:
+def _reason(
+    status: int | None, timedOut: tuple[str, float, bool] | None = None, usage: ResourceUsage | None = None
+) -> Failure:
     """The ``Failure`` that ``processExited``/``processEnded`` receive."""
     from ferroproc.failure import Failure
 
-    return Failure(_exitReason(status, ProcessDone, ProcessTerminated))
+    return Failure(_exitReason(status, ProcessDone, ProcessTerminated, timedOut, usage))
 
 
 #: Every reactor, for the fork hook below.
@@ -85,8 +89,7 @@ class Reactor:
         gid: int | None = None,
         usePTY: bool | tuple[int, int, str | bytes | None] = False,
         childFDs: Mapping[int, str | int] | None = None,
-        *,
-        windowSize: tuple[int, int] | None = None,
+        **options: Unpack[SpawnOptions],
     ) -> Process:
         """Start ``executable`` with ``args`` (``args[0]`` is the program's
         name) and connect ``processProtocol`` to it; returns the transport,
@@ -102,8 +105,13 @@ class Reactor:
           ``(masterfd, slavefd, ttyname)`` tuple; not with ``childFDs``.
         - ``childFDs``: ``{childFD: 'r' | 'w' | parentFD}``; default
           ``{0: 'w', 1: 'r', 2: 'r'}``. Unlisted fds are closed in the child.
-        - ``windowSize`` (ferroproc extension, with ``usePTY``): the
-          terminal's initial ``(rows, cols)``.
+
+        ferroproc's extensions are keyword-only (:class:`ferroproc.SpawnOptions`):
+        ``windowSize``; ``processGroup``/``newSession`` and
+        ``killGroupOnExit``/``killGroupOnLost``; ``timeout``/``idleTimeout``
+        with ``killGrace``; ``rlimits``, ``umask``, ``nice``,
+        ``cpuAffinity``, ``parentDeathSignal``, ``noNewPrivileges`` and
+        ``cgroup``.
 
         Raises ``TypeError``/``ValueError`` naming the bad parameter, or the
         ``OSError`` subclass for a failed start (``FileNotFoundError`` for a
@@ -111,7 +119,7 @@ class Reactor:
         """
         method = self._spawnMethod or ("clone" if self._neverUseSpawn else None)
         spawnArgs = prepareSpawn(
-            processProtocol, executable, args, env, path, uid, gid, usePTY, childFDs, windowSize, method
+            processProtocol, executable, args, env, path, uid, gid, usePTY, childFDs, options, method
         )
         return self._engine.spawn(processProtocol, spawnArgs)
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, NamedTuple, TypeAlias
+from typing import Any, Literal, NamedTuple, TypeAlias, TypedDict
 
-__all__ = ["SpawnArgs", "SpawnMethod", "prepareSpawn"]
+__all__ = ["SpawnArgs", "SpawnMethod", "SpawnOptions", "prepareSpawn"]
 
 #: A spawn mechanism forced by tests and Twisted's ``_neverUseSpawn``.
 SpawnMethod: TypeAlias = Literal["posix_spawn", "clone"]
@@ -62,6 +62,87 @@ class SpawnArgs(NamedTuple):
     process_group: int | None
     #: ``"posix_spawn"`` or ``"clone"`` forces a mechanism (tests run both).
     method: SpawnMethod | None
+    #: With ``uid``/``gid``: set exactly those and ``groups`` (each None left
+    #: as ours), as ``subprocess.Popen`` does; else ferroproc's rule.
+    exact_ids: bool = False
+    groups: list[int] | None = None
+    #: ``"default"`` (every signal at its default), or Popen's
+    #: ``restore_signals`` True/False: ``"restore"``/``"inherit"``.
+    signals: Literal["default", "restore", "inherit"] = "default"
+    #: Keep the fds no entry names (Popen's ``close_fds=False``).
+    keep_fds: bool = False
+    umask: int | None = None
+    #: ``(resource, soft, hard)``.
+    rlimits: tuple[tuple[int, int, int], ...] = ()
+    nice: int | None = None
+    affinity: list[int] | None = None
+    death_signal: int | None = None
+    no_new_privs: bool = False
+    #: A cgroup v2 directory to start the child in.
+    cgroup: bytes | None = None
+    #: ``F_SETPIPE_SZ`` for the pipes made for the child.
+    pipe_size: int | None = None
+    #: SIGKILL the child's own group when it exits / when the parent loses
+    #: the connection.
+    kill_group_on_exit: bool = False
+    kill_group_on_lost: bool = False
+    #: Time limits (seconds) and the grace between SIGTERM and SIGKILL.
+    timeout: float | None = None
+    idle_timeout: float | None = None
+    kill_grace: float = 5.0
+
+
+class SpawnOptions(TypedDict, total=False):
+    """ferroproc's keyword-only extensions of ``spawnProcess`` (all
+    optional), applied in the child between its creation and ``exec``.
+    Each is checked before any child exists; a bad value raises
+    ``TypeError``/``ValueError`` naming it."""
+
+    #: The terminal's initial ``(rows, cols)`` (with ``usePTY``).
+    windowSize: tuple[int, int] | None
+    #: ``True``: the child leads a new process group (its pgid is its pid);
+    #: an int: it joins that existing group.
+    processGroup: bool | int
+    #: The child leads a new session (and so a new process group), with no
+    #: controlling terminal (but the one ``usePTY`` gives it).
+    newSession: bool
+    #: SIGKILL the child's group once the child has exited (grandchildren
+    #: that outlive it). Needs ``processGroup=True`` or ``newSession=True``.
+    killGroupOnExit: bool
+    #: SIGKILL the child's group when its transport is lost: on
+    #: ``loseConnection()`` (or ``stopProducing()``), when the reactor drops
+    #: the process (Twisted's ``removeAll()``), or when its engine goes away.
+    #: Needs ``processGroup=True`` or ``newSession=True``.
+    killGroupOnLost: bool
+    #: Wall-clock limit in seconds: then SIGTERM (to the group, when the
+    #: child has one), SIGKILL after ``killGrace``; the protocol's reason is
+    #: a :class:`ferroproc.error.ProcessTimedOut`.
+    timeout: float | None
+    #: As ``timeout``, for that long without output on any pipe.
+    idleTimeout: float | None
+    #: Seconds between SIGTERM and SIGKILL for the limits above (default 5;
+    #: 0 sends SIGKILL at once).
+    killGrace: float
+    #: ``{resource: limit or (soft, hard)}``; a resource is a name
+    #: (``"nofile"``, ``"RLIMIT_CPU"``) or a ``resource.RLIMIT_*`` number, a
+    #: limit an int or ``resource.RLIM_INFINITY``.
+    rlimits: Mapping[str | int, int | tuple[int, int]] | None
+    #: The child's umask.
+    umask: int | None
+    #: The child's nice value, -20 to 19 (below ours needs CAP_SYS_NICE).
+    nice: int | None
+    #: The CPUs the child may run on.
+    cpuAffinity: Sequence[int] | None
+    #: A signal (number or name) the child gets when the thread that spawned
+    #: it exits (Linux's parent-death signal); a child whose parent is
+    #: already gone by then gets it at once.
+    parentDeathSignal: int | str | None
+    #: Set ``no_new_privs``: exec can never grant the child more privileges
+    #: (set-uid bits, file capabilities).
+    noNewPrivileges: bool
+    #: A cgroup v2 directory to start the child in (``clone3`` with
+    #: ``CLONE_INTO_CGROUP``: it never runs outside it).
+    cgroup: str | bytes | os.PathLike[Any] | None
 
 
 def _typeName(value: object) -> str:
@@ -195,6 +276,143 @@ def _windowSize(windowSize: object, usePTY: object) -> tuple[int, int] | None:
     return (windowSize[0], windowSize[1])
 
 
+_RLIMITS = {
+    name[len("RLIMIT_") :]: value for name, value in vars(__import__("resource")).items() if name.startswith("RLIMIT_")
+}
+_UNLIMITED = (1 << 64) - 1
+
+
+def _seconds(value: object, what: str, positive: bool) -> float:
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"spawnProcess: {what} must be a finite number of seconds, not {value!r}")
+    if value < 0 or (positive and value == 0):
+        raise ValueError(f"spawnProcess: {what} must be {'positive' if positive else '>= 0'}, not {value!r}")
+    return float(value)
+
+
+def _limit(value: object, what: str) -> int:
+    import resource
+
+    if value is None or value == resource.RLIM_INFINITY:
+        return _UNLIMITED
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < _UNLIMITED:
+        raise ValueError(f"spawnProcess: {what} must be an int >= 0 or resource.RLIM_INFINITY, not {value!r}")
+    return value
+
+
+def _rlimits(rlimits: object) -> tuple[tuple[int, int, int], ...]:
+    if not isinstance(rlimits, Mapping):
+        raise TypeError(f"spawnProcess: rlimits must be a dict, not {_typeName(rlimits)}")
+    out = []
+    for key, value in rlimits.items():
+        if isinstance(key, str):
+            name = key.upper().removeprefix("RLIMIT_")
+            if name not in _RLIMITS:
+                raise ValueError(f"spawnProcess: rlimits: unknown resource {key!r}")
+            res = _RLIMITS[name]
+        elif _isInt(key) and key in _RLIMITS.values():
+            res = key
+        else:
+            raise ValueError(f"spawnProcess: rlimits: unknown resource {key!r}")
+        if isinstance(value, tuple) and len(value) == 2:
+            soft, hard = _limit(value[0], f"rlimits[{key!r}] soft"), _limit(value[1], f"rlimits[{key!r}] hard")
+        else:
+            soft = hard = _limit(value, f"rlimits[{key!r}]")
+        if soft > hard:
+            raise ValueError(f"spawnProcess: rlimits[{key!r}]: soft limit {soft} is above the hard limit {hard}")
+        out.append((res, soft, hard))
+    return tuple(out)
+
+
+def _signalNumber(value: object, what: str) -> int:
+    import signal
+
+    if _isInt(value):
+        assert isinstance(value, int)
+        if 0 < value <= signal.SIGRTMAX:
+            return value
+    elif isinstance(value, str):
+        name = value.upper()
+        found = getattr(signal.Signals, name if name.startswith("SIG") else "SIG" + name, None)
+        if found is not None:
+            return int(found)
+    raise ValueError(f"spawnProcess: {what} {value!r} is not a signal name or number")
+
+
+def _extensions(ext: Mapping[str, Any]) -> dict[str, Any]:
+    """The ferroproc extensions of ``spawnProcess`` (process groups, time
+    limits, resource limits and hygiene), checked, as ``SpawnArgs`` fields."""
+    unknown = set(ext) - _EXTENSIONS
+    if unknown:
+        raise TypeError(f"spawnProcess: unexpected keyword argument {sorted(unknown)[0]!r}")
+    out: dict[str, Any] = {}
+    group = ext.get("processGroup", False)
+    session = ext.get("newSession", False)
+    if group is not False and group is not True and not (_isInt(group) and group > 0):
+        raise ValueError(f"spawnProcess: processGroup must be True, False or a process group id, not {group!r}")
+    if not isinstance(session, bool):
+        raise TypeError(f"spawnProcess: newSession must be a bool, not {_typeName(session)}")
+    if session and group is not False:
+        raise ValueError("spawnProcess: newSession and processGroup exclude each other (a new session is a new group)")
+    if session:
+        out["session"] = "session"
+    elif group is True:
+        out["session"] = "group"
+    elif group is not False:
+        out["process_group"] = group
+    for key, field in (("killGroupOnExit", "kill_group_on_exit"), ("killGroupOnLost", "kill_group_on_lost")):
+        on = ext.get(key, False)
+        if not isinstance(on, bool):
+            raise TypeError(f"spawnProcess: {key} must be a bool, not {_typeName(on)}")
+        if on and not (session or group is True):
+            raise ValueError(f"spawnProcess: {key} needs processGroup=True or newSession=True (a group of its own)")
+        out[field] = on
+    if ext.get("timeout") is not None:
+        out["timeout"] = _seconds(ext["timeout"], "timeout", True)
+    if ext.get("idleTimeout") is not None:
+        out["idle_timeout"] = _seconds(ext["idleTimeout"], "idleTimeout", True)
+    if "killGrace" in ext:
+        out["kill_grace"] = _seconds(ext["killGrace"], "killGrace", False)
+    if ext.get("rlimits") is not None:
+        out["rlimits"] = _rlimits(ext["rlimits"])
+    umask = ext.get("umask")
+    if umask is not None:
+        if not _isInt(umask) or not 0 <= umask <= 0o777:
+            raise ValueError(f"spawnProcess: umask must be an int from 0 to 0o777, not {umask!r}")
+        out["umask"] = umask
+    nice = ext.get("nice")
+    if nice is not None:
+        if not _isInt(nice) or not -20 <= nice <= 19:
+            raise ValueError(f"spawnProcess: nice must be an int from -20 to 19, not {nice!r}")
+        out["nice"] = nice
+    cpus = ext.get("cpuAffinity")
+    if cpus is not None:
+        if isinstance(cpus, (str, bytes)) or not hasattr(cpus, "__iter__"):
+            raise TypeError(f"spawnProcess: cpuAffinity must be an iterable of CPU numbers, not {_typeName(cpus)}")
+        cpuList = list(cpus)
+        if not cpuList or not all(_isInt(c) and 0 <= c < 1024 for c in cpuList):
+            raise ValueError(f"spawnProcess: cpuAffinity must name CPUs 0 to 1023, not {cpuList!r}")
+        out["affinity"] = cpuList
+    if ext.get("parentDeathSignal") is not None:
+        out["death_signal"] = _signalNumber(ext["parentDeathSignal"], "parentDeathSignal")
+    noNewPrivileges = ext.get("noNewPrivileges", False)
+    if not isinstance(noNewPrivileges, bool):
+        raise TypeError(f"spawnProcess: noNewPrivileges must be a bool, not {_typeName(noNewPrivileges)}")
+    out["no_new_privs"] = noNewPrivileges
+    if ext.get("cgroup") is not None:
+        cgroup = _toBytes(ext["cgroup"], "cgroup")
+        if not os.path.isdir(cgroup):
+            raise ValueError(f"spawnProcess: cgroup {os.fsdecode(cgroup)!r} is not a directory (a cgroup v2 group)")
+        out["cgroup"] = cgroup
+    return out
+
+
+#: The keyword-only extensions ``spawnProcess`` takes.
+_EXTENSIONS = frozenset(SpawnOptions.__annotations__)
+
+
 def _checkProtocol(processProtocol: object, needsProtocol: bool) -> None:
     if processProtocol is None:
         if needsProtocol:
@@ -225,10 +443,11 @@ def prepareSpawn(
     gid: Any,
     usePTY: Any,
     childFDs: Any,
-    windowSize: Any = None,
+    options: Mapping[str, Any],
     method: SpawnMethod | None = None,
 ) -> SpawnArgs:
-    """Check and normalise ``spawnProcess``'s arguments. Raises
+    """Check and normalise ``spawnProcess``'s arguments (``options``: its
+    keyword-only ferroproc extensions, :class:`SpawnOptions`). Raises
     ``TypeError``/``ValueError``/``OSError`` naming the bad parameter."""
     exe = _toBytes(executable, "executable")
     if not exe:
@@ -257,6 +476,7 @@ def prepareSpawn(
     else:
         fds = _childFDs(_DEFAULT_CHILD_FDS if childFDs is None else childFDs)
     _checkProtocol(processProtocol, bool(usePTY) or any(kind != "fd" for _, kind, _ in fds))
+    fields = {"session": "inherit", "process_group": None, **_extensions(options)}
 
     return SpawnArgs(
         executable=exe,
@@ -267,11 +487,10 @@ def prepareSpawn(
         fds=fds,
         pty=bool(usePTY) and ptyFds is None,
         pty_fds=ptyFds,
-        window_size=_windowSize(windowSize, usePTY),
+        window_size=_windowSize(options.get("windowSize"), usePTY),
         uid=_id(uid, "uid"),
         gid=_id(gid, "gid"),
-        session="inherit",
-        process_group=None,
         method=method,
+        **fields,
     )
 

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import os
+from typing import NamedTuple
 
 __all__ = [
     "AlreadyCalled",
@@ -18,7 +19,9 @@ __all__ = [
     "ProcessDone",
     "ProcessExitedAlready",
     "ProcessTerminated",
+    "ProcessTimedOut",
     "ReactorNotRunning",
+    "ResourceUsage",
 ]
 
 
@@ -53,6 +56,9 @@ class ProcessDone(ConnectionDone):
     ``status`` (the raw wait status).
     """
 
+    #: What the child used (a ferroproc extension; None when unknown).
+    resourceUsage: ResourceUsage | None = None
+
     def __init__(self, status: int | None) -> None:
         Exception.__init__(self, "process finished with exit code 0")
         self.exitCode: int | None = 0
@@ -70,6 +76,9 @@ class ProcessTerminated(ConnectionLost):
     (None when it exited) and ``status`` (the raw wait status, or None when
     someone else reaped the child and its status is unknown).
     """
+
+    #: What the child used (a ferroproc extension; None when unknown).
+    resourceUsage: ResourceUsage | None = None
 
     def __init__(
         self,
@@ -89,6 +98,49 @@ class ProcessTerminated(ConnectionLost):
 
     def __str__(self) -> str:
         return f"A process has ended with a probable error condition: {self.args[0]}."
+
+
+class ProcessTimedOut(ProcessTerminated):
+    """A ferroproc extension: the process was stopped because a time limit of
+    ``spawnProcess`` (``timeout`` or ``idleTimeout``) ran out.
+
+    It was sent SIGTERM (its process group, when it has one), then SIGKILL if
+    it outlived ``killGrace``. Besides ``exitCode``, ``signal`` and
+    ``status`` (of the actual end): ``kind`` (``"wall"`` for ``timeout``,
+    ``"idle"`` for ``idleTimeout``), ``timeout`` (the limit, in seconds) and
+    ``killed`` (SIGKILL had to follow).
+    """
+
+    def __init__(
+        self,
+        exitCode: int | None = None,
+        signal: int | None = None,
+        status: int | None = None,
+        *,
+        kind: str = "wall",
+        timeout: float = 0.0,
+        killed: bool = False,
+    ) -> None:
+        ProcessTerminated.__init__(self, exitCode, signal, status)
+        self.kind = kind
+        self.timeout = timeout
+        self.killed = killed
+        what = "no output for" if kind == "idle" else "ran longer than"
+        how = "SIGKILL after SIGTERM" if killed else "SIGTERM"
+        self.args = (f"{self.args[0]}: {what} {timeout} seconds, stopped with {how}",)
+
+
+class ResourceUsage(NamedTuple):
+    """What a child used, as the kernel reports it when it is reaped (a
+    ferroproc extension: ``transport.resourceUsage``, and the
+    ``resourceUsage`` attribute of the reason a protocol gets)."""
+
+    #: CPU time in user mode, in seconds.
+    userTime: float
+    #: CPU time in the kernel, in seconds.
+    systemTime: float
+    #: Peak resident set size, in bytes.
+    maxRSS: int
 
 
 class ProcessExitedAlready(Exception):
@@ -117,18 +169,33 @@ def _exitReason(
     status: int | None,
     done: type[BaseException],
     terminated: type[BaseException],
+    timedOut: tuple[str, float, bool] | None = None,
+    usage: ResourceUsage | None = None,
+    timedOutClass: type[ProcessTimedOut] | None = None,
 ) -> BaseException:
     """The exception a raw wait status means: ``done(status)`` for exit 0,
     else ``terminated(exitCode, signal, status)``; an unknown status (the
     child was reaped by someone else) is ``terminated(None, None, None)``.
-    Hosts pass their own classes (Twisted's, under ``ferroproc.twisted``)."""
+    A child a time limit ended (``timedOut`` is ``(kind, limit, killed)``)
+    gets ``timedOutClass`` (default :class:`ProcessTimedOut`). The result
+    carries ``resourceUsage``. Hosts pass their own classes (Twisted's,
+    under ``ferroproc.twisted``)."""
     if status is None:
-        return terminated(None, None, None)
-    if os.WIFEXITED(status):
-        code: int | None = os.WEXITSTATUS(status)
+        code: int | None = None
         sig: int | None = None
+    elif os.WIFEXITED(status):
+        code, sig = os.WEXITSTATUS(status), None
     else:
         code, sig = None, os.WTERMSIG(status)
-    if code == 0:
-        return done(status)
-    return terminated(code, sig, status)
+    reason: BaseException
+    if timedOut is not None:
+        kind, limit, killed = timedOut
+        cls = timedOutClass or ProcessTimedOut
+        reason = cls(code, sig, status, kind=kind, timeout=limit, killed=killed)
+    elif status is not None and code == 0:
+        reason = done(status)
+    else:
+        reason = terminated(code, sig, status)
+    # Twisted's classes have no such attribute: set it by name.
+    setattr(reason, "resourceUsage", usage)  # noqa: B010
+    return reason

@@ -51,14 +51,25 @@ from zope.interface import classImplements, implementer
 import ferroproc.error as _ferror
 from ferroproc._core import Engine, Process
 from ferroproc._spawnargs import SpawnArgs, SpawnMethod, prepareSpawn
-from ferroproc.error import _exitReason
+from ferroproc.error import ResourceUsage, _exitReason
 
-__all__ = ["install", "installed", "uninstall"]
+__all__ = ["ProcessTimedOut", "install", "installed", "uninstall"]
 
 
-def _reason(status: int | None) -> Failure:
+class ProcessTimedOut(_ferror.ProcessTimedOut, _terror.ProcessTerminated):
+    """A time limit (``timeout``/``idleTimeout``) ended the process: a
+    ``twisted.internet.error.ProcessTerminated`` (so Twisted code handles it
+    as any failed process) that is also ferroproc's
+    :class:`ferroproc.error.ProcessTimedOut`."""
+
+
+def _reason(
+    status: int | None, timedOut: tuple[str, float, bool] | None = None, usage: ResourceUsage | None = None
+) -> Failure:
     """What ``processExited``/``processEnded`` receive, in Twisted's classes."""
-    return Failure(_exitReason(status, _terror.ProcessDone, _terror.ProcessTerminated))
+    return Failure(
+        _exitReason(status, _terror.ProcessDone, _terror.ProcessTerminated, timedOut, usage, ProcessTimedOut)
+    )
 
 
 class _ProcessExitedAlready(_ferror.ProcessExitedAlready, _terror.ProcessExitedAlready):
@@ -146,6 +157,10 @@ class _EngineReader:
         self._fd = self.engine.fileno()
         self._reading = False
         self._bound = False
+        #: The reactor's call that runs the engine's next timer (a spawn's
+        #: time limit), and when that timer is due.
+        self._timer: Any = None
+        self._timerAt: float | None = None
         _allReaders.add(self)
 
     # IReadDescriptor / ILoggingContext
@@ -162,7 +177,7 @@ class _EngineReader:
             self.engine.bindThread()
             self._bound = True
         try:
-            self.engine.runOnce(0.0, False)
+            self.engine.runOnce(0.0, True)
         except BaseException:  # noqa: BLE001 - as Twisted does for a selectable: log, keep running
             log.err(None, "ferroproc: error while running the process engine")
         finally:
@@ -192,6 +207,23 @@ class _EngineReader:
                 self.reactor._removeInternalReader(self)
             else:
                 self.reactor.removeReader(self)
+        self._scheduleTimer()
+
+    def _scheduleTimer(self) -> None:
+        """Have the reactor run a turn when the engine's next timer is due
+        (only while children are live: an idle reactor holds no call of ours)."""
+        at = self.engine.nextTimer() if self.engine.processCount else None
+        if at == self._timerAt:
+            return
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer, self._timerAt = None, at
+        if at is not None:
+            self._timer = self.reactor.callLater(max(0.0, at - self.engine.seconds()), self._onTimer)
+
+    def _onTimer(self) -> None:
+        self._timer = self._timerAt = None
+        self.doRead()
 
     def spawn(self, protocol: Any, args: SpawnArgs) -> Process:
         try:
@@ -234,6 +266,9 @@ class _EngineReader:
         self._fd = self.engine.fileno()
         self._reading = False
         self._bound = False
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = self._timerAt = None
 
 
 #: Every engine reader, for the fork hook.
@@ -337,13 +372,16 @@ def spawnProcess(
     gid: Any = None,
     usePTY: Any = 0,
     childFDs: Any = None,
+    **options: Any,
 ) -> Process:
     """``PosixReactorBase.spawnProcess`` while :func:`install` is in effect:
     Twisted's signature and semantics, with ferroproc's engine and
-    validation. Returns a ``ferroproc._core.Process`` providing
-    ``IProcessTransport``."""
+    validation, and ferroproc's keyword-only extensions
+    (:class:`ferroproc.SpawnOptions`: process groups, time
+    limits, resource limits...). Returns a ``ferroproc._core.Process``
+    providing ``IProcessTransport``."""
     method: SpawnMethod | None = "clone" if getattr(self, "_neverUseSpawn", False) else None
-    spawnArgs = prepareSpawn(processProtocol, executable, args, env, path, uid, gid, usePTY, childFDs, None, method)
+    spawnArgs = prepareSpawn(processProtocol, executable, args, env, path, uid, gid, usePTY, childFDs, options, method)
     return _readerFor(self).spawn(processProtocol, spawnArgs)
 
 

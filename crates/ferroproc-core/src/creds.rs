@@ -11,12 +11,13 @@ use std::io;
 use nix::unistd::{Gid, Uid};
 
 /// The identity the child takes: supplementary groups first, then the gid,
-/// then (if given) the uid.
+/// then the uid; each `None` is left as the parent's (as `subprocess.Popen`
+/// leaves what its `user`, `group` and `extra_groups` do not name).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Creds {
     pub uid: Option<u32>,
-    pub gid: u32,
-    pub groups: Vec<libc::gid_t>,
+    pub gid: Option<u32>,
+    pub groups: Option<Vec<libc::gid_t>>,
 }
 
 /// Why credentials could not be prepared.
@@ -120,7 +121,7 @@ pub fn resolve(uid: Option<u32>, gid: Option<u32>) -> Result<Option<Creds>, Cred
         return Ok(None);
     }
     let Some(uid) = uid else {
-        return Ok(Some(Creds { uid: None, gid: gid.expect("uid or gid given"), groups: vec![] }));
+        return Ok(Some(Creds { uid: None, gid, groups: Some(vec![]) }));
     };
     let user = passwd(uid).map_err(|error| CredsError::Lookup { what: format!("uid {uid}"), error })?;
     let (gid, groups) = match (user, gid) {
@@ -135,7 +136,7 @@ pub fn resolve(uid: Option<u32>, gid: Option<u32>) -> Result<Option<Creds>, Cred
         (None, Some(gid)) => (gid, vec![gid]),
         (None, None) => return Err(CredsError::UnknownUser { uid }),
     };
-    Ok(Some(Creds { uid: Some(uid), gid, groups }))
+    Ok(Some(Creds { uid: Some(uid), gid: Some(gid), groups: Some(groups) }))
 }
 
 #[cfg(test)]
@@ -153,7 +154,7 @@ mod tests {
         if Uid::effective().is_root() {
             assert_eq!(resolve(Some(4_000_123), None), Err(CredsError::UnknownUser { uid: 4_000_123 }));
             let c = resolve(Some(4_000_123), Some(4_000_124)).unwrap().unwrap();
-            assert_eq!(c.groups, vec![4_000_124]);
+            assert_eq!(c.groups, Some(vec![4_000_124]));
         }
     }
 
@@ -164,16 +165,17 @@ mod tests {
         }
         let nobody = User::from_name("nobody").unwrap().expect("nobody exists");
         let c = resolve(Some(nobody.uid.as_raw()), None).unwrap().unwrap();
-        assert_eq!(c.gid, nobody.gid.as_raw());
-        assert!(c.groups.contains(&nobody.gid.as_raw()));
-        assert!(!c.groups.contains(&0), "no root group may leak: {c:?}");
+        assert_eq!(c.gid, Some(nobody.gid.as_raw()));
+        let groups = c.groups.clone().unwrap();
+        assert!(groups.contains(&nobody.gid.as_raw()));
+        assert!(!groups.contains(&0), "no root group may leak: {c:?}");
     }
 
     #[test]
     fn gid_alone_clears_groups() {
         if Uid::effective().is_root() {
             let c = resolve(None, Some(65534)).unwrap().unwrap();
-            assert_eq!(c, Creds { uid: None, gid: 65534, groups: vec![] });
+            assert_eq!(c, Creds { uid: None, gid: Some(65534), groups: Some(vec![]) });
         }
     }
 

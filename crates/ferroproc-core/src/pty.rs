@@ -85,13 +85,13 @@ pub fn master_number(fd: RawFd) -> io::Result<u32> {
 }
 
 /// Give the slave at `path` to the user a child will run as: owner `uid`,
-/// group `gid`, mode 0620 (as `grantpt` does for the caller), so a
-/// privilege-dropped child can use its own terminal.
+/// group `gid` (each `None` left as it is), mode 0620 (as `grantpt` does for
+/// the caller), so a privilege-dropped child can use its own terminal.
 ///
 /// # Errors
 /// What `chown`/`chmod` report.
-pub fn give_slave_to(path: &CStr, uid: Option<u32>, gid: u32) -> io::Result<()> {
-    let uid = uid.unwrap_or(u32::MAX);
+pub fn give_slave_to(path: &CStr, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+    let (uid, gid) = (uid.unwrap_or(u32::MAX), gid.unwrap_or(u32::MAX));
     // SAFETY: a NUL-terminated path and plain ids (-1 keeps the owner).
     cvt(unsafe { libc::chown(path.as_ptr(), uid, gid) })?;
     // SAFETY: as above.

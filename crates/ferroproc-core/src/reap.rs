@@ -102,6 +102,14 @@ pub fn try_wait_pidfd(pidfd: RawFd) -> io::Result<Option<Exit>> {
     wait_id(libc::P_PIDFD, pidfd as libc::id_t, libc::WEXITED | libc::WNOHANG)
 }
 
+/// Whether the child behind `pidfd` has exited, without reaping it.
+///
+/// # Errors
+/// Unexpected waitid errors.
+pub fn exited_pidfd(pidfd: RawFd) -> io::Result<bool> {
+    Ok(wait_id(libc::P_PIDFD, pidfd as libc::id_t, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT)?.is_some())
+}
+
 /// Reap child `pid` if it has exited; `None` if it still runs.
 ///
 /// # Errors

@@ -12,6 +12,13 @@
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The current time in seconds, as `time.time()` (and Twisted's
+/// `reactor.seconds()`): the clock every timer here counts in.
+pub fn now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
 
 /// A timer's identity, valid until it fires or is cancelled.
 pub type TimerId = u64;

@@ -186,9 +186,72 @@ pub enum ProducerRegistered {
 /// Why a signal could not be sent.
 #[derive(Debug)]
 pub enum SignalError {
-    /// The child has been reaped.
+    /// The child has been reaped (or its group is empty).
     Gone,
+    /// The child has no process group of its own.
+    NoGroup,
     Os(io::Error),
+}
+
+/// The child's own process group, and when to kill all of it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct GroupPolicy {
+    /// The group the child leads or joined (None: the parent's).
+    pub pgid: Option<libc::pid_t>,
+    /// SIGKILL the group when the child exits (its grandchildren go too).
+    pub kill_on_exit: bool,
+    /// SIGKILL the group when the parent loses the connection
+    /// (`loseConnection`, or the host going away).
+    pub kill_on_lost: bool,
+}
+
+/// Which time limit ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutKind {
+    /// The wall-clock limit.
+    Wall,
+    /// No output for that long.
+    Idle,
+}
+
+/// Time limits on the child, in seconds (the host's clock, [`crate::timers::now`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimeLimits {
+    /// Run at most this long.
+    pub wall: Option<f64>,
+    /// Produce output at least this often.
+    pub idle: Option<f64>,
+    /// Between SIGTERM and SIGKILL.
+    pub grace: f64,
+}
+
+/// How a time limit ended the child (for the reason the protocol gets).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimedOut {
+    pub kind: TimeoutKind,
+    /// The limit, in seconds.
+    pub limit: f64,
+    /// SIGKILL had to follow SIGTERM.
+    pub killed: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    Watching,
+    /// SIGTERM sent; SIGKILL at `kill_at`.
+    Terminated {
+        kill_at: f64,
+    },
+    Done,
+}
+
+#[derive(Debug)]
+struct Watch {
+    limits: TimeLimits,
+    started: f64,
+    last_output: f64,
+    phase: Phase,
+    timed_out: Option<TimedOut>,
 }
 
 /// One child's state: see the module documentation.
@@ -210,6 +273,8 @@ pub struct Child<C> {
     ended_emitted: bool,
     outbox: VecDeque<Event<C>>,
     trash: Vec<C>,
+    group: GroupPolicy,
+    watch: Option<Watch>,
 }
 
 impl<C: AsRef<[u8]>> Child<C> {
@@ -230,6 +295,124 @@ impl<C: AsRef<[u8]>> Child<C> {
             ended_emitted: false,
             outbox: VecDeque::new(),
             trash: Vec::new(),
+            group: GroupPolicy::default(),
+            watch: None,
+        }
+    }
+
+    /// Its process group, and when to kill it.
+    pub fn set_group(&mut self, group: GroupPolicy) {
+        self.group = group;
+    }
+
+    /// The group the child leads or joined.
+    pub fn pgid(&self) -> Option<libc::pid_t> {
+        self.group.pgid
+    }
+
+    /// Time limits, counted from `now`. Returns when to call
+    /// [`Child::on_deadline`] first.
+    pub fn set_time_limits(&mut self, limits: TimeLimits, now: f64) -> Option<f64> {
+        let watch = Watch { limits, started: now, last_output: now, phase: Phase::Watching, timed_out: None };
+        self.watch = Some(watch);
+        self.next_deadline()
+    }
+
+    /// How a time limit ended the child, if one did.
+    pub fn timed_out(&self) -> Option<TimedOut> {
+        self.watch.as_ref().and_then(|w| w.timed_out)
+    }
+
+    fn next_deadline(&self) -> Option<f64> {
+        let w = self.watch.as_ref()?;
+        match w.phase {
+            Phase::Watching => {
+                let wall = w.limits.wall.map(|l| w.started + l);
+                let idle = w.limits.idle.map(|l| w.last_output + l);
+                match (wall, idle) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
+            Phase::Terminated { kill_at } => Some(kill_at),
+            Phase::Done => None,
+        }
+    }
+
+    /// A deadline came (at `now`): enforce the limits. A limit that ran out
+    /// sends SIGTERM (to the child's group when it has one), and SIGKILL after
+    /// the grace period; once the child is killed, the parent's ends of its
+    /// pipes close, so a grandchild holding them cannot delay the end (the
+    /// host flushes what input was queued, as after `loseConnection`).
+    /// Returns when to call again, if at all.
+    pub fn on_deadline(&mut self, now: f64) -> Option<f64> {
+        let exited = self.exit.is_some();
+        let w = self.watch.as_mut()?;
+        match w.phase {
+            Phase::Done => return None,
+            Phase::Watching if exited => {
+                w.phase = Phase::Done;
+                return None;
+            }
+            Phase::Watching => {
+                let over = |limit: Option<f64>, since: f64| limit.filter(|l| now >= since + l);
+                let hit = match (over(w.limits.wall, w.started), over(w.limits.idle, w.last_output)) {
+                    (Some(limit), _) => Some((TimeoutKind::Wall, limit)),
+                    (None, Some(limit)) => Some((TimeoutKind::Idle, limit)),
+                    (None, None) => None,
+                };
+                if let Some((kind, limit)) = hit {
+                    if w.limits.grace <= 0.0 {
+                        // No grace: SIGKILL at once, no SIGTERM first.
+                        w.timed_out = Some(TimedOut { kind, limit, killed: true });
+                        w.phase = Phase::Done;
+                        let _ = self.signal_tree(libc::SIGKILL);
+                        self.lose_connection();
+                        return None;
+                    }
+                    w.timed_out = Some(TimedOut { kind, limit, killed: false });
+                    w.phase = Phase::Terminated { kill_at: now + w.limits.grace };
+                    let _ = self.signal_tree(libc::SIGTERM);
+                }
+            }
+            Phase::Terminated { kill_at } if now >= kill_at => {
+                w.phase = Phase::Done;
+                let still_there = !exited || self.group.pgid.is_some();
+                if let Some(t) = w.timed_out.as_mut() {
+                    t.killed = !exited;
+                }
+                if still_there {
+                    let _ = self.signal_tree(libc::SIGKILL);
+                }
+                // (Input still queued closes at the host's next flush.)
+                self.lose_connection();
+                return None;
+            }
+            Phase::Terminated { .. } => {}
+        }
+        self.next_deadline()
+    }
+
+    /// `sig` to the child's group when it has one, else to the child.
+    fn signal_tree(&self, sig: i32) -> Result<(), SignalError> {
+        match self.group.pgid {
+            Some(_) => self.signal_group(sig),
+            None => self.signal(sig),
+        }
+    }
+
+    /// Send `sig` to the child's process group (its grandchildren included,
+    /// also those that left its pipes behind).
+    ///
+    /// # Errors
+    /// [`SignalError::NoGroup`] when the child has no group of its own;
+    /// [`SignalError::Gone`] when nothing is left in it.
+    pub fn signal_group(&self, sig: i32) -> Result<(), SignalError> {
+        let Some(pgid) = self.group.pgid else { return Err(SignalError::NoGroup) };
+        match sys::kill(-pgid, sig) {
+            Ok(()) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Err(SignalError::Gone),
+            Err(e) => Err(SignalError::Os(e)),
         }
     }
 
@@ -333,6 +516,11 @@ impl<C: AsRef<[u8]>> Child<C> {
             pipe.grown = true;
             let _ = sys::set_pipe_size(pipe.raw_fd(), BIG_PIPE);
         }
+        if !read.chunks.is_empty() {
+            if let Some(w) = self.watch.as_mut().filter(|w| w.limits.idle.is_some()) {
+                w.last_output = crate::timers::now();
+            }
+        }
         let out_fd = if role == Role::Terminal { TERMINAL_OUTPUT_FD } else { fd };
         self.outbox.extend(read.chunks.into_iter().map(|data| Event::Data { fd: out_fd, data }));
         if read.eof {
@@ -387,6 +575,18 @@ impl<C: AsRef<[u8]>> Child<C> {
     pub fn try_reap(&mut self, pid_fallback: bool) -> io::Result<bool> {
         if self.exit.is_some() {
             return Ok(false);
+        }
+        if self.group.kill_on_exit && self.group.pgid.is_some() {
+            // While the child is a zombie its group id cannot be reused:
+            // kill the rest of the group before reaping it.
+            let exited = match (&self.pidfd, self.pid) {
+                (Some(fd), _) => reap::exited_pidfd(fd.as_raw_fd())?,
+                (None, Some(_)) => pid_fallback,
+                _ => false,
+            };
+            if exited {
+                let _ = self.signal_group(libc::SIGKILL);
+            }
         }
         let exit = match (&self.pidfd, self.pid) {
             (Some(fd), _) => reap::try_wait_pidfd(fd.as_raw_fd())?,
@@ -562,6 +762,7 @@ impl<C: AsRef<[u8]>> Child<C> {
     /// written; then stderr, stdout and the others, as Twisted orders them);
     /// a terminal after its queue is written. Returns whether a flush is needed.
     pub fn lose_connection(&mut self) -> bool {
+        self.kill_group_if_lost();
         let mut order = vec![INPUT_FD, 2, 1];
         order.extend(self.pipes.keys().copied().filter(|fd| *fd > 2));
         let mut flush = false;
@@ -631,10 +832,19 @@ impl<C: AsRef<[u8]>> Child<C> {
         }
     }
 
+    /// With `kill_on_lost`, SIGKILL the group (once: the policy is spent).
+    fn kill_group_if_lost(&mut self) {
+        if std::mem::take(&mut self.group.kill_on_lost) {
+            let _ = self.signal_group(libc::SIGKILL);
+        }
+    }
+
     /// Close every pipe now, discarding queued input and undelivered
     /// output, with no losses emitted; the child stays ours (it is still
-    /// reaped, and `Ended` follows its exit).
+    /// reaped, and `Ended` follows its exit). The connection is lost: with
+    /// `kill_on_lost` the group is killed.
     pub fn detach_pipes(&mut self) {
+        self.kill_group_if_lost();
         for (_, mut pipe) in std::mem::take(&mut self.pipes) {
             pipe.queue.discard(&mut self.trash);
         }

@@ -10,8 +10,12 @@
 //! over: a spawn either fully succeeds or leaves nothing behind.
 
 pub mod channel;
+mod child;
 mod clone;
+mod clone3;
+mod dumpable;
 mod posix;
+mod stack;
 #[cfg(test)]
 mod tests;
 
@@ -48,6 +52,58 @@ pub enum Session {
     JoinGroup(libc::pid_t),
 }
 
+/// The signal dispositions the child starts with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Signals {
+    /// Every signal at its default (ferroproc's and Twisted's hosts: CPython
+    /// ignores SIGPIPE, and an ignored signal would survive exec).
+    #[default]
+    Default,
+    /// As `subprocess.Popen`: ignored signals stay ignored, except SIGPIPE and
+    /// SIGXFSZ when `restore` (`restore_signals=True`); handled ones reset.
+    KeepIgnored { restore: bool },
+}
+
+/// What else the child sets up before exec. posix_spawn can do only the
+/// defaults (and the signal rules); anything more takes the clone path.
+#[derive(Debug, Default)]
+pub struct Setup<'a> {
+    pub signals: Signals,
+    /// Keep the fds no entry names (Popen's `close_fds=False`; only
+    /// close-on-exec ones then close, at exec).
+    pub keep_fds: bool,
+    pub umask: Option<libc::mode_t>,
+    /// `(resource, soft, hard)`, as `setrlimit` takes them.
+    pub rlimits: &'a [(c_int, u64, u64)],
+    /// The nice value (an absolute one: -20 to 19).
+    pub nice: Option<c_int>,
+    /// The CPUs the child may run on.
+    pub affinity: Option<&'a [usize]>,
+    /// Sent to the child when the thread that started it dies (with the
+    /// check for a parent already gone before it was set).
+    pub parent_death_signal: Option<c_int>,
+    /// `PR_SET_NO_NEW_PRIVS`: exec never grants privileges (setuid bits,
+    /// file capabilities).
+    pub no_new_privs: bool,
+    /// A cgroup v2 directory (an open fd) to start the child in (`clone3`
+    /// with `CLONE_INTO_CGROUP`).
+    pub cgroup: Option<RawFd>,
+}
+
+impl Setup<'_> {
+    /// Whether only the clone path can do it.
+    fn needs_clone(&self) -> bool {
+        self.keep_fds
+            || self.umask.is_some()
+            || !self.rlimits.is_empty()
+            || self.nice.is_some()
+            || self.affinity.is_some()
+            || self.parent_death_signal.is_some()
+            || self.no_new_privs
+            || self.cgroup.is_some()
+    }
+}
+
 /// Which mechanism starts the child.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -63,6 +119,7 @@ pub struct Request<'a> {
     pub stdio: Stdio<'a>,
     pub creds: Option<&'a Creds>,
     pub session: Session,
+    pub setup: &'a Setup<'a>,
     /// Force a mechanism (tests run both paths); `None` picks the fastest that fits.
     pub method: Option<Method>,
 }
@@ -90,6 +147,13 @@ pub enum Stage {
     Spawn,
     Fds,
     Session,
+    /// `setrlimit` of `Setup::rlimits[entry]`.
+    Rlimit,
+    Nice,
+    Affinity,
+    DeathSignal,
+    NoNewPrivs,
+    Cgroup,
     Terminal,
     Chdir,
     Groups,
@@ -99,7 +163,8 @@ pub enum Stage {
 }
 
 /// A spawn failure: the step, the errno, for exec the candidate path, and
-/// for an fd the index of its `Stdio::Fds` entry when known.
+/// for an fd the index of its `Stdio::Fds` entry when known (for an rlimit,
+/// the index of its `Setup::rlimits` entry).
 #[derive(Debug)]
 pub struct SpawnError {
     pub stage: Stage,
@@ -182,9 +247,12 @@ const MAX_POSIX_CLOSES: usize = 64;
 
 /// The mechanism `req` will use.
 pub fn method_for(req: &Request<'_>) -> Method {
-    // posix_spawn cannot change credentials: a request with them always takes
-    // the clone path, whatever was forced, or the child would keep our ids.
-    if req.creds.is_some() {
+    // posix_spawn cannot change credentials (or limits, a cgroup...): such a
+    // request always takes the clone path, whatever was forced, or the child
+    // would keep our ids (or run unlimited).
+    // So does joining a group: posix_spawn reports a failed setpgid with the
+    // same errno as exec, and the clone path names the step.
+    if req.creds.is_some() || req.setup.needs_clone() || matches!(req.session, Session::JoinGroup(_)) {
         return Method::CloneVfork;
     }
     if let Some(m) = req.method {
@@ -197,10 +265,7 @@ pub fn method_for(req: &Request<'_>) -> Method {
         return Method::CloneVfork;
     }
     let sparse = matches!(req.stdio, Stdio::Fds(entries) if gap_count(entries) > MAX_POSIX_CLOSES);
-    // posix_spawn reports a failed setpgid with the same errno channel as
-    // exec; the clone path names the step.
-    let joins_group = matches!(req.session, Session::JoinGroup(_));
-    if c.addclosefrom.is_none() || (req.cwd.is_some() && c.addchdir.is_none()) || sparse || joins_group {
+    if c.addclosefrom.is_none() || (req.cwd.is_some() && c.addchdir.is_none()) || sparse {
         Method::CloneVfork
     } else {
         Method::PosixSpawn

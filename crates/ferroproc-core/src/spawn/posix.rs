@@ -4,7 +4,7 @@
 
 use std::ffi::{c_char, CString};
 
-use super::{Request, Session, SpawnError, Spawned, Stage, Stdio};
+use super::{Request, Session, Signals, SpawnError, Spawned, Stage, Stdio};
 use crate::exec::ptr_array;
 use crate::fdplan::Action;
 use crate::sys::caps;
@@ -104,6 +104,8 @@ pub(super) fn spawn(req: &Request<'_>) -> Result<Spawned, SpawnError> {
             }
         }
         let mut flags = libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF;
+        // (Creds and every other `Setup` field send a request to the clone
+        // path: only the signal rules remain here.)
         match req.effective_session() {
             Session::Inherit => {}
             Session::New => flags |= libc::POSIX_SPAWN_SETSID as libc::c_int,
@@ -120,12 +122,24 @@ pub(super) fn spawn(req: &Request<'_>) -> Result<Spawned, SpawnError> {
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         check(libc::posix_spawnattr_setsigmask(&mut attr.0, &empty))?;
-        // Every signal back to its default disposition: CPython ignores SIGPIPE
-        // and SIGXFSZ, and SIG_IGN would otherwise survive exec.
+        // The signals set back to default: every one (CPython ignores SIGPIPE
+        // and SIGXFSZ, and SIG_IGN would otherwise survive exec), or, as
+        // Popen, just those two (handled ones are reset by exec itself).
         let mut all: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::sigdelset(&mut all, libc::SIGKILL);
-        libc::sigdelset(&mut all, libc::SIGSTOP);
+        match req.setup.signals {
+            Signals::Default => {
+                libc::sigfillset(&mut all);
+                libc::sigdelset(&mut all, libc::SIGKILL);
+                libc::sigdelset(&mut all, libc::SIGSTOP);
+            }
+            Signals::KeepIgnored { restore } => {
+                libc::sigemptyset(&mut all);
+                if restore {
+                    libc::sigaddset(&mut all, libc::SIGPIPE);
+                    libc::sigaddset(&mut all, libc::SIGXFSZ);
+                }
+            }
+        }
         check(libc::posix_spawnattr_setsigdefault(&mut attr.0, &all))?;
     }
 

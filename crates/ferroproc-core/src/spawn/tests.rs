@@ -21,6 +21,7 @@ fn run(method: Method, exe: &[u8], args: &[&[u8]], env: &[&[u8]], cwd: Option<&C
         stdio: Stdio::Fds(&plan),
         creds: None,
         session: Session::Inherit,
+        setup: &Setup::default(),
         method: Some(method),
     };
     let mut child = spawn(&req).unwrap();
@@ -81,6 +82,7 @@ fn exec_failures_are_reported_with_errno_and_path() {
             stdio: Stdio::Fds(&plan),
             creds: None,
             session: Session::Inherit,
+            setup: &Setup::default(),
             method: Some(m),
         };
         let e = spawn(&req).unwrap_err();
@@ -93,6 +95,7 @@ fn exec_failures_are_reported_with_errno_and_path() {
             stdio: Stdio::Fds(&plan),
             creds: None,
             session: Session::Inherit,
+            setup: &Setup::default(),
             method: Some(m),
         };
         assert_eq!(spawn(&req).unwrap_err().errno, libc::EACCES, "{m:?}");
@@ -103,7 +106,7 @@ fn exec_failures_are_reported_with_errno_and_path() {
 fn credentials_always_take_the_clone_path() {
     let spec = ExecSpec::new(b"/bin/true", &[b"true".to_vec()], &[], None, None).unwrap();
     let plan: [(i32, i32); 0] = [];
-    let creds = Creds { uid: Some(65534), gid: 65534, groups: vec![65534] };
+    let creds = Creds { uid: Some(65534), gid: Some(65534), groups: Some(vec![65534]) };
     for forced in [None, Some(Method::PosixSpawn), Some(Method::CloneVfork)] {
         let req = Request {
             exec: &spec,
@@ -111,6 +114,7 @@ fn credentials_always_take_the_clone_path() {
             stdio: Stdio::Fds(&plan),
             creds: Some(&creds),
             session: Session::Inherit,
+            setup: &Setup::default(),
             method: forced,
         };
         assert_eq!(method_for(&req), Method::CloneVfork, "{forced:?}");
@@ -127,6 +131,7 @@ fn clone_path_reports_chdir_failure() {
         stdio: Stdio::Fds(&plan),
         creds: None,
         session: Session::Inherit,
+        setup: &Setup::default(),
         method: Some(Method::CloneVfork),
     };
     let e = spawn(&req).unwrap_err();
@@ -144,6 +149,7 @@ fn a_dropped_guard_kills_and_reaps_the_child() {
             stdio: Stdio::Fds(&plan),
             creds: None,
             session: Session::Inherit,
+            setup: &Setup::default(),
             method: Some(m),
         };
         let child = spawn(&req).unwrap();
@@ -166,8 +172,15 @@ fn session_and_group(method: Method, session: Session) -> (i32, i32, i32) {
         .unwrap();
         let (r, w) = pipe_cloexec().unwrap();
         let plan = [(1, w.as_raw_fd())];
-        let req =
-            Request { exec: &spec, cwd: None, stdio: Stdio::Fds(&plan), creds: None, session, method: Some(method) };
+        let req = Request {
+            exec: &spec,
+            cwd: None,
+            stdio: Stdio::Fds(&plan),
+            creds: None,
+            session,
+            setup: &Setup::default(),
+            method: Some(method),
+        };
         let child = spawn(&req).unwrap();
         drop(w);
         let mut out = String::new();
@@ -204,13 +217,14 @@ fn credentials_leave_the_parent_dumpable_and_the_child_in_its_own_session() {
     let before = unsafe { libc::prctl(libc::PR_GET_DUMPABLE) };
     let spec = ExecSpec::new(b"/bin/true", &[b"true".to_vec()], &[], None, None).unwrap();
     let plan: [(i32, i32); 0] = [];
-    let creds = Creds { uid: Some(65534), gid: 65534, groups: vec![65534] };
+    let creds = Creds { uid: Some(65534), gid: Some(65534), groups: Some(vec![65534]) };
     let req = Request {
         exec: &spec,
         cwd: None,
         stdio: Stdio::Fds(&plan),
         creds: Some(&creds),
         session: Session::Inherit,
+        setup: &Setup::default(),
         method: None,
     };
     assert_eq!(req.effective_session(), Session::New);
@@ -220,4 +234,115 @@ fn credentials_leave_the_parent_dumpable_and_the_child_in_its_own_session() {
     assert_eq!(crate::reap::wait_blocking(pid).unwrap().status, Some(0));
     // SAFETY: as above.
     assert_eq!(unsafe { libc::prctl(libc::PR_GET_DUMPABLE) }, before);
+}
+
+/// Run `script` under /bin/sh with `setup` on the clone path; its stdout.
+fn sh_with(setup: &Setup<'_>, script: &str) -> String {
+    let spec = ExecSpec::new(
+        b"/bin/sh",
+        &[b"sh".to_vec(), b"-c".to_vec(), script.as_bytes().to_vec()],
+        &[b"PATH=/usr/bin:/bin".to_vec()],
+        None,
+        None,
+    )
+    .unwrap();
+    let (r, w) = pipe_cloexec().unwrap();
+    let plan = [(1, w.as_raw_fd()), (2, w.as_raw_fd())];
+    let req = Request {
+        exec: &spec,
+        cwd: None,
+        stdio: Stdio::Fds(&plan),
+        creds: None,
+        session: Session::Inherit,
+        setup,
+        method: None,
+    };
+    let child = spawn(&req).unwrap();
+    drop(w);
+    let mut out = String::new();
+    std::fs::File::from(r).read_to_string(&mut out).unwrap();
+    let pid = child.pid();
+    child.disarm();
+    assert_eq!(crate::reap::wait_blocking(pid).unwrap().status, Some(0), "{out}");
+    out
+}
+
+#[test]
+fn umask_limits_priority_and_affinity_are_set_in_the_child() {
+    let limits = [(libc::RLIMIT_NOFILE as i32, 77, 88), (libc::RLIMIT_CORE as i32, 0, 0)];
+    let cpus = [0usize];
+    let setup = Setup {
+        umask: Some(0o027),
+        rlimits: &limits,
+        nice: Some(7),
+        affinity: Some(&cpus),
+        no_new_privs: true,
+        ..Setup::default()
+    };
+    let out = sh_with(
+        &setup,
+        "umask; ulimit -Sn; ulimit -Hn; ulimit -c; cut -d' ' -f19 /proc/self/stat; \
+         grep -E 'NoNewPrivs|Cpus_allowed_list' /proc/self/status",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(&lines[..5], ["0027", "77", "88", "0", "7"], "{out}");
+    assert!(out.contains("NoNewPrivs:\t1"), "{out}");
+    assert!(out.contains("Cpus_allowed_list:\t0\n"), "{out}");
+}
+
+#[test]
+fn ignored_signals_stay_ignored_only_when_asked() {
+    // SAFETY: a process-wide disposition, restored below; the test runner
+    // ignores SIGPIPE already, and SIGHUP is nothing this test process uses.
+    let old = unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) };
+    let mask = |setup: &Setup<'_>| {
+        let out = sh_with(setup, "grep SigIgn /proc/self/status");
+        u64::from_str_radix(out.split_whitespace().nth(1).unwrap(), 16).unwrap()
+    };
+    let bit = |sig: i32| 1u64 << (sig - 1);
+    let all_default = mask(&Setup::default());
+    let popen = mask(&Setup { signals: Signals::KeepIgnored { restore: true }, ..Setup::default() });
+    let inherit = mask(&Setup { signals: Signals::KeepIgnored { restore: false }, ..Setup::default() });
+    // SAFETY: restoring what was there.
+    unsafe { libc::signal(libc::SIGHUP, old) };
+    assert_eq!(all_default & (bit(libc::SIGHUP) | bit(libc::SIGPIPE)), 0);
+    assert_eq!(popen & (bit(libc::SIGHUP) | bit(libc::SIGPIPE)), bit(libc::SIGHUP));
+    assert_eq!(inherit & (bit(libc::SIGHUP) | bit(libc::SIGPIPE)), bit(libc::SIGHUP) | bit(libc::SIGPIPE));
+}
+
+#[test]
+fn keep_fds_leaves_the_parents_inheritable_fds_open() {
+    let (r, w) = std::os::unix::net::UnixStream::pair().unwrap();
+    // An inheritable fd of ours, named by no entry.
+    let fd = nix::unistd::dup(&w).unwrap();
+    let raw = fd.as_raw_fd();
+    let script = format!("test -e /proc/self/fd/{raw} && echo open || echo closed");
+    let kept = sh_with(&Setup { keep_fds: true, ..Setup::default() }, &script);
+    let closed = sh_with(&Setup::default(), &script);
+    assert_eq!((kept.trim(), closed.trim()), ("open", "closed"));
+    drop((r, w, fd));
+}
+
+#[test]
+fn a_parent_death_signal_is_armed() {
+    let setup = Setup { parent_death_signal: Some(libc::SIGUSR1), ..Setup::default() };
+    let out = sh_with(&setup, "echo alive");
+    assert_eq!(out.trim(), "alive", "set, and the parent checked alive");
+}
+
+#[test]
+fn a_child_can_start_in_a_cgroup() {
+    let base = std::path::Path::new("/sys/fs/cgroup/unified");
+    let dir = base.join(format!("ferroproc-test-{}", std::process::id()));
+    if !nix::unistd::Uid::effective().is_root() || std::fs::create_dir(&dir).is_err() {
+        eprintln!("skipped: needs root and a writable cgroup v2 hierarchy at {}", base.display());
+        return;
+    }
+    let fd = std::fs::File::open(&dir).unwrap();
+    let setup = Setup { cgroup: Some(fd.as_raw_fd()), ..Setup::default() };
+    let out = sh_with(&setup, "cat /proc/self/cgroup | grep '^0::'");
+    let name = dir.file_name().unwrap().to_str().unwrap();
+    assert!(out.trim().ends_with(name), "{out}");
+    drop(fd);
+    std::fs::remove_dir(&dir).unwrap();
 }

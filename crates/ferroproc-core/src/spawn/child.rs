@@ -1,0 +1,344 @@
+//! What the vfork-style child runs between `clone` and `execve`: one
+//! routine, [`child_steps`], over data the parent prepared ([`ChildCtx`]).
+
+use std::ffi::{c_char, c_int, c_void};
+use std::ptr;
+
+use super::{channel, Session, Stage};
+use crate::fdplan::Action;
+
+// The raw credential syscalls: on 32-bit x86 and ARM the plain numbers are
+// the legacy 16-bit calls (a uid above 65535 would be truncated and the child
+// would run as the wrong user); the 32-bit ones are named with a suffix.
+#[cfg(any(target_arch = "x86", target_arch = "arm"))]
+mod ids {
+    pub const SETGROUPS: libc::c_long = libc::SYS_setgroups32;
+    pub const SETRESGID: libc::c_long = libc::SYS_setresgid32;
+    pub const SETRESUID: libc::c_long = libc::SYS_setresuid32;
+}
+#[cfg(all(target_pointer_width = "32", not(any(target_arch = "x86", target_arch = "arm"))))]
+compile_error!("ferroproc: on this 32-bit target the width of the set*id syscalls is unknown; it is not supported");
+#[cfg(target_pointer_width = "64")]
+mod ids {
+    pub const SETGROUPS: libc::c_long = libc::SYS_setgroups;
+    pub const SETRESGID: libc::c_long = libc::SYS_setresgid;
+    pub const SETRESUID: libc::c_long = libc::SYS_setresuid;
+}
+
+/// How the child's signal dispositions are set (see [`super::Signals`]).
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub(super) enum SignalReset {
+    /// Every signal to its default.
+    All,
+    /// Handled ones to default (no handler of ours may run in the child),
+    /// ignored ones left ignored, except SIGPIPE and SIGXFSZ when `restore`.
+    Handled { restore: bool },
+}
+
+/// What the vfork-style child reads (and, on failure, writes back).
+///
+/// The child shares the parent's memory (`CLONE_VM`) while the parent is
+/// suspended (`CLONE_VFORK`) until the child execs or exits, so the parent
+/// reads `err_*` only after `clone` has returned.
+#[repr(C)]
+pub(super) struct ChildCtx {
+    /// Shares our fd table (`CLONE_FILES`): first take a private one.
+    pub share_files: bool,
+    /// With `share_files` and fds to receive: the channel's receiving end,
+    /// and a buffer for the control message.
+    pub chan: c_int,
+    pub chan_control: *mut u8,
+    pub chan_control_len: usize,
+    pub candidates: *const *const c_char,
+    pub argv: *const *const c_char,
+    pub envp: *const *const c_char,
+    pub actions: *const Action,
+    pub n_actions: usize,
+    /// Close the fds no entry names (Popen's `close_fds=False`: no).
+    pub close_others: bool,
+    pub pty_path: *const c_char,
+    pub cwd: *const c_char,
+    pub session: Session,
+    pub signals: SignalReset,
+    pub umask: c_int,
+    pub rlimits: *const (c_int, libc::rlimit64),
+    pub n_rlimits: usize,
+    pub nice: c_int,
+    pub set_nice: bool,
+    pub affinity: *const libc::cpu_set_t,
+    pub groups: *const libc::gid_t,
+    /// -1: leave the supplementary groups alone.
+    pub n_groups: isize,
+    pub gid: i64,
+    pub uid: i64,
+    pub death_signal: c_int,
+    pub parent_pid: libc::pid_t,
+    pub no_new_privs: bool,
+    pub max_fd: c_int,
+    pub err_stage: Stage,
+    pub err_errno: c_int,
+    /// The exec candidate tried last, or the rlimit entry that failed.
+    pub err_index: usize,
+}
+
+/// Close every fd from `first` to `last`: `close_range` where the kernel has
+/// it (5.9), otherwise one `close` per possible fd (below `max_fd`).
+///
+/// # Safety
+/// Async-signal-safe; only closes fd numbers.
+unsafe fn close_range(first: c_int, last: c_int, max_fd: c_int) {
+    // SAFETY: integer-only syscall.
+    if unsafe { libc::syscall(libc::SYS_close_range, first as libc::c_uint, last as libc::c_uint, 0) } == 0 {
+        return;
+    }
+    let mut fd = first;
+    while fd <= last && fd < max_fd {
+        // SAFETY: closing an fd number; EBADF is harmless.
+        unsafe { libc::close(fd) };
+        fd += 1;
+    }
+}
+
+/// Reset the signal dispositions as `how` says. All signals are blocked
+/// while this runs (the parent blocked them around `clone`).
+///
+/// # Safety
+/// Async-signal-safe; runs in the child.
+unsafe fn reset_signals(how: SignalReset) {
+    // SAFETY: (this block) sigaction on stack values.
+    unsafe {
+        let mut dfl: libc::sigaction = std::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        let mut sig = 1;
+        while sig < 65 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                let reset = match how {
+                    SignalReset::All => true,
+                    SignalReset::Handled { restore } => {
+                        let mut old: libc::sigaction = std::mem::zeroed();
+                        // C libraries refuse their internal signals: skip those.
+                        if libc::sigaction(sig, ptr::null(), &mut old) < 0 {
+                            false
+                        } else if old.sa_sigaction == libc::SIG_IGN {
+                            restore && (sig == libc::SIGPIPE || sig == libc::SIGXFSZ)
+                        } else {
+                            old.sa_sigaction != libc::SIG_DFL
+                        }
+                    }
+                };
+                if reset {
+                    libc::sigaction(sig, &dfl, ptr::null_mut());
+                }
+            }
+            sig += 1;
+        }
+    }
+}
+
+/// The steps the child takes before exec. Returns only on failure, having
+/// recorded the stage and errno in `ctx`.
+///
+/// # Safety
+/// Runs in a `CLONE_VM | CLONE_VFORK` child on its own stack. Why this is sound:
+/// - the parent thread is suspended until exec or `_exit`, and every other
+///   parent thread may run, so the child must not take locks, allocate, free,
+///   unwind or touch anything the parent owns except `ctx.err_*`; it only
+///   reads pre-built data and makes syscalls (glibc's posix_spawn child does
+///   the same);
+/// - credentials, limits and priorities are changed with raw syscalls, which
+///   act on this task alone; glibc's `set*id` wrappers would broadcast the
+///   change to the parent's other threads through signals (the "setxid"
+///   machinery); see `dumpable` for why sharing memory across the switch is
+///   safe;
+/// - all signals are blocked by the parent around `clone`; the child resets
+///   every handled disposition to default before unblocking, so no Python or
+///   Rust signal handler ever runs in it;
+/// - errno is the parent thread's TLS slot (no CLONE_SETTLS); the parent does
+///   not read it after `clone` returns, so clobbering it is harmless.
+pub(super) unsafe fn child_steps(ctx: &mut ChildCtx) {
+    macro_rules! fail {
+        ($stage:expr) => {{
+            ctx.err_stage = $stage;
+            // SAFETY: reading this thread's errno slot.
+            ctx.err_errno = *libc::__errno_location();
+            return;
+        }};
+    }
+    // SAFETY: (this block) only async-signal-safe libc calls and raw syscalls on pre-built data.
+    unsafe {
+        if ctx.share_files {
+            // A private fd table holding only the channel (or nothing), then
+            // the fds sent for us, at known numbers (`received_numbers`).
+            let unshare = libc::CLOSE_RANGE_UNSHARE as libc::c_uint;
+            let keep = if ctx.chan >= 0 { ctx.chan + 1 } else { 0 };
+            if libc::syscall(libc::SYS_close_range, keep as libc::c_uint, libc::c_uint::MAX, unshare) < 0 {
+                fail!(Stage::Fds);
+            }
+            if ctx.chan >= 0 {
+                if ctx.chan > 0 {
+                    libc::syscall(libc::SYS_close_range, 0 as libc::c_uint, (ctx.chan - 1) as libc::c_uint, 0);
+                }
+                if !channel::child_receive(ctx.chan, ctx.chan_control, ctx.chan_control_len) {
+                    fail!(Stage::Fds);
+                }
+                libc::close(ctx.chan);
+            }
+        }
+
+        reset_signals(ctx.signals);
+
+        match ctx.session {
+            Session::Inherit => {}
+            Session::New => {
+                if libc::setsid() < 0 {
+                    fail!(Stage::Session);
+                }
+            }
+            Session::NewGroup => {
+                if libc::setpgid(0, 0) < 0 {
+                    fail!(Stage::Session);
+                }
+            }
+            Session::JoinGroup(pgid) => {
+                if libc::setpgid(0, pgid) < 0 {
+                    fail!(Stage::Session);
+                }
+            }
+        }
+
+        if !ctx.pty_path.is_null() {
+            // No O_NOCTTY: a session leader opening a terminal acquires it.
+            let fd = libc::open(ctx.pty_path, libc::O_RDWR);
+            if fd < 0 {
+                fail!(Stage::Terminal);
+            }
+            libc::ioctl(fd, libc::TIOCSCTTY, 0);
+            let mut t = 0;
+            while t < 3 {
+                if fd != t && libc::dup2(fd, t) < 0 {
+                    fail!(Stage::Terminal);
+                }
+                t += 1;
+            }
+            if fd > 2 {
+                libc::close(fd);
+            }
+            close_range(3, c_int::MAX, ctx.max_fd);
+        } else {
+            let mut i = 0;
+            while i < ctx.n_actions {
+                match *ctx.actions.add(i) {
+                    Action::Dup2 { src, dst } => {
+                        if libc::dup2(src, dst) < 0 {
+                            fail!(Stage::Fds);
+                        }
+                    }
+                    Action::CloseRange { first, last } if ctx.close_others => close_range(first, last, ctx.max_fd),
+                    Action::CloseFrom(n) if ctx.close_others => close_range(n, c_int::MAX, ctx.max_fd),
+                    Action::CloseRange { .. } | Action::CloseFrom(_) => {}
+                }
+                i += 1;
+            }
+        }
+
+        if !ctx.cwd.is_null() && libc::chdir(ctx.cwd) < 0 {
+            fail!(Stage::Chdir);
+        }
+        if ctx.umask >= 0 {
+            libc::umask(ctx.umask as libc::mode_t);
+        }
+        // Limits and priority before the credentials: raising a hard limit or
+        // a priority needs the privileges the switch gives up.
+        let mut i = 0;
+        while i < ctx.n_rlimits {
+            let (resource, limit) = *ctx.rlimits.add(i);
+            if libc::syscall(libc::SYS_prlimit64, 0, resource, &limit as *const libc::rlimit64, ptr::null_mut::<u8>())
+                < 0
+            {
+                ctx.err_index = i;
+                fail!(Stage::Rlimit);
+            }
+            i += 1;
+        }
+        if ctx.set_nice && libc::syscall(libc::SYS_setpriority, libc::PRIO_PROCESS, 0, ctx.nice) < 0 {
+            fail!(Stage::Nice);
+        }
+        if !ctx.affinity.is_null()
+            && libc::syscall(libc::SYS_sched_setaffinity, 0, std::mem::size_of::<libc::cpu_set_t>(), ctx.affinity) < 0
+        {
+            fail!(Stage::Affinity);
+        }
+
+        if ctx.n_groups >= 0 && libc::syscall(ids::SETGROUPS, ctx.n_groups as usize, ctx.groups) < 0 {
+            fail!(Stage::Groups);
+        }
+        if ctx.gid >= 0 {
+            let gid = ctx.gid as libc::gid_t;
+            if libc::syscall(ids::SETRESGID, gid, gid, gid) < 0 {
+                fail!(Stage::Gid);
+            }
+        }
+        if ctx.uid >= 0 {
+            let uid = ctx.uid as libc::uid_t;
+            if libc::syscall(ids::SETRESUID, uid, uid, uid) < 0 {
+                fail!(Stage::Uid);
+            }
+        }
+
+        // After the credentials (a switch clears it). Then the classic race:
+        // the parent may have died before it was set; if so, act now.
+        if ctx.death_signal > 0 {
+            if libc::syscall(libc::SYS_prctl, libc::PR_SET_PDEATHSIG, ctx.death_signal as libc::c_ulong, 0, 0, 0) < 0 {
+                fail!(Stage::DeathSignal);
+            }
+            if libc::syscall(libc::SYS_getppid) as libc::pid_t != ctx.parent_pid {
+                libc::syscall(libc::SYS_kill, libc::syscall(libc::SYS_getpid), ctx.death_signal);
+            }
+        }
+        if ctx.no_new_privs && libc::syscall(libc::SYS_prctl, libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
+            fail!(Stage::NoNewPrivs);
+        }
+
+        // An empty signal mask for the new program (8 bytes: the kernel's sigset size).
+        let empty: u64 = 0;
+        if libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, &empty as *const u64, ptr::null_mut::<u64>(), 8)
+            < 0
+        {
+            fail!(Stage::Spawn);
+        }
+
+        let mut i = 0;
+        let mut denied = false;
+        while !(*ctx.candidates.add(i)).is_null() {
+            libc::execve(*ctx.candidates.add(i), ctx.argv, ctx.envp);
+            let e = *libc::__errno_location();
+            if e == libc::EACCES {
+                if !denied {
+                    ctx.err_index = i;
+                }
+                denied = true;
+            } else if e != libc::ENOENT && e != libc::ENOTDIR {
+                ctx.err_index = i;
+                fail!(Stage::Exec);
+            } else if !denied {
+                ctx.err_index = i;
+            }
+            i += 1;
+        }
+        if denied {
+            *libc::__errno_location() = libc::EACCES;
+        }
+        fail!(Stage::Exec);
+    }
+}
+
+/// The child's entry point (for `clone`, and for `clone3`'s trampoline).
+pub(super) extern "C" fn child_main(arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the parent's ChildCtx, alive while the parent is
+    // suspended in clone (CLONE_VFORK); see `child_steps` for the argument.
+    unsafe {
+        child_steps(&mut *(arg as *mut ChildCtx));
+        libc::_exit(127)
+    }
+}
