@@ -52,6 +52,7 @@ MODULES = [
     "ferroproc.task",
     "ferroproc.log",
     "ferroproc.procutils",
+    "ferroproc.asyncio",
     "ferroproc.twisted",
     "ferroproc._core",
 ]

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use ferroproc_core::child::{Child, NotOpen, ProducerRegistered, Role, SignalError, INPUT_FD};
+use ferroproc_core::child::{Child, NotOpen, ProducerRegistered, Role, SignalError, WriteLimits, INPUT_FD};
 use ferroproc_core::pty;
 use pyo3::exceptions::{PyKeyError, PyNotImplementedError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::intern;
@@ -432,6 +432,49 @@ impl Process {
             })
             .collect()
         })
+    }
+
+    /// For the asyncio host: pause or resume reading child fd `childFD`
+    /// alone (a pipe transport's `pause_reading`/`resume_reading`).
+    #[pyo3(name = "_setFDReading")]
+    fn set_fd_reading(&self, childFD: i32, reading: bool) -> PyResult<()> {
+        let Some(shared) = Shared::get(&self.handle) else { return Ok(()) };
+        let registry = shared.lp.registry();
+        self.cell.with(|c, _| c.set_fd_reading(childFD, reading, registry)).map_err(|e| os_error(e, "resume_reading"))
+    }
+
+    /// For the asyncio host: whether child fd `childFD` is an open pipe
+    /// being read.
+    #[pyo3(name = "_isReading")]
+    fn is_reading(&self, childFD: i32) -> bool {
+        self.cell.with(|c, _| c.is_reading(childFD))
+    }
+
+    /// For the asyncio host: a registered streaming producer is paused above
+    /// `high` queued input bytes and resumed at or below `low`.
+    #[pyo3(name = "_setWriteLimits")]
+    fn set_write_limits(&self, high: usize, low: usize) {
+        self.act(|c, _| c.set_write_limits(WriteLimits { high, low }));
+    }
+
+    /// For the asyncio host: how many bytes are queued for child fd `childFD`.
+    #[pyo3(name = "_queued")]
+    fn queued(&self, childFD: i32) -> usize {
+        self.cell.with(|c, _| c.queued(childFD))
+    }
+
+    /// For the asyncio host: close the input pipe of child fd `childFD` now,
+    /// dropping what is queued (`abort`).
+    #[pyo3(name = "_abortChildFD")]
+    fn abort_child_fd(&self, childFD: i32) {
+        self.act(|c, _| c.abort_fd(childFD));
+    }
+
+    /// For the asyncio host: whether stdin was lost with data still queued
+    /// (the child closed its end: a broken pipe).
+    #[getter(_inputBroken)]
+    fn input_broken(&self) -> bool {
+        self.cell.with(|c, _| c.input_broken())
     }
 
     /// Take the process off its host's reactor (Twisted's `removeAll()`):

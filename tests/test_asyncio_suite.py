@@ -39,7 +39,7 @@ LOOPS = [
         id="uvloop",
         marks=pytest.mark.skipif(_missing("uvloop"), reason="uvloop is not installed: pip install 'ferroproc[test]'"),
     ),
-    # pytest.param("ferroproc.asyncio:new_event_loop", "ferroproc.", id="ferroproc"),
+    pytest.param("ferroproc.asyncio:new_event_loop", "ferroproc.", id="ferroproc"),
 ]
 
 SUMMARY = re.compile(r"^asyncio-suite .*: run (\d+), passed (\d+), skipped (\d+), failed (\d+), excluded (\d+) .* OK$")

@@ -31,9 +31,7 @@ from ferroproc.failure import Failure, NoCurrentExceptionError
 
 def unhandled_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [
-        r
-        for r in caplog.records
-        if r.name == "ferroproc" and r.getMessage().startswith("Unhandled error in Deferred:")
+        r for r in caplog.records if r.name == "ferroproc" and r.getMessage().startswith("Unhandled error in Deferred:")
     ]
 
 

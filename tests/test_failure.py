@@ -131,7 +131,7 @@ def test_get_traceback_text() -> None:
     f = _caught()
     text = f.getTraceback()
     assert text.startswith("Traceback (most recent call last):\n")
-    assert 'in _raiser\n' in text
+    assert "in _raiser\n" in text
     assert "raise ValueError(message)" in text
     assert text.endswith("builtins.ValueError: boom\n")
 
@@ -209,7 +209,10 @@ def test_module_import_is_light() -> None:
     import subprocess
 
     out = subprocess.run(
-        [sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True,
+        [sys.executable, "-S", "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
         env={"PYTHONPATH": ":".join(p for p in sys.path if p)},
     ).stdout
     assert out.strip() == "[]"

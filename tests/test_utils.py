@@ -102,9 +102,7 @@ def test_output_with_error_collected() -> None:
 
 
 def test_output_path(tmp_path: Path) -> None:
-    assert run_until(utils.getProcessOutput("/bin/pwd", path=str(tmp_path))) == (
-        str(tmp_path).encode() + b"\n"
-    )
+    assert run_until(utils.getProcessOutput("/bin/pwd", path=str(tmp_path))) == (str(tmp_path).encode() + b"\n")
 
 
 def test_output_default_path_is_ours(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -164,9 +162,7 @@ def test_value_after_signal_is_none() -> None:
 
 
 def test_output_and_value() -> None:
-    d = utils.getProcessOutputAndValue(
-        "/bin/sh", ["-c", "echo hello world!; echo goodbye world! >&2; exit 1"]
-    )
+    d = utils.getProcessOutputAndValue("/bin/sh", ["-c", "echo hello world!; echo goodbye world! >&2; exit 1"])
     assert run_until(d) == (b"hello world!\n", b"goodbye world!\n", 1)
 
 
@@ -176,9 +172,7 @@ def test_output_and_value_path(tmp_path: Path) -> None:
 
 
 def test_output_and_value_signal() -> None:
-    d = utils.getProcessOutputAndValue(
-        "/bin/sh", ["-c", "echo stdout; echo stderr >&2; kill -9 $$"]
-    )
+    d = utils.getProcessOutputAndValue("/bin/sh", ["-c", "echo stdout; echo stderr >&2; kill -9 $$"])
     failure = failure_of(d)
     assert failure.value == (b"stdout\n", b"stderr\n", signal.SIGKILL)
     assert failure.check(tuple) is tuple

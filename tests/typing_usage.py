@@ -695,6 +695,37 @@ def logging_and_which() -> None:
     procutils.which(b"gzip")  # type: ignore[arg-type]
 
 
+# -- asyncio ------------------------------------------------------------------
+
+
+async def asyncio_usage() -> None:
+    import asyncio
+
+    import ferroproc.asyncio as fa
+
+    p = await fa.create_subprocess_exec("echo", "hi", stdout=asyncio.subprocess.PIPE, timeout=5.0)
+    assert_type(p, asyncio.subprocess.Process)
+    out, err = await p.communicate()
+    assert_type(out, bytes)
+    assert_type(err, bytes)
+    shell = await fa.create_subprocess_shell("exit 3", start_new_session=True)
+    assert_type(await shell.wait(), int)
+    await fa.create_subprocess_shell(["ls"])  # type: ignore[arg-type]
+    assert_type(await utils.getProcessOutput("true"), bytes)
+
+
+def asyncio_loops() -> None:
+    import asyncio
+
+    import ferroproc.asyncio as fa
+
+    loop = fa.new_event_loop()
+    assert_type(loop, fa.EventLoop)
+    loop.close()
+    asyncio.set_event_loop_policy(fa.EventLoopPolicy())
+    assert_type(fa.run(asyncio.sleep(0, "done")), str)
+
+
 # -- runnable ------------------------------------------------------------------
 
 

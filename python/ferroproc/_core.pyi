@@ -334,6 +334,30 @@ class Process:
         as ``(childFD, parentFD, kind, queued)``, kind ``'r'``, ``'w'`` or
         ``'pty'``, ``queued`` whether input waits to be written."""
 
+    def _setFDReading(self, childFD: int, reading: bool) -> None:
+        """For the asyncio host: pause or resume reading child fd ``childFD``
+        alone (a pipe transport's ``pause_reading``/``resume_reading``)."""
+
+    def _isReading(self, childFD: int) -> bool:
+        """For the asyncio host: whether child fd ``childFD`` is an open pipe
+        being read."""
+
+    def _setWriteLimits(self, high: int, low: int) -> None:
+        """For the asyncio host: a registered streaming producer is paused
+        above ``high`` queued input bytes and resumed at or below ``low``."""
+
+    def _queued(self, childFD: int) -> int:
+        """For the asyncio host: how many bytes are queued for child fd ``childFD``."""
+
+    def _abortChildFD(self, childFD: int) -> None:
+        """For the asyncio host: close the input pipe of child fd ``childFD``
+        now, dropping what is queued (``abort``)."""
+
+    @property
+    def _inputBroken(self) -> bool:
+        """For the asyncio host: whether stdin was lost with data still
+        queued (the child closed its end: a broken pipe)."""
+
     def _removeFromReactor(self) -> None:
         """Take the process off its host's reactor (Twisted's ``removeAll()``):
         its protocol gets no more calls and the parent's ends of its pipes

@@ -15,6 +15,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec
 
+from ferroproc._asynciohost import AsyncioDriver, runningLoop
 from ferroproc._core import DelayedCall, Engine, Process
 from ferroproc._logger import logError, logger
 from ferroproc._spawnargs import SpawnMethod, SpawnOptions, prepareSpawn
@@ -64,6 +65,12 @@ class Reactor:
 
     One instance, :data:`ferroproc.reactor`, is the default. Unlike Twisted's,
     it can be run again after ``stop()``.
+
+    Inside a running asyncio loop (``asyncio.run()``, ``uvloop.run()``...)
+    it need not run at all: its first ``spawnProcess`` or ``callLater``
+    from the loop's thread hands the engine to that loop, which then drives
+    it (children, timers, ``callFromThread``), so the utilities' Deferreds
+    can simply be awaited.
     """
 
     #: Twisted's test hook: force the vfork-style path even where posix_spawn fits.
@@ -75,6 +82,8 @@ class Reactor:
         self._whenRunning: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
         self._triggers: dict[tuple[str, str], list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]]] = {}
         self._spawnMethod: SpawnMethod | None = None
+        #: The asyncio loop driving the engine, while the reactor does not run.
+        self._driver: AsyncioDriver | None = None
 
     # -- processes ---------------------------------------------------------
 
@@ -121,12 +130,30 @@ class Reactor:
         spawnArgs = prepareSpawn(
             processProtocol, executable, args, env, path, uid, gid, usePTY, childFDs, options, method
         )
-        return self._engine.spawn(processProtocol, spawnArgs)
+        self._followAsyncio()
+        transport = self._engine.spawn(processProtocol, spawnArgs)
+        if self._driver is not None:
+            self._driver.schedule()
+        return transport
+
+    def _followAsyncio(self) -> None:
+        """Inside a running asyncio loop (the reactor not running), let that
+        loop drive the engine."""
+        loop = runningLoop()
+        driver = self._driver
+        if driver is not None and (loop is None or not driver.attachedTo(loop)) and not driver.driving():
+            # Its loop stopped: release the engine (and its thread binding).
+            driver.close()
+            self._driver = driver = None
+        if loop is None or self._engine.running or driver is not None:
+            return
+        self._driver = AsyncioDriver(self._engine, loop)
 
     def _replaceEngine(self) -> None:
         """Forget the engine of the process this one was forked from."""
         self._engine.forgetAfterFork()
         self._engine = Engine(_reason, logError)
+        self._driver = None
 
     # -- time and threads --------------------------------------------------
 
@@ -137,7 +164,11 @@ class Reactor:
     def callLater(self, delay: float, callable: Callable[_P, object], *args: _P.args, **kw: _P.kwargs) -> DelayedCall:
         """Call ``callable(*args, **kw)`` in ``delay`` seconds; returns a
         ``DelayedCall`` (``cancel``, ``active``, ``getTime``, ``delay``, ``reset``)."""
-        return self._engine.callLater(delay, callable, args, kw or None)
+        call = self._engine.callLater(delay, callable, args, kw or None)
+        self._followAsyncio()
+        if self._driver is not None:
+            self._driver.schedule()
+        return call
 
     def callFromThread(self, callable: Callable[_P, object], *args: _P.args, **kw: _P.kwargs) -> None:
         """Run ``callable(*args, **kw)`` on the reactor's thread soon; safe

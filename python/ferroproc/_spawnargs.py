@@ -214,9 +214,7 @@ def _childFDs(childFDs: Mapping[Any, Any]) -> list[tuple[int, str, int]]:
     limit = _fdLimit()
     for child, value in sorted(childFDs.items(), key=lambda kv: kv[0] if _isInt(kv[0]) else -1):
         if not _isInt(child):
-            raise TypeError(
-                f"spawnProcess: childFDs key {child!r} must be an int (a child fd), not {_typeName(child)}"
-            )
+            raise TypeError(f"spawnProcess: childFDs key {child!r} must be an int (a child fd), not {_typeName(child)}")
         if child < 0 or child >= _MAX_FD:
             raise ValueError(f"spawnProcess: childFDs key {child} is not a valid fd number")
         if child >= limit:
@@ -493,4 +491,3 @@ def prepareSpawn(
         method=method,
         **fields,
     )
-

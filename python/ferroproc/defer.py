@@ -561,14 +561,8 @@ class Deferred(Generic[_T]):
                     current._runningCallbacks = False
                 if isinstance(result, Deferred):
                     if result is current:
-                        result = Failure(
-                            TypeError(
-                                f"callback {function!r} returned the Deferred it was added to"
-                            )
-                        )
-                    elif (
-                        not result.called or result.paused or isinstance(result.result, Deferred)
-                    ):
+                        result = Failure(TypeError(f"callback {function!r} returned the Deferred it was added to"))
+                    elif not result.called or result.paused or isinstance(result.result, Deferred):
                         # Not ready: wait for it.
                         current.result = result
                         current.paused += 1
@@ -661,6 +655,7 @@ class Deferred(Generic[_T]):
         with :class:`CancelledError`); a future cancelled elsewhere fails the
         Deferred with :class:`CancelledError` too.
         """
+
         def cancelFuture(_: Deferred[_U]) -> None:
             future.cancel()
 
@@ -804,7 +799,6 @@ class _CoroutineDriver(Generic[_T]):
             self.waitingOn = None
 
 
-
 _WAITING = object()
 
 
@@ -869,15 +863,11 @@ def fail(result: Failure | BaseException | None = None) -> Deferred[Any]:
 
 
 @overload
-def maybeDeferred(
-    f: Callable[_P, Deferred[_T]], *args: _P.args, **kwargs: _P.kwargs
-) -> Deferred[_T]: ...
+def maybeDeferred(f: Callable[_P, Deferred[_T]], *args: _P.args, **kwargs: _P.kwargs) -> Deferred[_T]: ...
 
 
 @overload
-def maybeDeferred(
-    f: Callable[_P, Coroutine[Any, Any, _T]], *args: _P.args, **kwargs: _P.kwargs
-) -> Deferred[_T]: ...
+def maybeDeferred(f: Callable[_P, Coroutine[Any, Any, _T]], *args: _P.args, **kwargs: _P.kwargs) -> Deferred[_T]: ...
 
 
 @overload
@@ -978,9 +968,7 @@ class DeferredList(Deferred[Any]):
             Deferred.cancel(self)
 
 
-def gatherResults(
-    deferredList: Iterable[Deferred[_T]], consumeErrors: bool = False
-) -> Deferred[list[_T]]:
+def gatherResults(deferredList: Iterable[Deferred[_T]], consumeErrors: bool = False) -> Deferred[list[_T]]:
     """Return a Deferred for the list of results of ``deferredList``.
 
     It fails with :class:`FirstError` as soon as one of them fails.

@@ -131,8 +131,7 @@ class Failure(BaseException):
             current_type, current_value, current_tb = sys.exc_info()
             if current_type is None:
                 raise NoCurrentExceptionError(
-                    "Failure() needs an exception: call it inside an 'except' "
-                    "block or pass the exception"
+                    "Failure() needs an exception: call it inside an 'except' block or pass the exception"
                 )
             if isinstance(current_value, Failure):
                 # raiseException() raised a failure whose value is not an
@@ -281,9 +280,7 @@ class Failure(BaseException):
         """Return a compact traceback: one ``file:line:function`` per frame."""
         return self.getTraceback(detail="brief")
 
-    def printTraceback(
-        self, file: IO[str] | None = None, elideFrameworkCode: int = 0, detail: str = "default"
-    ) -> None:
+    def printTraceback(self, file: IO[str] | None = None, elideFrameworkCode: int = 0, detail: str = "default") -> None:
         """Write :meth:`getTraceback` to ``file`` (``sys.stderr`` by default)."""
         if file is None:
             file = sys.stderr
@@ -295,9 +292,7 @@ class Failure(BaseException):
 
     def _formatInto(self, write: Callable[[str], object], detail: str) -> None:
         if detail not in ("default", "brief", "verbose"):
-            raise ValueError(
-                f"Failure.getTraceback: detail must be 'default', 'brief' or 'verbose', not {detail!r}"
-            )
+            raise ValueError(f"Failure.getTraceback: detail must be 'default', 'brief' or 'verbose', not {detail!r}")
         frames = self._frameInfo()
         if detail == "brief":
             heading = "Traceback" if frames else "Traceback (failure with no frames)"

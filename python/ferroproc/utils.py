@@ -68,9 +68,7 @@ if TYPE_CHECKING:
             path: Any = None,
         ) -> Any: ...
 
-        def callLater(
-            self, delay: float, callable: Callable[..., object], *args: Any, **kw: Any
-        ) -> _DelayedCall: ...
+        def callLater(self, delay: float, callable: Callable[..., object], *args: Any, **kw: Any) -> _DelayedCall: ...
 
     class _ProcessTransport(Protocol):
         """What the helpers use of a process transport."""
@@ -124,13 +122,10 @@ class OutputLimitExceeded(Exception):
     * ``reason``: the Failure the process ended with.
     """
 
-    def __init__(
-        self, command: _Command, limit: int, out: bytes, err: bytes, reason: Failure
-    ) -> None:
+    def __init__(self, command: _Command, limit: int, out: bytes, err: bytes, reason: Failure) -> None:
         Exception.__init__(
             self,
-            f"{_describe(command)}: wrote more than {limit} bytes of output "
-            f"(maxBytes={limit}); killed with SIGKILL",
+            f"{_describe(command)}: wrote more than {limit} bytes of output (maxBytes={limit}); killed with SIGKILL",
         )
         self.command = command
         self.limit = limit
@@ -165,8 +160,7 @@ class ProcessTimeout(TimeoutError):
         how = "SIGKILL after SIGTERM" if killed else "SIGTERM"
         TimeoutError.__init__(
             self,
-            f"{_describe(command)}: did not finish within {timeout} seconds "
-            f"(timeout={timeout}); stopped with {how}",
+            f"{_describe(command)}: did not finish within {timeout} seconds (timeout={timeout}); stopped with {how}",
         )
         self.command = command
         self.timeout = timeout
@@ -332,14 +326,10 @@ class _HelperProtocol(ProcessProtocol):
         err = self.errChunks.getvalue()
         if self._limitHit:
             assert self._maxBytes is not None
-            deferred.errback(
-                OutputLimitExceeded(self.command, self._maxBytes, out, err, reason)
-            )
+            deferred.errback(OutputLimitExceeded(self.command, self._maxBytes, out, err, reason))
         elif self._timedOut:
             assert self._timeout is not None
-            deferred.errback(
-                ProcessTimeout(self.command, self._timeout, self._killed, out, err, reason)
-            )
+            deferred.errback(ProcessTimeout(self.command, self._timeout, self._killed, out, err, reason))
         else:
             self.finished(deferred, out, err, reason)
 
@@ -429,19 +419,13 @@ def _isNumber(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _checkLimits(
-    function: str, maxBytes: int | None, timeout: float | None, killGrace: float
-) -> None:
+def _checkLimits(function: str, maxBytes: int | None, timeout: float | None, killGrace: float) -> None:
     """Refuse bad limits before any child exists (a timer that could not be
     scheduled would otherwise fail only after the child had started)."""
-    if maxBytes is not None and (
-        not isinstance(maxBytes, int) or isinstance(maxBytes, bool) or maxBytes < 0
-    ):
+    if maxBytes is not None and (not isinstance(maxBytes, int) or isinstance(maxBytes, bool) or maxBytes < 0):
         raise ValueError(f"{function}: maxBytes must be a non-negative int or None, not {maxBytes!r}")
     if timeout is not None and (not _isNumber(timeout) or not 0 < timeout < math.inf):
-        raise ValueError(
-            f"{function}: timeout must be a positive, finite number of seconds or None, not {timeout!r}"
-        )
+        raise ValueError(f"{function}: timeout must be a positive, finite number of seconds or None, not {timeout!r}")
     if not _isNumber(killGrace) or not 0 <= killGrace < math.inf:
         raise ValueError(f"{function}: killGrace must be a finite number of seconds >= 0, not {killGrace!r}")
 
@@ -501,9 +485,7 @@ def getProcessOutput(
     _checkLimits("getProcessOutput", maxBytes, timeout, killGrace)
     command = _command("getProcessOutput", executable, args)
     deferred: Deferred[bytes] = Deferred()
-    protocol = _OutputGetter(
-        deferred, command, maxBytes, timeout, killGrace, True, errortoo=bool(errortoo)
-    )
+    protocol = _OutputGetter(deferred, command, maxBytes, timeout, killGrace, True, errortoo=bool(errortoo))
     return _run(protocol, deferred, executable, command, env, path, reactor)
 
 
@@ -558,12 +540,8 @@ def getProcessOutputAndValue(
     """
     _checkLimits("getProcessOutputAndValue", maxBytes, timeout, killGrace)
     if stdinBytes is not None and not isinstance(stdinBytes, bytes):
-        raise TypeError(
-            f"getProcessOutputAndValue: stdinBytes must be bytes or None, not {type(stdinBytes).__name__}"
-        )
+        raise TypeError(f"getProcessOutputAndValue: stdinBytes must be bytes or None, not {type(stdinBytes).__name__}")
     command = _command("getProcessOutputAndValue", executable, args)
     deferred: Deferred[tuple[bytes, bytes, int]] = Deferred()
-    protocol = _EverythingGetter(
-        deferred, command, maxBytes, timeout, killGrace, True, stdinBytes=stdinBytes
-    )
+    protocol = _EverythingGetter(deferred, command, maxBytes, timeout, killGrace, True, stdinBytes=stdinBytes)
     return _run(protocol, deferred, executable, command, env, path, reactor)

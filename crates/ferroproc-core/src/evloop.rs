@@ -142,6 +142,9 @@ pub struct Loop<H: Host> {
     /// This process is a fork of the one that made the loop: its children
     /// are not ours, and nothing here may be touched any more.
     forked: AtomicBool,
+    /// The process that made the loop (a fork is detected even where no
+    /// host hook called [`Loop::forget_after_fork`]).
+    owner: libc::pid_t,
 }
 
 /// Marks the calling thread as turning a loop, until dropped.
@@ -192,6 +195,8 @@ impl<H: Host> Loop<H> {
             rereads: Mutex::new(Vec::new()),
             live: AtomicUsize::new(0),
             forked: AtomicBool::new(false),
+            // SAFETY: getpid only reads.
+            owner: unsafe { libc::getpid() },
         })
     }
 
@@ -255,7 +260,8 @@ impl<H: Host> Loop<H> {
 
     /// Whether this process is a fork of the loop's owner.
     pub fn is_forked(&self) -> bool {
-        self.forked.load(Ordering::Acquire)
+        // SAFETY: getpid only reads.
+        self.forked.load(Ordering::Acquire) || unsafe { libc::getpid() } != self.owner
     }
 
     /// In a forked child: the children and fds here belong to the parent.

@@ -145,6 +145,11 @@ mod tests {
         assert_eq!(d.read.chunks.concat(), data);
         assert!(d.read.chunks.len() <= 2, "a full first read is followed by one sized read");
         drop(f);
+        // A child spawned meanwhile by another test may hold a copy of the
+        // write end until its exec (as after any fork): wait for the EOF.
+        let mut pfd = libc::pollfd { fd: src.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut pfd, 1, 5000) };
         let d = read_available(&src, true, &mut VecAlloc);
         assert!(d.read.eof && d.read.chunks.is_empty());
     }

@@ -23,6 +23,14 @@
 //! in a trash list the host empties after unlocking.
 
 pub mod cell;
+mod control;
+#[cfg(test)]
+mod control_tests;
+mod events;
+mod flow;
+#[cfg(test)]
+mod flow_tests;
+mod pipe;
 pub mod queue;
 #[cfg(test)]
 mod tests;
@@ -33,11 +41,17 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
 use mio::unix::SourceFd;
-use mio::{Interest, Registry, Token};
+use mio::{Registry, Token};
 
 use crate::reap::{self, Exit};
 use crate::sys;
 
+use control::Watch;
+pub use control::{GroupPolicy, TimeLimits, TimedOut, TimeoutKind};
+pub use events::{Event, NotOpen, ProducerRegistered, Queued, ReadResult, ReadSource, SignalError};
+use flow::Producer;
+pub use flow::{WriteLimits, HIGH_WATER};
+pub use pipe::{Pipe, Role};
 pub use queue::{Flushed, WriteQueue};
 
 /// The child fd that input goes to: the stdin pipe, or the terminal. The one
@@ -47,212 +61,9 @@ pub const INPUT_FD: i32 = 0;
 /// The child fd a terminal's output is reported as (as in Twisted).
 pub const TERMINAL_OUTPUT_FD: i32 = 1;
 
-/// Above this many queued input bytes a streaming producer is paused
-/// (Twisted's `FileDescriptor.bufferSize`).
-pub const HIGH_WATER: usize = 64 * 1024;
-
 /// Pipes that carry bulk data are grown to this size where the user's pipe
 /// quota allows: fewer wake-ups and larger reads.
 const BIG_PIPE: libc::c_int = 1 << 20;
-
-/// What the parent does with one of its fds to the child.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// The child writes, the parent reads (`'r'` in childFDs).
-    Read,
-    /// The parent writes, the child reads (`'w'`).
-    Write,
-    /// A terminal's master: both directions on one fd.
-    Terminal,
-}
-
-impl Role {
-    fn reads(self) -> bool {
-        matches!(self, Role::Read | Role::Terminal)
-    }
-
-    fn writes(self) -> bool {
-        matches!(self, Role::Write | Role::Terminal)
-    }
-
-    /// What the poll watches for while reading is on.
-    pub fn interest(self) -> Interest {
-        match self {
-            Role::Read => Interest::READABLE,
-            Role::Write => Interest::WRITABLE,
-            Role::Terminal => Interest::READABLE | Interest::WRITABLE,
-        }
-    }
-}
-
-/// The parent's end of one pipe (or the terminal's master).
-#[derive(Debug)]
-pub struct Pipe<C> {
-    fd: Arc<OwnedFd>,
-    token: Token,
-    role: Role,
-    queue: WriteQueue<C>,
-    /// Close once the queue has been written (closeChildFD, loseConnection).
-    closing: bool,
-    grown: bool,
-}
-
-impl<C> Pipe<C> {
-    /// The parent's fd number.
-    pub fn raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
-
-    /// The poll token this pipe is registered under.
-    pub fn token(&self) -> Token {
-        self.token
-    }
-
-    /// What the parent does with it.
-    pub fn role(&self) -> Role {
-        self.role
-    }
-}
-
-/// One protocol call for the host to make, in order.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Event<C> {
-    /// `childDataReceived(fd, data)`.
-    Data { fd: i32, data: C },
-    /// `childConnectionLost(fd)`.
-    Lost { fd: i32 },
-    /// `processExited(reason)`: the status is [`Child::exit`].
-    Exited,
-    /// `processEnded(reason)`: the last event.
-    Ended,
-    /// The registered producer (of this `generation`) should produce again.
-    ResumeProducer { generation: u64 },
-    /// The input is gone: stop the registered producer (of this `generation`)
-    /// and forget it.
-    StopProducer { generation: u64 },
-}
-
-/// Flow-control state of the producer feeding the child's input.
-#[derive(Debug, Clone, Copy)]
-struct Producer {
-    streaming: bool,
-    paused: bool,
-    generation: u64,
-}
-
-/// What reading one fd produced (see [`crate::io::read_available`]).
-#[derive(Debug)]
-pub struct ReadResult<C> {
-    pub chunks: Vec<C>,
-    /// End of stream (EOF, or EIO on a terminal's master).
-    pub eof: bool,
-}
-
-/// An fd to read from, taken out of the child so the read itself runs
-/// without the child's lock (the fd stays open while this is held).
-#[derive(Debug, Clone)]
-pub struct ReadSource {
-    pub fd: Arc<OwnedFd>,
-    /// A terminal's master: read until EAGAIN or EIO (no short-read shortcut).
-    pub terminal: bool,
-}
-
-/// The outcome of a write request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Queued {
-    /// The child now has queued output: the host must flush it this turn.
-    pub needs_flush: bool,
-    /// Pause the registered streaming producer now (the queue is over
-    /// [`HIGH_WATER`]); the state already says it is paused.
-    pub pause_producer: Option<u64>,
-}
-
-/// A write to a child fd that has no open input pipe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NotOpen;
-
-/// What registering a producer led to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProducerRegistered {
-    /// Registered under this generation; a pull producer on an idle pipe is
-    /// asked for data through a queued [`Event::ResumeProducer`].
-    Yes { generation: u64 },
-    /// There is no input to feed: stop the producer at once.
-    NoInput,
-    /// Another producer is registered already.
-    Busy,
-}
-
-/// Why a signal could not be sent.
-#[derive(Debug)]
-pub enum SignalError {
-    /// The child has been reaped (or its group is empty).
-    Gone,
-    /// The child has no process group of its own.
-    NoGroup,
-    Os(io::Error),
-}
-
-/// The child's own process group, and when to kill all of it.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct GroupPolicy {
-    /// The group the child leads or joined (None: the parent's).
-    pub pgid: Option<libc::pid_t>,
-    /// SIGKILL the group when the child exits (its grandchildren go too).
-    pub kill_on_exit: bool,
-    /// SIGKILL the group when the parent loses the connection
-    /// (`loseConnection`, or the host going away).
-    pub kill_on_lost: bool,
-}
-
-/// Which time limit ran out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TimeoutKind {
-    /// The wall-clock limit.
-    Wall,
-    /// No output for that long.
-    Idle,
-}
-
-/// Time limits on the child, in seconds (the host's clock, [`crate::timers::now`]).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TimeLimits {
-    /// Run at most this long.
-    pub wall: Option<f64>,
-    /// Produce output at least this often.
-    pub idle: Option<f64>,
-    /// Between SIGTERM and SIGKILL.
-    pub grace: f64,
-}
-
-/// How a time limit ended the child (for the reason the protocol gets).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TimedOut {
-    pub kind: TimeoutKind,
-    /// The limit, in seconds.
-    pub limit: f64,
-    /// SIGKILL had to follow SIGTERM.
-    pub killed: bool,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Phase {
-    Watching,
-    /// SIGTERM sent; SIGKILL at `kill_at`.
-    Terminated {
-        kill_at: f64,
-    },
-    Done,
-}
-
-#[derive(Debug)]
-struct Watch {
-    limits: TimeLimits,
-    started: f64,
-    last_output: f64,
-    phase: Phase,
-    timed_out: Option<TimedOut>,
-}
 
 /// One child's state: see the module documentation.
 #[derive(Debug)]
@@ -268,6 +79,10 @@ pub struct Child<C> {
     held_master: Option<Arc<OwnedFd>>,
     reading_paused: bool,
     producer: Option<Producer>,
+    write_limits: WriteLimits,
+    /// The input pipe was lost with data still queued for it (the child
+    /// closed its end): asyncio reports that loss as a `BrokenPipeError`.
+    input_broken: bool,
     next_generation: u64,
     exited_emitted: bool,
     ended_emitted: bool,
@@ -290,6 +105,8 @@ impl<C: AsRef<[u8]>> Child<C> {
             held_master: None,
             reading_paused: false,
             producer: None,
+            write_limits: WriteLimits::default(),
+            input_broken: false,
             next_generation: 0,
             exited_emitted: false,
             ended_emitted: false,
@@ -300,127 +117,10 @@ impl<C: AsRef<[u8]>> Child<C> {
         }
     }
 
-    /// Its process group, and when to kill it.
-    pub fn set_group(&mut self, group: GroupPolicy) {
-        self.group = group;
-    }
-
-    /// The group the child leads or joined.
-    pub fn pgid(&self) -> Option<libc::pid_t> {
-        self.group.pgid
-    }
-
-    /// Time limits, counted from `now`. Returns when to call
-    /// [`Child::on_deadline`] first.
-    pub fn set_time_limits(&mut self, limits: TimeLimits, now: f64) -> Option<f64> {
-        let watch = Watch { limits, started: now, last_output: now, phase: Phase::Watching, timed_out: None };
-        self.watch = Some(watch);
-        self.next_deadline()
-    }
-
-    /// How a time limit ended the child, if one did.
-    pub fn timed_out(&self) -> Option<TimedOut> {
-        self.watch.as_ref().and_then(|w| w.timed_out)
-    }
-
-    fn next_deadline(&self) -> Option<f64> {
-        let w = self.watch.as_ref()?;
-        match w.phase {
-            Phase::Watching => {
-                let wall = w.limits.wall.map(|l| w.started + l);
-                let idle = w.limits.idle.map(|l| w.last_output + l);
-                match (wall, idle) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                }
-            }
-            Phase::Terminated { kill_at } => Some(kill_at),
-            Phase::Done => None,
-        }
-    }
-
-    /// A deadline came (at `now`): enforce the limits. A limit that ran out
-    /// sends SIGTERM (to the child's group when it has one), and SIGKILL after
-    /// the grace period; once the child is killed, the parent's ends of its
-    /// pipes close, so a grandchild holding them cannot delay the end (the
-    /// host flushes what input was queued, as after `loseConnection`).
-    /// Returns when to call again, if at all.
-    pub fn on_deadline(&mut self, now: f64) -> Option<f64> {
-        let exited = self.exit.is_some();
-        let w = self.watch.as_mut()?;
-        match w.phase {
-            Phase::Done => return None,
-            Phase::Watching if exited => {
-                w.phase = Phase::Done;
-                return None;
-            }
-            Phase::Watching => {
-                let over = |limit: Option<f64>, since: f64| limit.filter(|l| now >= since + l);
-                let hit = match (over(w.limits.wall, w.started), over(w.limits.idle, w.last_output)) {
-                    (Some(limit), _) => Some((TimeoutKind::Wall, limit)),
-                    (None, Some(limit)) => Some((TimeoutKind::Idle, limit)),
-                    (None, None) => None,
-                };
-                if let Some((kind, limit)) = hit {
-                    if w.limits.grace <= 0.0 {
-                        // No grace: SIGKILL at once, no SIGTERM first.
-                        w.timed_out = Some(TimedOut { kind, limit, killed: true });
-                        w.phase = Phase::Done;
-                        let _ = self.signal_tree(libc::SIGKILL);
-                        self.lose_connection();
-                        return None;
-                    }
-                    w.timed_out = Some(TimedOut { kind, limit, killed: false });
-                    w.phase = Phase::Terminated { kill_at: now + w.limits.grace };
-                    let _ = self.signal_tree(libc::SIGTERM);
-                }
-            }
-            Phase::Terminated { kill_at } if now >= kill_at => {
-                w.phase = Phase::Done;
-                let still_there = !exited || self.group.pgid.is_some();
-                if let Some(t) = w.timed_out.as_mut() {
-                    t.killed = !exited;
-                }
-                if still_there {
-                    let _ = self.signal_tree(libc::SIGKILL);
-                }
-                // (Input still queued closes at the host's next flush.)
-                self.lose_connection();
-                return None;
-            }
-            Phase::Terminated { .. } => {}
-        }
-        self.next_deadline()
-    }
-
-    /// `sig` to the child's group when it has one, else to the child.
-    fn signal_tree(&self, sig: i32) -> Result<(), SignalError> {
-        match self.group.pgid {
-            Some(_) => self.signal_group(sig),
-            None => self.signal(sig),
-        }
-    }
-
-    /// Send `sig` to the child's process group (its grandchildren included,
-    /// also those that left its pipes behind).
-    ///
-    /// # Errors
-    /// [`SignalError::NoGroup`] when the child has no group of its own;
-    /// [`SignalError::Gone`] when nothing is left in it.
-    pub fn signal_group(&self, sig: i32) -> Result<(), SignalError> {
-        let Some(pgid) = self.group.pgid else { return Err(SignalError::NoGroup) };
-        match sys::kill(-pgid, sig) {
-            Ok(()) => Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Err(SignalError::Gone),
-            Err(e) => Err(SignalError::Os(e)),
-        }
-    }
-
     /// Add the parent's end of a pipe for child fd `fd` (for a terminal:
     /// its master, under [`INPUT_FD`]), registered under `token`.
     pub fn add_pipe(&mut self, fd: i32, end: OwnedFd, token: Token, role: Role) {
-        let pipe = Pipe { fd: Arc::new(end), token, role, queue: WriteQueue::default(), closing: false, grown: false };
-        self.pipes.insert(fd, pipe);
+        self.pipes.insert(fd, Pipe::new(end, token, role));
     }
 
     // -- what the host and the transport read ------------------------------
@@ -498,7 +198,7 @@ impl<C: AsRef<[u8]>> Child<C> {
         if self.reading_paused {
             return None;
         }
-        let p = self.pipes.get(&fd).filter(|p| p.token == token && p.role.reads())?;
+        let p = self.pipes.get(&fd).filter(|p| p.token == token && p.role.reads() && !p.paused)?;
         Some(ReadSource { fd: p.fd.clone(), terminal: p.role == Role::Terminal })
     }
 
@@ -517,9 +217,7 @@ impl<C: AsRef<[u8]>> Child<C> {
             let _ = sys::set_pipe_size(pipe.raw_fd(), BIG_PIPE);
         }
         if !read.chunks.is_empty() {
-            if let Some(w) = self.watch.as_mut().filter(|w| w.limits.idle.is_some()) {
-                w.last_output = crate::timers::now();
-            }
+            self.note_output();
         }
         let out_fd = if role == Role::Terminal { TERMINAL_OUTPUT_FD } else { fd };
         self.outbox.extend(read.chunks.into_iter().map(|data| Event::Data { fd: out_fd, data }));
@@ -535,33 +233,6 @@ impl<C: AsRef<[u8]>> Child<C> {
                 self.close_now(fd, false);
             }
         }
-    }
-
-    /// Stop or restart reading the child's output (the transport's
-    /// `pauseProducing`/`resumeProducing`): the read pipes leave the poll,
-    /// and re-adding them raises a fresh edge, so nothing buffered is missed.
-    ///
-    /// # Errors
-    /// A registration failure on resume.
-    pub fn set_reading(&mut self, on: bool, registry: &Registry) -> io::Result<()> {
-        if self.reading_paused != on {
-            return Ok(());
-        }
-        self.reading_paused = !on;
-        for pipe in self.pipes.values() {
-            let fd = pipe.raw_fd();
-            let interest = match (pipe.role, on) {
-                (Role::Write, _) => continue,
-                (Role::Read, false) => None,
-                (Role::Terminal, false) => Some(Interest::WRITABLE),
-                (role, true) => Some(role.interest()),
-            };
-            let _ = registry.deregister(&mut SourceFd(&fd));
-            if let Some(i) = interest {
-                registry.register(&mut SourceFd(&fd), pipe.token, i)?;
-            }
-        }
-        Ok(())
     }
 
     // -- exit ------------------------------------------------------------------
@@ -666,11 +337,9 @@ impl<C: AsRef<[u8]>> Child<C> {
             pipe.grown = true;
             let _ = sys::set_pipe_size(pipe.raw_fd(), BIG_PIPE);
         }
-        if fd == INPUT_FD && pipe.queue.len() > HIGH_WATER {
-            if let Some(p) = self.producer.as_mut().filter(|p| p.streaming && !p.paused) {
-                p.paused = true;
-                out.pause_producer = Some(p.generation);
-            }
+        if fd == INPUT_FD {
+            let queued = pipe.queue.len();
+            out.pause_producer = self.pause_if_over(queued);
         }
         Ok(out)
     }
@@ -697,7 +366,13 @@ impl<C: AsRef<[u8]>> Child<C> {
         let raw = pipe.raw_fd();
         let role = pipe.role;
         match pipe.queue.flush(raw, &mut self.trash) {
-            Ok(Flushed::Partly) => return true,
+            Ok(Flushed::Partly) => {
+                if fd == INPUT_FD && !pipe.closing {
+                    let queued = pipe.queue.len();
+                    self.resume_if_under(queued);
+                }
+                return true;
+            }
             Ok(Flushed::All) => {}
             Err(_) if role == Role::Terminal => {
                 // The terminal's other side is gone: the read side sees EIO
@@ -705,6 +380,8 @@ impl<C: AsRef<[u8]>> Child<C> {
                 pipe.queue.discard(&mut self.trash);
             }
             Err(_) => {
+                // The reader has gone with our data unsent.
+                self.input_broken |= fd == INPUT_FD;
                 self.close_now(fd, false);
                 return false;
             }
@@ -718,14 +395,8 @@ impl<C: AsRef<[u8]>> Child<C> {
             }
             return false;
         }
-        // The queue has drained: a pull producer is asked for more, a
-        // streaming one we paused is resumed (Twisted's doWrite).
         if fd == INPUT_FD {
-            if let Some(p) = self.producer.as_mut().filter(|p| !p.streaming || p.paused) {
-                p.paused = false;
-                let generation = p.generation;
-                self.outbox.push_back(Event::ResumeProducer { generation });
-            }
+            self.resume_if_under(0);
         }
         false
     }
@@ -733,9 +404,9 @@ impl<C: AsRef<[u8]>> Child<C> {
     /// The child closed its end of an input pipe (the poll reported an error
     /// or hang-up on our end): what was queued cannot be delivered.
     pub fn on_write_closed(&mut self, fd: i32, token: Token) {
-        if self.pipes.get(&fd).is_some_and(|p| p.token == token && p.role == Role::Write) {
-            self.close_now(fd, false);
-        }
+        let Some(pipe) = self.pipes.get(&fd).filter(|p| p.token == token && p.role == Role::Write) else { return };
+        self.input_broken |= fd == INPUT_FD && !pipe.queue.is_empty();
+        self.close_now(fd, false);
     }
 
     // -- closing -----------------------------------------------------------------
@@ -756,6 +427,23 @@ impl<C: AsRef<[u8]>> Child<C> {
                 false
             }
         }
+    }
+
+    /// Close the input pipe of child fd `fd` now, discarding what is
+    /// queued (asyncio's `abort`); its loss is emitted. Returns whether
+    /// there was such a pipe.
+    pub fn abort_fd(&mut self, fd: i32) -> bool {
+        if !self.pipes.get(&fd).is_some_and(|p| p.role == Role::Write) {
+            return false;
+        }
+        self.close_now(fd, false);
+        true
+    }
+
+    /// Whether the input pipe was lost with data queued for it (the child
+    /// closed its end first).
+    pub fn input_broken(&self) -> bool {
+        self.input_broken
     }
 
     /// `loseConnection()`: close every pipe (input after its queue is
@@ -832,13 +520,6 @@ impl<C: AsRef<[u8]>> Child<C> {
         }
     }
 
-    /// With `kill_on_lost`, SIGKILL the group (once: the policy is spent).
-    fn kill_group_if_lost(&mut self) {
-        if std::mem::take(&mut self.group.kill_on_lost) {
-            let _ = self.signal_group(libc::SIGKILL);
-        }
-    }
-
     /// Close every pipe now, discarding queued input and undelivered
     /// output, with no losses emitted; the child stays ours (it is still
     /// reaped, and `Ended` follows its exit). The connection is lost: with
@@ -870,32 +551,5 @@ impl<C: AsRef<[u8]>> Child<C> {
         self.held_master = None;
         let pid = self.pid.take()?;
         Some((pid, self.pidfd.take()))
-    }
-
-    // -- producers -----------------------------------------------------------------
-
-    /// Register the producer feeding the input.
-    pub fn register_producer(&mut self, streaming: bool) -> ProducerRegistered {
-        if self.producer.is_some() {
-            return ProducerRegistered::Busy;
-        }
-        let Some(pipe) = self.pipes.get(&INPUT_FD).filter(|p| p.role.writes()) else {
-            return ProducerRegistered::NoInput;
-        };
-        let idle = pipe.queue.is_empty();
-        self.next_generation += 1;
-        let generation = self.next_generation;
-        self.producer = Some(Producer { streaming, paused: false, generation });
-        if !streaming && idle {
-            self.outbox.push_back(Event::ResumeProducer { generation });
-        }
-        ProducerRegistered::Yes { generation }
-    }
-
-    /// Forget the registered producer. Returns true if it was a streaming
-    /// producer we had paused: the caller resumes it, since nobody else
-    /// would (relaying one process into another's stdin hung that way).
-    pub fn unregister_producer(&mut self) -> bool {
-        self.producer.take().is_some_and(|p| p.streaming && p.paused)
     }
 }

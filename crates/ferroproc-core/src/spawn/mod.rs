@@ -126,12 +126,9 @@ pub struct Request<'a> {
 
 impl Request<'_> {
     /// The session the child really gets: a terminal needs its own session
-    /// (to make it the controlling terminal), and so does a child switched
-    /// to other credentials, so that it keeps no way back to the privileged
-    /// parent's terminal (`/dev/tty`, TIOCSTI), as `su --pty` and sudo's
-    /// `use_pty` do.
+    /// (to make it the controlling terminal).
     pub fn effective_session(&self) -> Session {
-        if matches!(self.stdio, Stdio::Pty(_)) || self.creds.is_some() {
+        if matches!(self.stdio, Stdio::Pty(_)) {
             Session::New
         } else {
             self.session

@@ -227,7 +227,6 @@ fn credentials_leave_the_parent_dumpable_and_the_child_in_its_own_session() {
         setup: &Setup::default(),
         method: None,
     };
-    assert_eq!(req.effective_session(), Session::New);
     let child = spawn(&req).unwrap();
     let pid = child.pid();
     child.disarm();

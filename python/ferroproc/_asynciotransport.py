@@ -1,0 +1,456 @@
+"""asyncio's subprocess transport (and its pipe transports) over a child of
+ferroproc's engine.
+
+One :class:`SubprocessTransport` per child is both the asyncio transport
+its protocol sees and the protocol the engine calls (``childDataReceived``
+...), so each event is one Python call into the asyncio protocol. asyncio's
+documented order holds: ``connection_made`` first (events that came before
+it are replayed after it, in order), per pipe ``pipe_data_received`` then
+one ``pipe_connection_lost``, ``process_exited`` once, ``connection_lost``
+once and last (after the exit and every pipe's loss). ``Process.wait()``
+wakes as it does on the running Python's own loop: at the exit on 3.10,
+after ``connection_lost`` from 3.11 on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import threading
+import warnings
+import weakref
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, cast
+
+from ferroproc._asynciohost import AsyncioDriver, runningLoop
+from ferroproc._core import Engine, Process
+from ferroproc._popenargs import preparePopen
+from ferroproc.error import ProcessExitedAlready
+
+if TYPE_CHECKING:
+    from ferroproc.error import ResourceUsage
+    from ferroproc.interfaces import IProcessProtocol
+
+__all__ = ["SubprocessTransport", "driverFor", "makeTransport"]
+
+#: 3.10 wakes ``wait()`` at the exit; 3.11+ once the transport is lost.
+_WAKE_AT_EXIT = sys.version_info < (3, 11)
+#: asyncio's write-buffer defaults (``transports._FlowControlMixin``).
+_HIGH_WATER = 64 * 1024
+
+
+def _exitInfo(
+    status: int | None, timedOut: tuple[str, float, bool] | None, usage: ResourceUsage | None
+) -> tuple[int | None, tuple[str, float, bool] | None]:
+    """The engine's ``reason`` for asyncio children: what the transport keeps."""
+    return (status, timedOut)
+
+
+def _report(where: str, exc: BaseException) -> None:
+    """An exception from an asyncio protocol's callback, to the running
+    loop's exception handler (as a callback's exception is)."""
+    loop = runningLoop()
+    if loop is None:
+        from ferroproc._logger import logError
+
+        logError(where, exc)
+        return
+    loop.call_exception_handler({"message": f"Exception in {where}", "exception": exc})
+
+
+class _ThreadDriver(threading.local):
+    """The engine of the asyncio loops of one thread: it moves to whichever
+    loop runs there when it is free, so ``asyncio.run()`` after
+    ``asyncio.run()`` reuses it (one poll, one eventfd and one pipe per
+    thread, like uvloop's, rather than per loop)."""
+
+    driver: AsyncioDriver | None = None
+
+
+_thread = _ThreadDriver()
+#: Engines of loops that run while the thread's engine is busy in another
+#: loop still open (a weak key: such an engine goes with its loop).
+_others: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncioDriver] = weakref.WeakKeyDictionary()
+
+
+def driverFor(loop: asyncio.AbstractEventLoop) -> AsyncioDriver:
+    """The driver of the engine that ``loop`` (running in this thread) drives."""
+    driver = _thread.driver
+    if driver is None:
+        driver = _thread.driver = AsyncioDriver(Engine(_exitInfo, _report), loop)
+        return driver
+    if driver.attachedTo(loop):
+        return driver
+    other = _others.get(loop)
+    if other is not None and other.attachedTo(loop):
+        return other
+    if driver.free():
+        driver.moveTo(loop)
+        return driver
+    other = _others[loop] = AsyncioDriver(Engine(_exitInfo, _report), loop)
+    return other
+
+
+def _afterForkInChild() -> None:
+    """A forked child's loops are not ours to drive: forget the engines."""
+    drivers = [*_others.values(), *([_thread.driver] if _thread.driver is not None else [])]
+    for driver in drivers:
+        driver.engine.forgetAfterFork()
+    _others.clear()
+    _thread.driver = None
+
+
+os.register_at_fork(after_in_child=_afterForkInChild)
+
+
+class SubprocessTransport(asyncio.SubprocessTransport):
+    """The transport of one child (``loop.subprocess_exec``'s first result)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, protocol: asyncio.SubprocessProtocol) -> None:
+        super().__init__()
+        #: ``get_extra_info``'s keys: ``subprocess`` (no Popen here),
+        #: ``ferroproc`` (the engine's transport), ``timed_out``.
+        self._info: dict[str, Any] = {"subprocess": None}
+        self._loop = loop
+        self._protocol: asyncio.SubprocessProtocol | None = protocol
+        self._process: Process | None = None
+        self._pid: int | None = None
+        self._returncode: int | None = None
+        self._pipes: dict[int, _ReadPipe | _WritePipe] = {}
+        self._pipeKinds: dict[int, str] = {}
+        #: Protocol calls made before ``connection_made``, to replay after it.
+        self._pending: list[tuple[Callable[..., object], tuple[Any, ...]]] | None = []
+        self._waiters: list[asyncio.Future[int]] | None = []
+        self._closed = False
+
+    # -- asyncio's SubprocessTransport ------------------------------------------
+
+    def get_pid(self) -> int:
+        assert self._pid is not None, "not started"
+        return self._pid
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._info.get(name, default)
+
+    def get_returncode(self) -> int | None:
+        return self._returncode
+
+    def get_pipe_transport(self, fd: int) -> _ReadPipe | _WritePipe | None:
+        return self._pipes.get(fd)
+
+    def send_signal(self, signal: int) -> None:
+        process = self._process
+        if process is None or self._returncode is not None:
+            raise ProcessLookupError()
+        try:
+            process.signalProcess(signal)
+        except ProcessExitedAlready:
+            raise ProcessLookupError() from None
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def close(self) -> None:
+        """Close every pipe and kill the child if it still runs (as asyncio's
+        transport does); ``connection_lost`` follows once it has gone."""
+        if self._closed:
+            return
+        self._closed = True
+        for pipe in self._pipes.values():
+            pipe.close()
+        if self._process is not None and self._returncode is None:
+            try:
+                self._process.signalProcess(signal.SIGKILL)
+            except ProcessExitedAlready:
+                pass
+
+    def is_closing(self) -> bool:
+        return self._closed
+
+    def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
+        if not self._closed and self._process is not None:
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            self.close()
+
+    def __repr__(self) -> str:
+        state = " closed" if self._closed else ""
+        code = "" if self._returncode is None else f" returncode={self._returncode}"
+        return f"<ferroproc SubprocessTransport pid={self._pid}{state}{code}>"
+
+    async def _wait(self) -> int:
+        """What ``Process.wait()`` awaits: the return code."""
+        if self._returncode is not None or self._waiters is None:
+            assert self._returncode is not None
+            return self._returncode
+        waiter: asyncio.Future[int] = self._loop.create_future()
+        self._waiters.append(waiter)
+        return await waiter
+
+    # -- start -------------------------------------------------------------------
+
+    def _connect(self, waiter: asyncio.Future[None]) -> None:
+        """``connection_made``, then what came before it, then the creator
+        is woken (a loop callback, as asyncio makes it)."""
+        protocol = self._protocol
+        if protocol is not None:
+            try:
+                protocol.connection_made(self)
+            except Exception as e:  # noqa: BLE001 - as a loop callback's exception
+                _report(f"{type(protocol).__name__}.connection_made", e)
+        pending, self._pending = self._pending or [], None
+        for f, args in pending:
+            self._run(f, args)
+        if not waiter.done():
+            waiter.set_result(None)
+
+    def _run(self, f: Callable[..., object], args: tuple[Any, ...]) -> None:
+        try:
+            f(*args)
+        except Exception as e:  # noqa: BLE001 - as a loop callback's exception
+            _report(getattr(f, "__qualname__", repr(f)), e)
+
+    def _call(self, f: Callable[..., object], *args: Any) -> None:
+        if self._pending is not None:
+            self._pending.append((f, args))
+        else:
+            f(*args)
+
+    # -- the engine's protocol ---------------------------------------------------
+
+    def makeConnection(self, process: Process) -> None:
+        self._process = process
+        self._pid = process.pid
+        self._info["ferroproc"] = process
+        for fd, kind in self._pipeKinds.items():
+            self._pipes[fd] = _WritePipe(self, process, fd) if kind == "w" else _ReadPipe(self, process, fd)
+
+    def childDataReceived(self, childFD: int, data: bytes) -> None:
+        if self._protocol is not None:
+            self._call(self._protocol.pipe_data_received, childFD, data)
+
+    def childConnectionLost(self, childFD: int) -> None:
+        pipe = self._pipes.get(childFD)
+        exc: BaseException | None = None
+        if pipe is not None:
+            pipe._lost()
+            if isinstance(pipe, _WritePipe) and self._process is not None and self._process._inputBroken:
+                exc = BrokenPipeError(32, "Broken pipe")
+        if self._protocol is not None:
+            self._call(self._protocol.pipe_connection_lost, childFD, exc)
+
+    def processExited(self, reason: tuple[int | None, tuple[str, float, bool] | None]) -> None:
+        status, timedOut = reason
+        self._returncode = 255 if status is None else os.waitstatus_to_exitcode(status)
+        self._info["timed_out"] = timedOut
+        if self._protocol is not None:
+            self._call(self._protocol.process_exited)
+        if _WAKE_AT_EXIT:
+            self._call(self._wake)
+
+    def processEnded(self, reason: object) -> None:
+        self._call(self._finish)
+
+    def _finish(self) -> None:
+        protocol, self._protocol = self._protocol, None
+        try:
+            if protocol is not None:
+                protocol.connection_lost(None)
+        finally:
+            self._wake()
+            self._process = None
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(self._returncode)  # type: ignore[arg-type]
+
+
+class _ReadPipe(asyncio.ReadTransport):
+    """The read end of an output pipe (``get_pipe_transport(1)``, ``(2)``)."""
+
+    def __init__(self, owner: SubprocessTransport, process: Process, fd: int) -> None:
+        super().__init__()
+        self._owner = owner
+        self._process = process
+        self._fd = fd
+        self._closing = False
+
+    def pause_reading(self) -> None:
+        if not self._closing:
+            self._process._setFDReading(self._fd, False)
+
+    def resume_reading(self) -> None:
+        if not self._closing:
+            self._process._setFDReading(self._fd, True)
+
+    def is_reading(self) -> bool:
+        return not self._closing and self._process._isReading(self._fd)
+
+    def close(self) -> None:
+        if not self._closing:
+            self._closing = True
+            self._process.closeChildFD(self._fd)
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def _lost(self) -> None:
+        self._closing = True
+
+    def __repr__(self) -> str:
+        return f"<ferroproc read pipe fd={self._fd} of pid {self._owner._pid}>"
+
+
+class _WritePipe(asyncio.WriteTransport):
+    """The write end of the child's stdin (``get_pipe_transport(0)``), with
+    asyncio's flow control: the subprocess protocol's ``pause_writing`` once
+    more than the high-water mark is buffered, ``resume_writing`` at or below
+    the low one (the engine's producer machinery)."""
+
+    def __init__(self, owner: SubprocessTransport, process: Process, fd: int) -> None:
+        super().__init__()
+        self._owner = owner
+        self._process = process
+        self._fd = fd
+        self._closing = False
+        self._lostAlready = False
+        self._paused = False
+        self._dropped = 0
+        self._high = _HIGH_WATER
+        self._low = _HIGH_WATER // 4
+        process._setWriteLimits(self._high, self._low)
+        process.registerProducer(self, True)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
+        if not data:
+            return
+        if self._closing or self._lostAlready:
+            self._dropped += 1
+            if self._dropped == 5:
+                from ferroproc._logger import logger
+
+                logger().warning("pipe closed by peer or os.write(pipe, data) raised exception.")
+            return
+        self._process.write(data if type(data) is bytes else bytes(data))
+
+    def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
+        self.write(b"".join(list_of_data))
+
+    def write_eof(self) -> None:
+        if not self._closing:
+            self._closing = True
+            self._process.closeChildFD(self._fd)
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.write_eof()
+
+    def abort(self) -> None:
+        self._closing = True
+        self._process._abortChildFD(self._fd)
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def get_write_buffer_size(self) -> int:
+        return self._process._queued(self._fd)
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return (self._low, self._high)
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        if high is None:
+            high = _HIGH_WATER if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+        self._high, self._low = high, low
+        self._process._setWriteLimits(high, low)
+        if not self._paused and self.get_write_buffer_size() > high:
+            # A later write pauses the engine's producer; the protocol hears
+            # of it now, as asyncio's transport tells it at once.
+            self.pauseProducing()
+
+    def _lost(self) -> None:
+        self._closing = self._lostAlready = True
+
+    # The engine's producer interface: its flow control, turned into the
+    # subprocess protocol's (asyncio's WriteSubprocessPipeProto does the same).
+
+    def pauseProducing(self) -> None:
+        if self._paused:
+            return
+        self._paused = True
+        protocol = self._owner._protocol
+        if protocol is not None:
+            try:
+                protocol.pause_writing()
+            except Exception as e:  # noqa: BLE001 - as asyncio reports it
+                _report("protocol.pause_writing()", e)
+
+    def resumeProducing(self) -> None:
+        if not self._paused:
+            return
+        self._paused = False
+        protocol = self._owner._protocol
+        if protocol is not None:
+            try:
+                protocol.resume_writing()
+            except Exception as e:  # noqa: BLE001 - as asyncio reports it
+                _report("protocol.resume_writing()", e)
+
+    def stopProducing(self) -> None:
+        """The input has gone: its loss is reported by ``childConnectionLost``."""
+
+    def __repr__(self) -> str:
+        return f"<ferroproc write pipe fd={self._fd} of pid {self._owner._pid}>"
+
+
+async def makeTransport(
+    loop: asyncio.AbstractEventLoop,
+    protocol: asyncio.SubprocessProtocol,
+    args: Any,
+    shell: bool,
+    stdin: Any,
+    stdout: Any,
+    stderr: Any,
+    kwargs: dict[str, Any],
+) -> SubprocessTransport | None:
+    """Start a child for ``protocol`` on ``loop`` (running in this thread),
+    as asyncio's ``_make_subprocess_transport`` does: returns once
+    ``connection_made`` has run. ``None`` when only asyncio's own path can
+    start it (``preexec_fn``)."""
+    transport = SubprocessTransport(loop, protocol)
+    spawn = preparePopen(transport, (args,) if shell else args, shell, stdin, stdout, stderr, kwargs)
+    if spawn is None:
+        return None
+    transport._pipeKinds = spawn.pipes
+    driver = driverFor(loop)
+    try:
+        driver.engine.spawn(cast("IProcessProtocol", transport), spawn.args)
+    finally:
+        for fd in spawn.opened:
+            os.close(fd)
+    driver.schedule()
+    waiter: asyncio.Future[None] = loop.create_future()
+    loop.call_soon(transport._connect, waiter)
+    try:
+        await waiter
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException:
+        transport.close()
+        await transport._wait()
+        raise
+    return transport

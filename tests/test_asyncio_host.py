@@ -1,0 +1,501 @@
+"""ferroproc under asyncio: the reactor driven by a running loop, the
+module-level ``create_subprocess_*`` on any loop (asyncio's, uvloop), and
+ferroproc's own ``EventLoop`` with asyncio's transport contract. Real
+children throughout; CPython's own suite runs in test_asyncio_suite.py."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import signal
+import sys
+import threading
+from asyncio.subprocess import DEVNULL, PIPE, STDOUT
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import PY
+
+import ferroproc.asyncio as fa
+from ferroproc import reactor, task, utils
+from ferroproc._asynciotransport import SubprocessTransport
+from ferroproc.error import ProcessDone
+from ferroproc.protocol import ProcessProtocol
+
+HAVE_UVLOOP = importlib.util.find_spec("uvloop") is not None
+
+
+async def _nothing() -> None:
+    pass
+
+
+async def _spawnOnce() -> None:
+    await (await fa.create_subprocess_exec("true")).wait()
+
+
+# The engine of this thread's asyncio loops lives as long as the thread: make
+# it now, so that no_leaks does not count its fds against the first test.
+asyncio.run(_spawnOnce())
+
+
+def _runners() -> list[Any]:
+    out = [pytest.param(asyncio.run, id="asyncio"), pytest.param(fa.run, id="ferroproc-loop")]
+    if HAVE_UVLOOP:
+        import uvloop
+
+        # uvloop keeps a pipe open for the process's life once a loop ran:
+        # open it now, so that no_leaks does not count it against a test.
+        uvloop.run(_nothing())
+        out.append(pytest.param(uvloop.run, id="uvloop"))
+    return out
+
+
+Runner = Callable[[Coroutine[Any, Any, Any]], Any]
+
+
+@pytest.fixture(params=_runners())
+def run(request: pytest.FixtureRequest) -> Runner:
+    """Runs a coroutine to completion on a new loop: asyncio's, ferroproc's
+    EventLoop, or uvloop's."""
+    return request.param  # type: ignore[no-any-return]
+
+
+def code(src: str) -> list[str]:
+    return [PY, "-c", src]
+
+
+# -- the reactor and the utilities inside a running loop ------------------------
+
+
+def test_utilities_are_awaitable_without_running_the_reactor(run: Runner) -> None:
+    async def main() -> tuple[bytes, tuple[bytes, bytes, int], int | None]:
+        out = await utils.getProcessOutput("echo", ["hello"], env=None)
+        both = await utils.getProcessOutputAndValue("sh", ["-c", "echo o; echo e >&2; exit 3"], env=None)
+        value = await utils.getProcessValue("sh", ["-c", "kill -TERM $$"], env=None)
+        return out, both, value
+
+    assert run(main()) == (b"hello\n", (b"o\n", b"e\n", 3), None)
+    assert not reactor.running
+
+
+def test_spawn_process_timers_and_threads_inside_a_loop(run: Runner) -> None:
+    class Collect(ProcessProtocol):
+        def __init__(self) -> None:
+            self.out = b""
+            self.done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        def outReceived(self, data: bytes) -> None:
+            self.out += data
+
+        def processEnded(self, reason: Any) -> None:
+            self.done.set_result(reason.value)
+
+    async def main() -> list[Any]:
+        proto = Collect()
+        t = reactor.spawnProcess(proto, "cat", ["cat"])
+        t.write(b"through the engine")
+        t.closeStdin()
+        reason = await proto.done
+        fired = await task.deferLater(reactor, 0.05, lambda: "timer")
+        got: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        threading.Thread(
+            target=reactor.callFromThread, args=(lambda: loop.call_soon(got.set_result, "thread"),)
+        ).start()
+        return [proto.out, type(reason), fired, await got]
+
+    assert run(main()) == [b"through the engine", ProcessDone, "timer", "thread"]
+
+
+def test_a_time_limit_fires_under_asyncio(run: Runner) -> None:
+    async def main() -> Any:
+        return await utils.getProcessValue("sleep", ["30"], env=None, timeout=0.2, killGrace=0)
+
+    with pytest.raises(utils.ProcessTimeout):
+        run(main())
+
+
+# -- create_subprocess_* on any loop ----------------------------------------------
+
+
+def test_exec_communicate_and_returncode(run: Runner) -> None:
+    async def main() -> Any:
+        p = await fa.create_subprocess_exec(
+            PY, "-c", "import sys; d = sys.stdin.read(); print(d.upper()); sys.exit(4)", stdin=PIPE, stdout=PIPE
+        )
+        out, err = await p.communicate(b"abc")
+        return type(p._transport), out, err, p.returncode, await p.wait()
+
+    assert run(main()) == (SubprocessTransport, b"ABC\n", None, 4, 4)
+
+
+def test_shell_and_signals(run: Runner) -> None:
+    async def main() -> Any:
+        p = await fa.create_subprocess_shell("echo ready; exec sleep 30", stdout=PIPE)
+        assert p.stdout is not None
+        assert await p.stdout.readline() == b"ready\n"
+        p.terminate()
+        code = await p.wait()
+        with pytest.raises(ProcessLookupError):
+            p.kill()
+        return code
+
+    assert run(main()) == -signal.SIGTERM
+
+
+@pytest.mark.parametrize("how", ["devnull", "stdout", "fd", "file", "inherit"])
+def test_stdio_kinds(run: Runner, how: str, tmp_path: Path) -> None:
+    target = tmp_path / "out"
+
+    async def main() -> Any:
+        src = "import sys; sys.stdout.write('o'); sys.stdout.flush(); sys.stderr.write('e')"
+        if how == "devnull":
+            p = await fa.create_subprocess_exec(PY, "-c", src, stdout=DEVNULL, stderr=PIPE)
+        elif how == "stdout":
+            p = await fa.create_subprocess_exec(PY, "-c", src, stdout=PIPE, stderr=STDOUT)
+        elif how == "fd":
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT)
+            try:
+                p = await fa.create_subprocess_exec(PY, "-c", src, stdout=fd, stderr=fd)
+            finally:
+                os.close(fd)
+        elif how == "file":
+            with open(target, "wb") as f:
+                p = await fa.create_subprocess_exec(PY, "-c", src, stdout=f, stderr=PIPE)
+        else:
+            p = await fa.create_subprocess_exec(
+                PY, "-c", "import os; print(os.isatty(0) or os.path.exists('/proc/self/fd/0'))"
+            )
+        return (p.stdout is None, p.stderr is None), await p.communicate()
+
+    streams, (out, err) = run(main())
+    if how == "devnull":
+        assert (streams, out, err) == ((True, False), None, b"e")
+    elif how == "stdout":
+        assert (streams, out, err) == ((False, True), b"oe", None)
+    elif how == "fd":
+        assert target.read_bytes() == b"oe"
+    elif how == "file":
+        assert (target.read_bytes(), err) == (b"o", b"e")
+    else:
+        assert streams == (True, True)
+
+
+def test_popen_keywords(run: Runner, tmp_path: Path) -> None:
+    r, w = os.pipe()
+    src = (
+        "import os, sys; os.write(int(sys.argv[1]), b'passed');"
+        "print(os.getcwd(), os.environ.get('ONLY'), 'PATH' in os.environ, oct(os.umask(0)),"
+        " os.getsid(0) == os.getpid(), os.getpgid(0) == os.getpid())"
+    )
+
+    async def main() -> Any:
+        p = await fa.create_subprocess_exec(
+            PY,
+            "-c",
+            src,
+            str(w),
+            cwd=tmp_path,
+            env={"ONLY": "this"},
+            pass_fds=(w,),
+            umask=0o077,
+            start_new_session=True,
+            stdout=PIPE,
+        )
+        out, _ = await p.communicate()
+        q = await fa.create_subprocess_exec(
+            PY, "-c", "import os; print(os.getpgid(0) == os.getpid())", process_group=0, stdout=PIPE
+        )
+        e = await fa.create_subprocess_exec("renamed", "-c", 'echo "$0"', executable="/bin/sh", stdout=PIPE)
+        return out, (await q.communicate())[0], (await e.communicate())[0]
+
+    try:
+        out, group, renamed = run(main())
+        assert os.read(r, 100) == b"passed"
+    finally:
+        os.close(r)
+        os.close(w)
+    assert out.decode().split() == [str(tmp_path), "this", "False", "0o77", "True", "True"]
+    assert group == b"True\n"
+    assert renamed == b"renamed\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch users")
+def test_user_group_extra_groups(run: Runner) -> None:
+    async def main() -> bytes:
+        p = await fa.create_subprocess_exec(
+            "/bin/sh",
+            "-c",
+            "echo $(id -u) $(id -g) $(id -G); cut -d' ' -f6 /proc/self/stat",
+            user=65534,
+            group=65534,
+            extra_groups=[65533, 65534],
+            stdout=PIPE,
+        )
+        return (await p.communicate())[0]
+
+    ids, session = run(main()).decode().splitlines()
+    # Popen's rule: exactly those ids, and no session of its own.
+    uid, gid, *groups = ids.split()
+    assert (uid, gid, sorted(groups)) == ("65534", "65534", ["65533", "65534"])
+    assert int(session) == os.getsid(0)
+
+
+def test_restore_signals(run: Runner) -> None:
+    """Popen's rule: SIGPIPE and SIGXFSZ back to default with
+    restore_signals, other ignored signals stay ignored (Python, our parent,
+    ignores SIGPIPE)."""
+    old = signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+
+    async def main() -> list[int]:
+        masks = []
+        for restore in (True, False):
+            p = await fa.create_subprocess_exec("cat", "/proc/self/status", restore_signals=restore, stdout=PIPE)
+            status = (await p.communicate())[0].decode()
+            masks.append(int(next(x for x in status.splitlines() if x.startswith("SigIgn:")).split()[1], 16))
+        return masks
+
+    try:
+        restored, inherited = run(main())
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+    bit = lambda sig: 1 << (sig - 1)  # noqa: E731
+    assert restored & bit(signal.SIGUSR1) and not restored & bit(signal.SIGPIPE)
+    assert inherited & bit(signal.SIGUSR1) and inherited & bit(signal.SIGPIPE)
+
+
+def test_preexec_fn_takes_asyncios_own_path(run: Runner) -> None:
+    async def main() -> Any:
+        p = await fa.create_subprocess_exec("true", preexec_fn=lambda: None)
+        return await p.wait(), type(p._transport).__module__
+
+    code, module = run(main())
+    assert code == 0 and not module.startswith("ferroproc")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"text": True}, ValueError, "text must be False"),
+        ({"universal_newlines": True}, ValueError, "universal_newlines must be False"),
+        ({"bufsize": 4096}, ValueError, "bufsize must be 0"),
+        ({"encoding": "utf-8"}, ValueError, "encoding must be None"),
+        ({"shell": True}, ValueError, "shell must be False"),
+        ({"creationflags": 4}, ValueError, "only supported on Windows"),
+        ({"colour": "red"}, TypeError, "unexpected keyword argument 'colour'"),
+        ({"stdout": STDOUT}, ValueError, "STDOUT can only be used for stderr"),
+        ({"user": "no-such-user-here"}, ValueError, "user 'no-such-user-here' not found"),
+        ({"timeout": -1}, ValueError, "timeout must be positive"),
+    ],
+)
+def test_bad_arguments_raise_before_any_child(
+    run: Runner, kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    async def main() -> None:
+        await fa.create_subprocess_exec("true", **kwargs)
+
+    with pytest.raises(error, match=message):
+        run(main())
+
+
+def test_a_missing_program_is_file_not_found(run: Runner, tmp_path: Path) -> None:
+    async def main() -> None:
+        await fa.create_subprocess_exec(str(tmp_path / "nope"), stdin=PIPE, stdout=PIPE)
+
+    with pytest.raises(FileNotFoundError):
+        run(main())
+
+
+def test_ferroproc_keywords(run: Runner) -> None:
+    async def main() -> Any:
+        p = await fa.create_subprocess_exec(
+            "sleep", "30", timeout=0.2, kill_grace=0, start_new_session=True, kill_group_on_exit=True
+        )
+        code = await p.wait()
+        transport = p._transport
+        return code, transport.get_extra_info("timed_out"), transport.get_extra_info("ferroproc").resourceUsage
+
+    code, timedOut, usage = run(main())
+    assert code == -signal.SIGKILL
+    assert timedOut == ("wall", 0.2, True)
+    assert usage is not None and usage.maxRSS > 0
+
+
+def test_many_concurrent_children(run: Runner) -> None:
+    async def one(i: int) -> bytes:
+        p = await fa.create_subprocess_exec("echo", str(i), stdout=PIPE)
+        return (await p.communicate())[0]
+
+    async def main() -> list[bytes]:
+        return await asyncio.gather(*(one(i) for i in range(50)))
+
+    assert run(main()) == [f"{i}\n".encode() for i in range(50)]
+
+
+# -- the transport contract (ferroproc's EventLoop and any loop) -----------------
+
+
+class Recorder(asyncio.SubprocessProtocol):
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+        self.done = asyncio.get_running_loop().create_future()
+        self.transport: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.events.append("made")
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        self.events.append(("data", fd, data))
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        self.events.append(("lost", fd, type(exc).__name__ if exc else None))
+
+    def process_exited(self) -> None:
+        self.events.append(("exited", self.transport.get_returncode()))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.events.append("connection_lost")
+        self.done.set_result(None)
+
+
+def test_event_order_on_ferroprocs_loop() -> None:
+    async def main() -> list[Any]:
+        loop = asyncio.get_running_loop()
+        t, proto = await loop.subprocess_exec(
+            Recorder, PY, "-c", "import os; os.write(1, b'out'); os.write(2, b'err')", stdin=None
+        )
+        assert isinstance(t, SubprocessTransport)
+        await proto.done
+        t.close()
+        return proto.events
+
+    events = fa.run(main())
+    assert events[0] == "made" and events[-1] == "connection_lost"
+    body = events[1:-1]
+    assert ("exited", 0) in body
+    for fd, data in ((1, b"out"), (2, b"err")):
+        assert body.index(("data", fd, data)) < body.index(("lost", fd, None))
+
+
+def test_pause_reading_one_pipe_keeps_the_other_flowing() -> None:
+    src = (
+        "import os, threading\n"
+        "t = threading.Thread(target=lambda: [os.write(1, b'o' * 65536) for _ in range(64)])\n"
+        "t.start(); os.write(2, b'e' * 100000); t.join()"
+    )
+
+    def total(proto: Recorder, fd: int) -> int:
+        return sum(len(e[2]) for e in proto.events if e[:2] == ("data", fd))
+
+    async def main() -> tuple[int, int, int]:
+        loop = asyncio.get_running_loop()
+        t, proto = await loop.subprocess_exec(Recorder, PY, "-c", src, stdin=None)
+        stdout = t.get_pipe_transport(1)
+        stdout.pause_reading()
+        assert not stdout.is_reading()
+        for _ in range(1000):
+            if total(proto, 2) == 100000:
+                break
+            await asyncio.sleep(0.01)
+        paused_at = total(proto, 1)
+        stdout.resume_reading()
+        assert stdout.is_reading()
+        await proto.done
+        t.close()
+        return paused_at, total(proto, 1), total(proto, 2)
+
+    paused_at, out, err = fa.run(main())
+    assert err == 100000, "stderr flowed while stdout was paused"
+    assert paused_at < 64 * 65536, "stdout was not read while paused"
+    assert out == 64 * 65536
+
+
+def test_write_flow_control_and_drain(run: Runner) -> None:
+    async def main() -> Any:
+        p = await fa.create_subprocess_exec(
+            PY, "-c", "import sys, time; time.sleep(0.3); print(len(sys.stdin.buffer.read()))", stdin=PIPE, stdout=PIPE
+        )
+        assert p.stdin is not None
+        transport = p.stdin.transport
+        transport.set_write_buffer_limits(high=1000, low=100)
+        assert transport.get_write_buffer_limits() == (100, 1000)
+        paused = []
+        protocol = p._protocol
+        real_pause = protocol.pause_writing
+        protocol.pause_writing = lambda: (paused.append(True), real_pause())  # type: ignore[method-assign]
+        p.stdin.write(b"x" * 3_000_000)
+        assert transport.get_write_buffer_size() > 0
+        await p.stdin.drain()
+        assert transport.get_write_buffer_size() <= 100
+        p.stdin.write_eof()
+        out = await p.stdout.read() if p.stdout else b""
+        return paused, out, await p.wait()
+
+    paused, out, code = run(main())
+    assert paused == [True] and out == b"3000000\n" and code == 0
+
+
+def test_drain_raises_once_the_child_closed_stdin(run: Runner) -> None:
+    async def main() -> None:
+        p = await fa.create_subprocess_exec(
+            PY, "-c", "import os; os.close(0); import time; time.sleep(0.2)", stdin=PIPE
+        )
+        assert p.stdin is not None
+        await asyncio.sleep(0.1)
+        p.stdin.write(b"x" * (4 << 20))
+        try:
+            await p.stdin.drain()
+        finally:
+            await p.wait()
+
+    with pytest.raises((BrokenPipeError, ConnectionResetError)):
+        run(main())
+
+
+def test_abort_drops_the_buffer_and_close_kills(run: Runner) -> None:
+    async def main() -> Any:
+        p = await fa.create_subprocess_exec(
+            PY, "-c", "import sys; print(len(sys.stdin.buffer.read()))", stdin=PIPE, stdout=PIPE
+        )
+        assert p.stdin is not None and p.stdout is not None
+        p.stdin.write(b"y" * (8 << 20))
+        p.stdin.transport.abort()
+        out = await p.stdout.read()
+        q = await fa.create_subprocess_exec("sleep", "30")
+        q._transport.close()
+        return int(out) < 8 << 20, await p.wait(), await q.wait()
+
+    assert run(main()) == (True, 0, -signal.SIGKILL)
+
+
+def test_wait_wakes_as_this_pythons_asyncio_does() -> None:
+    # A grandchild keeps stdout open for a while after the child exits.
+    src = "import subprocess, sys; subprocess.Popen(['sleep', '0.5'])"
+
+    async def main() -> tuple[bool, int]:
+        p = await fa.create_subprocess_exec(PY, "-c", src, stdout=PIPE)
+        code = await p.wait()
+        assert p.stdout is not None
+        return p.stdout.at_eof(), code
+
+    at_eof, code = fa.run(main())
+    assert code == 0
+    assert at_eof == (sys.version_info >= (3, 11)), "3.10 wakes at the exit, 3.11+ once every pipe is lost"
+
+
+def test_policy_and_new_event_loop() -> None:
+    loop = fa.new_event_loop()
+    try:
+        assert isinstance(loop, fa.EventLoop)
+    finally:
+        loop.close()
+    policy = fa.EventLoopPolicy()
+    loop = policy.new_event_loop()
+    try:
+        assert isinstance(loop, fa.EventLoop)
+    finally:
+        loop.close()
