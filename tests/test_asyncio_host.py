@@ -499,3 +499,13 @@ def test_policy_and_new_event_loop() -> None:
         assert isinstance(loop, fa.EventLoop)
     finally:
         loop.close()
+
+
+def test_the_asyncio_example_runs() -> None:
+    import subprocess
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "asyncio_jobs.py"
+    out = subprocess.run([sys.executable, str(example)], capture_output=True, text=True, timeout=60, check=True).stdout
+    lines = out.splitlines()
+    assert lines[0].startswith("20 jobs, word counts: [1, 2, 3,") and "20]" in lines[0]
+    assert lines[1:] == ["kernel: Linux", "terminated sleeper returned -15", "getProcessOutput: from the reactor"]
