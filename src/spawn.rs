@@ -108,16 +108,15 @@ fn keeps_default_dispatch(proto: &Bound<'_, PyAny>) -> bool {
     !own && proto.get_type().getattr(name).is_ok_and(|m| m.is(base.bind(py)))
 }
 
-/// The session asked for. Under ferroproc's rule (not `exact_ids`), a child
-/// switched to other credentials that asked for nothing gets a session of
-/// its own, so that it keeps no way back to the privileged parent's terminal
-/// (`/dev/tty`, TIOCSTI), as `su --pty` and sudo's `use_pty` do; Popen's
-/// rule (`exact_ids`) leaves it in ours.
+/// The session asked for. A child switched to other credentials that asked
+/// for no group of its own gets a session of its own (both hosts, Popen's
+/// rules too), so that it keeps no way back to the privileged parent's
+/// terminal (`/dev/tty`, TIOCSTI), as `su --pty` and sudo's `use_pty` do.
 fn session(args: &SpawnArgs) -> PyResult<Session> {
-    let switches = args.uid.is_some() || args.gid.is_some();
+    let switches = args.uid.is_some() || args.gid.is_some() || args.groups.is_some();
     Ok(match (args.session.as_str(), args.process_group) {
         (_, Some(pgid)) => Session::JoinGroup(pgid),
-        ("inherit", None) if switches && !args.exact_ids => Session::New,
+        ("inherit", None) if switches => Session::New,
         ("inherit", None) => Session::Inherit,
         ("session", None) => Session::New,
         ("group", None) => Session::NewGroup,

@@ -46,7 +46,9 @@ or ``(kind, limit, killed)`` when a time limit ended it).
 Differences from asyncio's own subprocess transport: ``send_signal`` raises
 ``ProcessLookupError`` as soon as the child's exit is known (it can never
 signal a reused pid); ``get_extra_info("subprocess")`` is None (there is no
-``Popen``).
+``Popen``); a child given other credentials (``user``, ``group``,
+``extra_groups``) starts a session of its own unless ``process_group`` says
+otherwise, so that it cannot reach a privileged parent's terminal (TIOCSTI).
 """
 
 from __future__ import annotations
