@@ -28,6 +28,13 @@ ferroproc extensions (keyword-only, on all three helpers):
   ``killGrace`` seconds later if it is still there; the Deferred fails with
   :class:`ProcessTimeout` once the process has ended.
 
+ferroproc's :func:`getProcessResult` runs a command as
+:func:`getProcessOutputAndValue` does but fires, whatever the outcome, with
+a :class:`ProcessResult` (output, exit code or signal, resource usage,
+whether it timed out), and passes spawnProcess's
+:class:`~ferroproc.ChildOptions` on (``processGroup``, ``rlimits``,
+``umask``, ``nice``...).
+
 Errors in the arguments (a missing executable, a bad ``env``...) are raised
 by the call itself, as ``spawnProcess`` raises them: a Deferred is returned
 only for a process that started.
@@ -40,6 +47,8 @@ import math
 import os
 from typing import TYPE_CHECKING, Any, cast
 
+from ferroproc._results import ProcessResult
+from ferroproc._spawnargs import ChildOptions
 from ferroproc.defer import Deferred
 from ferroproc.error import ProcessExitedAlready
 from ferroproc.failure import Failure
@@ -48,6 +57,8 @@ from ferroproc.protocol import ProcessProtocol
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from typing import Protocol
+
+    from typing_extensions import Unpack
 
     _Executable = str | bytes | os.PathLike[str] | os.PathLike[bytes]
     _Command = tuple[_Executable, ...]
@@ -72,20 +83,44 @@ if TYPE_CHECKING:
             self, delay: float, callable: Callable[..., object], *args: Any, **kw: Any
         ) -> _DelayedCall: ...
 
+    class _OptionsReactor(_ProcessReactor, Protocol):
+        """A reactor whose ``spawnProcess`` takes ``childFDs`` and ferroproc's
+        :class:`ChildOptions` (ferroproc's own, or Twisted's under
+        :mod:`ferroproc.twisted`): what :func:`getProcessResult` and the
+        pipelines need."""
+
+        def spawnProcess(
+            self,
+            processProtocol: Any,
+            executable: Any,
+            args: Any = (),
+            env: Any = ...,
+            path: Any = None,
+            uid: Any = None,
+            gid: Any = None,
+            usePTY: Any = False,
+            childFDs: Any = None,
+            **options: Unpack[ChildOptions],
+        ) -> Any: ...
+
     class _ProcessTransport(Protocol):
-        """What the helpers use of a process transport."""
+        """What the helpers use of a process transport (``signalGroup`` only
+        where it has a ``pgid``: ferroproc's transports)."""
 
         def loseConnection(self) -> None: ...
         def signalProcess(self, signalID: str | int) -> None: ...
+        def signalGroup(self, signalID: str | int) -> None: ...
         def writeToChild(self, childFD: int, data: bytes) -> None: ...
         def closeStdin(self) -> None: ...
 
 
 __all__ = [
     "OutputLimitExceeded",
+    "ProcessResult",
     "ProcessTimeout",
     "getProcessOutput",
     "getProcessOutputAndValue",
+    "getProcessResult",
     "getProcessValue",
 ]
 
@@ -176,6 +211,13 @@ class ProcessTimeout(TimeoutError):
         self.reason = reason
 
 
+def _processResult(out: bytes, err: bytes, reason: Failure, timedOut: bool) -> ProcessResult:
+    """The :class:`ProcessResult` for a process that ended with ``reason``."""
+    ended = reason.value
+    usage = getattr(ended, "resourceUsage", None)  # Twisted's own reasons have none
+    return ProcessResult(out, err, ended.exitCode, ended.signal, usage, timedOut)
+
+
 class _Output:
     """Captured output, copied once and held at about 1x its size.
 
@@ -210,12 +252,14 @@ class _Output:
 
 
 class _HelperProtocol(ProcessProtocol):
-    """The machinery the three helpers share.
+    """The machinery the helpers (and each stage of a pipeline) share.
 
-    Collects stdout and stderr (see :class:`_Output`),
-    enforces ``maxBytes`` and ``timeout``, and turns the end of the process
-    into the Deferred's result through :meth:`finished`, which subclasses
-    define.
+    Collects stdout and stderr (see :class:`_Output`), enforces ``maxBytes``
+    and ``timeout``, stops the process on request (:meth:`terminate`), and
+    turns the end of the process into the Deferred's result through
+    :meth:`finished` (and :meth:`finishedAfterTimeout`), which subclasses
+    define. Signals go to the child's process group when it has one of its
+    own (``processGroup``/``newSession``), as the engine's time limits do.
     """
 
     def __init__(
@@ -240,6 +284,7 @@ class _HelperProtocol(ProcessProtocol):
         self._killCall: _DelayedCall | None = None
         self._limitHit = False
         self._timedOut = False
+        self._terminating = False
         self._killed = False
         self._exited = False
         self._ended = False
@@ -255,20 +300,47 @@ class _HelperProtocol(ProcessProtocol):
         return cast("_ProcessTransport", self.transport)
 
     def _signal(self, name: str) -> None:
+        transport = self._processTransport()
         try:
-            self._processTransport().signalProcess(name)
+            if getattr(transport, "pgid", None) is not None:
+                transport.signalGroup(name)
+            else:
+                transport.signalProcess(name)
         except ProcessExitedAlready:
             pass
 
     def _onTimeout(self, reactor: _ProcessReactor) -> None:
         self._timeoutCall = None
+        self.timeOut(reactor)
+
+    def timeOut(self, reactor: _ProcessReactor) -> None:
+        """The time limit ran out: :meth:`terminate` the process, or, if it
+        has exited already and only a grandchild keeps its pipes open, close
+        them. The result says it timed out."""
+        if self._ended:
+            return
         self._timedOut = True
         if self._exited:
-            # Only the pipes are still open (a grandchild holds them).
             self._processTransport().loseConnection()
             return
+        self.terminate(reactor)
+
+    def terminate(self, reactor: _ProcessReactor) -> bool:
+        """Stop a running process: SIGTERM now, SIGKILL ``killGrace`` seconds
+        later if it is still there, and our ends of its pipes closed once it
+        has exited. Returns whether it was running (and so was signalled);
+        does nothing the second time."""
+        if self._exited or self._terminating:
+            return False
+        self._terminating = True
         self._signal("TERM")
         self._killCall = reactor.callLater(self._killGrace, self._onKillGrace)
+        return True
+
+    @property
+    def exited(self) -> bool:
+        """Whether the process has been reaped."""
+        return self._exited
 
     def _onKillGrace(self) -> None:
         self._killCall = None
@@ -316,7 +388,7 @@ class _HelperProtocol(ProcessProtocol):
 
     def processExited(self, reason: Failure) -> None:
         self._exited = True
-        if self._timedOut or self._limitHit:
+        if self._timedOut or self._limitHit or self._terminating:
             # Do not let a grandchild holding our pipes delay the result.
             self._processTransport().loseConnection()
 
@@ -336,16 +408,19 @@ class _HelperProtocol(ProcessProtocol):
                 OutputLimitExceeded(self.command, self._maxBytes, out, err, reason)
             )
         elif self._timedOut:
-            assert self._timeout is not None
-            deferred.errback(
-                ProcessTimeout(self.command, self._timeout, self._killed, out, err, reason)
-            )
+            self.finishedAfterTimeout(deferred, out, err, reason)
         else:
             self.finished(deferred, out, err, reason)
 
     def finished(self, deferred: Deferred[Any], out: bytes, err: bytes, reason: Failure) -> None:
         """Fire ``deferred`` for a process that ended within its limits."""
         raise NotImplementedError
+
+    def finishedAfterTimeout(self, deferred: Deferred[Any], out: bytes, err: bytes, reason: Failure) -> None:
+        """Fire ``deferred`` for a process stopped by its time limit: Twisted's
+        helpers fail with :class:`ProcessTimeout`."""
+        assert self._timeout is not None
+        deferred.errback(ProcessTimeout(self.command, self._timeout, self._killed, out, err, reason))
 
     def endedAfterResult(self, reason: Failure) -> None:
         """The process ended after the Deferred had already fired."""
@@ -416,6 +491,17 @@ class _EverythingGetter(_HelperProtocol):
             deferred.callback((out, err, reason.value.exitCode))
 
 
+class _ResultGetter(_EverythingGetter):
+    """``getProcessResult`` (and each stage of a pipeline): a
+    :class:`ProcessResult` however the process ended, a time-out included."""
+
+    def finished(self, deferred: Deferred[Any], out: bytes, err: bytes, reason: Failure) -> None:
+        deferred.callback(_processResult(out, err, reason, timedOut=False))
+
+    def finishedAfterTimeout(self, deferred: Deferred[Any], out: bytes, err: bytes, reason: Failure) -> None:
+        deferred.callback(_processResult(out, err, reason, timedOut=True))
+
+
 def _command(name: str, executable: _Executable, args: Sequence[_Executable]) -> _Command:
     """argv for the helpers: the executable, then ``args``. A bare string
     would be split into characters (Twisted runs ``echo h i`` for
@@ -446,6 +532,33 @@ def _checkLimits(
         raise ValueError(f"{function}: killGrace must be a finite number of seconds >= 0, not {killGrace!r}")
 
 
+def _checkStdinBytes(function: str, stdinBytes: bytes | None) -> None:
+    if stdinBytes is not None and not isinstance(stdinBytes, bytes):
+        raise TypeError(f"{function}: stdinBytes must be bytes or None, not {type(stdinBytes).__name__}")
+
+
+#: The spawnProcess options the helpers pass on (``timeout`` and
+#: ``killGrace`` are theirs, with their own meaning).
+_CHILD_OPTIONS = frozenset(ChildOptions.__optional_keys__)
+
+
+def _checkChildOptions(function: str, options: Mapping[str, Any]) -> None:
+    """Refuse keyword arguments that are not :class:`ChildOptions` (their
+    values are checked by ``spawnProcess``, before any child exists)."""
+    unknown = sorted(set(options) - _CHILD_OPTIONS)
+    if unknown:
+        raise TypeError(
+            f"{function}: unexpected keyword argument {unknown[0]!r} "
+            f"(spawnProcess options passed on: {', '.join(sorted(_CHILD_OPTIONS))})"
+        )
+
+
+def _defaultReactor() -> _OptionsReactor:
+    from ferroproc import reactor
+
+    return reactor
+
+
 def _run(
     protocol: _HelperProtocol,
     deferred: Deferred[Any],
@@ -456,9 +569,7 @@ def _run(
     reactor: _ProcessReactor | None,
 ) -> Deferred[Any]:
     if reactor is None:
-        from ferroproc import reactor as defaultReactor
-
-        reactor = defaultReactor
+        reactor = _defaultReactor()
     reactor.spawnProcess(protocol, executable, command, env, path)
     protocol.startTimer(reactor)
     return deferred
@@ -557,13 +668,72 @@ def getProcessOutputAndValue(
     :func:`getProcessOutput`.
     """
     _checkLimits("getProcessOutputAndValue", maxBytes, timeout, killGrace)
-    if stdinBytes is not None and not isinstance(stdinBytes, bytes):
-        raise TypeError(
-            f"getProcessOutputAndValue: stdinBytes must be bytes or None, not {type(stdinBytes).__name__}"
-        )
+    _checkStdinBytes("getProcessOutputAndValue", stdinBytes)
     command = _command("getProcessOutputAndValue", executable, args)
     deferred: Deferred[tuple[bytes, bytes, int]] = Deferred()
     protocol = _EverythingGetter(
         deferred, command, maxBytes, timeout, killGrace, True, stdinBytes=stdinBytes
     )
     return _run(protocol, deferred, executable, command, env, path, reactor)
+
+
+def getProcessResult(
+    executable: _Executable,
+    args: Sequence[_Executable] = (),
+    env: Mapping[Any, Any] | None = {},  # as in Twisted: {} is an empty environment
+    path: _Executable | None = None,
+    reactor: _OptionsReactor | None = None,
+    stdinBytes: bytes | None = None,
+    *,
+    maxBytes: int | None = None,
+    timeout: float | None = None,
+    killGrace: float = 5.0,
+    **options: Unpack[ChildOptions],
+) -> Deferred[ProcessResult]:
+    """Run a command; the Deferred fires with a :class:`ProcessResult`
+    (a ferroproc extension).
+
+    As :func:`getProcessOutputAndValue`, but the Deferred never fails for a
+    non-zero exit, a signal or a time-out: the result says what happened
+    (``exitCode``, ``signal``, ``timedOut``, ``ok``), with both outputs and
+    what the child used (``resourceUsage``).
+
+    Example::
+
+        result = await utils.getProcessResult("make", ["all"], env=None, timeout=600)
+        print(result.exitCode, result.resourceUsage)
+
+    Arguments:
+        executable, args, env, path, reactor: as for :func:`getProcessOutput`.
+        stdinBytes: written to the child's stdin, which is then closed;
+            without it stdin stays open (as for
+            :func:`getProcessOutputAndValue`).
+        maxBytes: a cap on stdout and stderr together. Exceeding it kills
+            the child and fails the Deferred with
+            :class:`OutputLimitExceeded` (a truncated result would pass for
+            a whole one).
+        timeout, killGrace: the child is stopped after ``timeout`` seconds
+            (SIGTERM, SIGKILL ``killGrace`` seconds later) and the result
+            has ``timedOut=True``.
+        options: spawnProcess's :class:`~ferroproc.ChildOptions`
+            (``processGroup``/``newSession``, ``killGroupOnExit``, ``rlimits``,
+            ``umask``, ``nice``, ``cpuAffinity``...), passed on. With a group
+            of its own, the time limit and ``maxBytes`` signal the child's
+            whole group.
+
+    Errors: the exceptions of ``spawnProcess`` are raised here;
+    ``ValueError`` for a bad ``maxBytes``, ``timeout`` or ``killGrace``,
+    ``TypeError`` for ``stdinBytes`` that is not bytes or a keyword that is
+    not a :class:`~ferroproc.ChildOptions` one.
+    """
+    _checkLimits("getProcessResult", maxBytes, timeout, killGrace)
+    _checkStdinBytes("getProcessResult", stdinBytes)
+    _checkChildOptions("getProcessResult", options)
+    command = _command("getProcessResult", executable, args)
+    deferred: Deferred[ProcessResult] = Deferred()
+    protocol = _ResultGetter(deferred, command, maxBytes, timeout, killGrace, True, stdinBytes=stdinBytes)
+    if reactor is None:
+        reactor = _defaultReactor()
+    reactor.spawnProcess(protocol, executable, command, env, path, **options)
+    protocol.startTimer(reactor)
+    return deferred
