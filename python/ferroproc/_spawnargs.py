@@ -95,7 +95,8 @@ class SpawnArgs(NamedTuple):
 class ChildOptions(TypedDict, total=False):
     """The part of :class:`SpawnOptions` that sets up the child itself (its
     process group, limits and hygiene): what ``spawnProcess`` takes, and what
-    :func:`ferroproc.utils.getProcessResult` passes on to it unchanged. Each is checked before any child exists; a bad
+    :func:`ferroproc.utils.getProcessResult` and :mod:`ferroproc.pipeline`
+    pass on to it unchanged. Each is checked before any child exists; a bad
     value raises ``TypeError``/``ValueError`` naming it."""
 
     #: ``True``: the child leads a new process group (its pgid is its pid);

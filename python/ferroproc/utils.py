@@ -33,7 +33,8 @@ ferroproc's :func:`getProcessResult` runs a command as
 a :class:`ProcessResult` (output, exit code or signal, resource usage,
 whether it timed out), and passes spawnProcess's
 :class:`~ferroproc.ChildOptions` on (``processGroup``, ``rlimits``,
-``umask``, ``nice``...).
+``umask``, ``nice``...). Pipelines (``a | b | c``) are in
+:mod:`ferroproc.pipeline`.
 
 Errors in the arguments (a missing executable, a bad ``env``...) are raised
 by the call itself, as ``spawnProcess`` raises them: a Deferred is returned
