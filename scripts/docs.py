@@ -49,6 +49,7 @@ MODULES = [
     "ferroproc.failure",
     "ferroproc.defer",
     "ferroproc.utils",
+    "ferroproc.pipeline",
     "ferroproc.task",
     "ferroproc.log",
     "ferroproc.procutils",

@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 import pytest
 
 from ferroproc import reactor, utils
-from ferroproc.defer import Deferred
-from ferroproc.error import ProcessDone, ProcessTerminated
+from ferroproc.defer import Deferred, ensureDeferred
+from ferroproc.error import ProcessDone, ProcessTerminated, ResourceUsage
 from ferroproc.failure import Failure
 
 T = TypeVar("T")
@@ -362,3 +362,137 @@ def test_an_unhandled_stderr_failure_is_reported_once(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert out.stderr.count("Unhandled error in Deferred") == 1, out.stderr
     assert "got stderr: b'err\\n'" in out.stderr and "ProcessDone" not in out.stderr
+
+
+# -- getProcessResult (ferroproc extension) --------------------------------------
+# Run on both spawn paths, as the engine tests are.
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _wait_dead(pid: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+@pytest.mark.usefixtures("spawn_method")
+def test_result_of_a_clean_exit() -> None:
+    result = run_until(utils.getProcessResult("/bin/sh", ["-c", "echo out; echo err >&2"]))
+    assert isinstance(result, utils.ProcessResult)
+    assert (result.out, result.err, result.exitCode, result.signal, result.timedOut) == (
+        b"out\n",
+        b"err\n",
+        0,
+        None,
+        False,
+    )
+    assert result.ok
+    assert isinstance(result.resourceUsage, ResourceUsage)
+    assert result.resourceUsage.maxRSS > 0
+
+
+@pytest.mark.usefixtures("spawn_method")
+def test_result_of_a_failure_fires_instead_of_failing() -> None:
+    result = run_until(utils.getProcessResult("/bin/sh", ["-c", "echo no >&2; exit 3"]))
+    assert (result.err, result.exitCode, result.signal, result.ok) == (b"no\n", 3, None, False)
+
+
+@pytest.mark.usefixtures("spawn_method")
+def test_result_of_a_signal() -> None:
+    result = run_until(utils.getProcessResult("/bin/sh", ["-c", "echo before; kill -9 $$"]))
+    assert (result.out, result.exitCode, result.signal, result.ok) == (b"before\n", None, signal.SIGKILL, False)
+    assert isinstance(result.resourceUsage, ResourceUsage)
+
+
+@pytest.mark.usefixtures("spawn_method")
+def test_result_with_stdin_bytes() -> None:
+    data = b"x\0y\n" * 50_000
+    result = run_until(utils.getProcessResult("/bin/cat", stdinBytes=data))
+    assert result.out == data and result.ok
+
+
+@pytest.mark.usefixtures("spawn_method")
+def test_result_of_a_timeout() -> None:
+    result = run_until(utils.getProcessResult("/bin/sleep", ["30"], timeout=0.3))
+    assert result.timedOut and not result.ok
+    assert (result.exitCode, result.signal) == (None, signal.SIGTERM)
+
+
+@pytest.mark.usefixtures("spawn_method")
+def test_result_of_a_timeout_that_needed_sigkill() -> None:
+    d = utils.getProcessResult(
+        "/bin/sh", ["-c", "trap '' TERM; echo started; exec sleep 30"], timeout=0.3, killGrace=0.2
+    )
+    result = run_until(d)
+    assert result.timedOut and result.signal == signal.SIGKILL
+    assert result.out == b"started\n"
+
+
+@pytest.mark.usefixtures("spawn_method")
+def test_result_over_max_bytes_fails() -> None:
+    d = utils.getProcessResult("/usr/bin/head", ["-c", "1M", "/dev/zero"], maxBytes=1000)
+    error = failure_of(d).value
+    assert isinstance(error, utils.OutputLimitExceeded)
+    assert len(error.out) == 1000
+
+
+@pytest.mark.usefixtures("spawn_method")
+def test_result_passes_child_options_on() -> None:
+    d = utils.getProcessResult("/bin/sh", ["-c", "umask; ulimit -n"], umask=0o027, rlimits={"nofile": 64})
+    result = run_until(d)
+    assert result.out.split() == [b"0027", b"64"], result.err
+    code = "import os; print(os.getpgid(0) == os.getpid(), os.getsid(0) == os.getpid())"
+    grouped = run_until(utils.getProcessResult(sys.executable, ["-c", code], processGroup=True))
+    assert grouped.out == b"True False\n"
+    assert run_until(utils.getProcessResult(sys.executable, ["-c", code], newSession=True)).out == b"True True\n"
+
+
+@pytest.mark.usefixtures("spawn_method")
+def test_result_timeout_stops_the_whole_group() -> None:
+    # The shell waits for a grandchild that holds its stdout: with a group of
+    # its own, the time limit's SIGTERM reaches the grandchild too.
+    d = utils.getProcessResult("/bin/sh", ["-c", "sleep 30 & echo $!; wait"], timeout=0.5, processGroup=True)
+    result = run_until(d)
+    assert result.timedOut
+    grandchild = int(result.out)
+    try:
+        assert _wait_dead(grandchild), "the grandchild outlived the time limit"
+    finally:
+        if _alive(grandchild):
+            os.kill(grandchild, signal.SIGKILL)
+
+
+def test_result_refuses_other_keywords_before_any_child_starts() -> None:
+    before = _children()
+    with pytest.raises(TypeError, match="unexpected keyword argument 'windowSize'"):
+        utils.getProcessResult("/bin/sleep", ["30"], windowSize=(24, 80))  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'idleTimeout'"):
+        utils.getProcessResult("/bin/sleep", ["30"], idleTimeout=1.0)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="umask"):
+        utils.getProcessResult("/bin/sleep", ["30"], umask=0o1000)
+    with pytest.raises(TypeError, match="stdinBytes must be bytes"):
+        utils.getProcessResult("/bin/cat", stdinBytes="text")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="timeout"):
+        utils.getProcessResult("/bin/sleep", ["30"], timeout=-1)
+    with pytest.raises(FileNotFoundError):
+        utils.getProcessResult("/nonexistent/program")
+    assert _children() == before, "no child may start"
+
+
+def test_result_awaited_from_a_coroutine() -> None:
+    async def work() -> tuple[int | None, bytes]:
+        first = await utils.getProcessResult("/bin/sh", ["-c", "exit 4"])
+        second = await utils.getProcessResult("/bin/echo", [str(first.exitCode)])
+        return first.exitCode, second.out
+
+    assert run_until(ensureDeferred(work())) == (4, b"4\n")

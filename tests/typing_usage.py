@@ -739,3 +739,85 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# -- getProcessResult and pipelines ---------------------------------------------
+
+
+def process_results(r: Reactor) -> None:
+    d = utils.getProcessResult(
+        "make",
+        ["all"],
+        env=None,
+        path="/",
+        reactor=r,
+        stdinBytes=b"",
+        maxBytes=1 << 20,
+        timeout=60,
+        killGrace=1.5,
+        processGroup=True,
+        killGroupOnExit=True,
+        umask=0o022,
+        rlimits={"nofile": 64, "cpu": (10, 20)},
+        nice=5,
+    )
+    assert_type(d, Deferred[utils.ProcessResult])
+    options: ferroproc.ChildOptions = {"newSession": True, "cpuAffinity": [0], "noNewPrivileges": True}
+    utils.getProcessResult("ls", **options)
+    utils.getProcessResult("ls", windowSize=(24, 80))  # type: ignore[call-arg]
+    utils.getProcessResult("ls", umask="022")  # type: ignore[arg-type]
+    utils.getProcessResult("ls", stdinBytes="text")  # type: ignore[arg-type]
+
+    def report(result: utils.ProcessResult) -> bool:
+        assert_type(result.out, bytes)
+        assert_type(result.err, bytes)
+        assert_type(result.exitCode, int | None)
+        assert_type(result.signal, int | None)
+        assert_type(result.resourceUsage, error.ResourceUsage | None)
+        assert_type(result.timedOut, bool)
+        return result.ok
+
+    assert_type(d.addCallback(report), Deferred[bool])
+
+
+async def pipelines(r: Reactor, sink: int) -> int:
+    from ferroproc.pipeline import Pipeline, PipelineResult, StageResult, getPipelineOutput, spawnPipeline
+
+    d = getPipelineOutput(
+        [["ls", "-1"], [b"sort", b"-r"], ["head", os.fspath("-3")]],
+        b"",
+        env=None,
+        path="/",
+        reactor=r,
+        maxBytes=1 << 20,
+        timeout=5.0,
+        killGrace=1,
+        processGroup=True,
+    )
+    assert_type(d, Deferred[PipelineResult])
+    result = await d
+    assert_type(result.out, bytes)
+    assert_type(result.stages, tuple[StageResult, ...])
+    assert_type(result.exitCode, int)
+    assert_type(result.ok, bool)
+    assert_type(result.timedOut, bool)
+    for stage in result.stages:
+        assert_type(stage.command, tuple[str, ...])
+        assert_type(stage.err, bytes)
+        assert_type(stage.status, int)
+        assert_type(stage.exitCode, int | None)
+        assert_type(stage.signal, int | None)
+        assert_type(stage.resourceUsage, error.ResourceUsage | None)
+        assert_type(stage.timedOut | stage.stoppedAfterFailure | stage.failed, bool)
+    getPipelineOutput([["cat"], ["wc"]], stdin=0, stdout=sink, stderr=2)
+    getPipelineOutput([["ls", 1]])  # type: ignore[list-item]
+    getPipelineOutput([["ls"]], idleTimeout=1.0)  # type: ignore[call-arg]
+    getPipelineOutput([["ls"]], stdout="out.txt")  # type: ignore[arg-type]
+
+    pipeline = spawnPipeline([["ls"], ["wc", "-l"]], [protocol.ProcessProtocol(), None], reactor=r, stdinBytes=b"x")
+    assert_type(pipeline, Pipeline)
+    assert_type(pipeline.transports, tuple[IProcessTransport, ...])
+    assert_type(pipeline.ended, Deferred[PipelineResult])
+    pipeline.stop()
+    spawnPipeline([["ls"]], [object()])  # type: ignore[list-item]
+    return result.exitCode

@@ -19,6 +19,6 @@ imports to ``ferroproc``::
 
 from ferroproc._core import __version__
 from ferroproc._reactor import Reactor, reactor
-from ferroproc._spawnargs import SpawnOptions
+from ferroproc._spawnargs import ChildOptions, SpawnOptions
 
-__all__ = ["Reactor", "SpawnOptions", "__version__", "reactor"]
+__all__ = ["ChildOptions", "Reactor", "SpawnOptions", "__version__", "reactor"]

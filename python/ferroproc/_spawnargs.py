@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, NamedTuple, TypeAlias, TypedDict
 
-__all__ = ["SpawnArgs", "SpawnMethod", "SpawnOptions", "prepareSpawn"]
+__all__ = ["ChildOptions", "SpawnArgs", "SpawnMethod", "SpawnOptions", "prepareSpawn"]
 
 #: A spawn mechanism forced by tests and Twisted's ``_neverUseSpawn``.
 SpawnMethod: TypeAlias = Literal["posix_spawn", "clone"]
@@ -92,14 +92,13 @@ class SpawnArgs(NamedTuple):
     kill_grace: float = 5.0
 
 
-class SpawnOptions(TypedDict, total=False):
-    """ferroproc's keyword-only extensions of ``spawnProcess`` (all
-    optional), applied in the child between its creation and ``exec``.
-    Each is checked before any child exists; a bad value raises
-    ``TypeError``/``ValueError`` naming it."""
+class ChildOptions(TypedDict, total=False):
+    """The part of :class:`SpawnOptions` that sets up the child itself (its
+    process group, limits and hygiene): what ``spawnProcess`` takes, and what
+    :func:`ferroproc.utils.getProcessResult` and :mod:`ferroproc.pipeline`
+    pass on to it unchanged. Each is checked before any child exists; a bad
+    value raises ``TypeError``/``ValueError`` naming it."""
 
-    #: The terminal's initial ``(rows, cols)`` (with ``usePTY``).
-    windowSize: tuple[int, int] | None
     #: ``True``: the child leads a new process group (its pgid is its pid);
     #: an int: it joins that existing group.
     processGroup: bool | int
@@ -114,15 +113,6 @@ class SpawnOptions(TypedDict, total=False):
     #: the process (Twisted's ``removeAll()``), or when its engine goes away.
     #: Needs ``processGroup=True`` or ``newSession=True``.
     killGroupOnLost: bool
-    #: Wall-clock limit in seconds: then SIGTERM (to the group, when the
-    #: child has one), SIGKILL after ``killGrace``; the protocol's reason is
-    #: a :class:`ferroproc.error.ProcessTimedOut`.
-    timeout: float | None
-    #: As ``timeout``, for that long without output on any pipe.
-    idleTimeout: float | None
-    #: Seconds between SIGTERM and SIGKILL for the limits above (default 5;
-    #: 0 sends SIGKILL at once).
-    killGrace: float
     #: ``{resource: limit or (soft, hard)}``; a resource is a name
     #: (``"nofile"``, ``"RLIMIT_CPU"``) or a ``resource.RLIMIT_*`` number, a
     #: limit an int or ``resource.RLIM_INFINITY``.
@@ -143,6 +133,28 @@ class SpawnOptions(TypedDict, total=False):
     #: A cgroup v2 directory to start the child in (``clone3`` with
     #: ``CLONE_INTO_CGROUP``: it never runs outside it).
     cgroup: str | bytes | os.PathLike[Any] | None
+
+
+# TypedDict is named again as a base so that pdoc, which reads the bases to
+# find where each key is declared, finds ChildOptions (TypedDict flattens them).
+class SpawnOptions(ChildOptions, TypedDict, total=False):
+    """ferroproc's keyword-only extensions of ``spawnProcess`` (all
+    optional): those of :class:`ChildOptions`, applied in the child between
+    its creation and ``exec``, and the terminal size and time limits below.
+    Each is checked before any child exists; a bad value raises
+    ``TypeError``/``ValueError`` naming it."""
+
+    #: The terminal's initial ``(rows, cols)`` (with ``usePTY``).
+    windowSize: tuple[int, int] | None
+    #: Wall-clock limit in seconds: then SIGTERM (to the group, when the
+    #: child has one), SIGKILL after ``killGrace``; the protocol's reason is
+    #: a :class:`ferroproc.error.ProcessTimedOut`.
+    timeout: float | None
+    #: As ``timeout``, for that long without output on any pipe.
+    idleTimeout: float | None
+    #: Seconds between SIGTERM and SIGKILL for the limits above (default 5;
+    #: 0 sends SIGKILL at once).
+    killGrace: float
 
 
 def _typeName(value: object) -> str:
@@ -430,26 +442,27 @@ def _extensions(ext: Mapping[str, Any]) -> dict[str, Any]:
 
 
 #: The keyword-only extensions ``spawnProcess`` takes.
-_EXTENSIONS = frozenset(SpawnOptions.__annotations__)
+_EXTENSIONS = frozenset(SpawnOptions.__optional_keys__)
 
 
-def _checkProtocol(processProtocol: object, needsProtocol: bool) -> None:
+def _checkProtocol(processProtocol: object, needsProtocol: bool, what: str = "spawnProcess: processProtocol") -> None:
+    """Refuse what cannot receive a process's events; ``what`` names the
+    argument in the message (the pipeline checks its ``protocols`` here too)."""
     if processProtocol is None:
         if needsProtocol:
-            raise TypeError("spawnProcess: processProtocol is None, but childFDs/usePTY create pipes that need one")
+            raise TypeError(f"{what} is None, but childFDs/usePTY create pipes that need one")
         return
     if isinstance(processProtocol, type):
         # A class has every method (unbound): it would pass the check below,
         # start the child, then fail in every callback.
         raise TypeError(
-            f"spawnProcess: processProtocol must be a protocol instance, not the class "
+            f"{what} must be a protocol instance, not the class "
             f"{processProtocol.__name__} (did you mean {processProtocol.__name__}()?)"
         )
     missing = [m for m in _PROTOCOL_METHODS if not callable(getattr(processProtocol, m, None))]
     if missing:
         raise TypeError(
-            f"spawnProcess: processProtocol {processProtocol!r} lacks {', '.join(missing)} "
-            "(subclass ferroproc.protocol.ProcessProtocol)"
+            f"{what} {processProtocol!r} lacks {', '.join(missing)} (subclass ferroproc.protocol.ProcessProtocol)"
         )
 
 

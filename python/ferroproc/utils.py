@@ -28,6 +28,14 @@ ferroproc extensions (keyword-only, on all three helpers):
   ``killGrace`` seconds later if it is still there; the Deferred fails with
   :class:`ProcessTimeout` once the process has ended.
 
+ferroproc's :func:`getProcessResult` runs a command as
+:func:`getProcessOutputAndValue` does but fires, whatever the outcome, with
+a :class:`ProcessResult` (output, exit code or signal, resource usage,
+whether it timed out), and passes spawnProcess's
+:class:`~ferroproc.ChildOptions` on (``processGroup``, ``rlimits``,
+``umask``, ``nice``...). Pipelines (``a | b | c``) are in
+:mod:`ferroproc.pipeline`.
+
 Errors in the arguments (a missing executable, a bad ``env``...) are raised
 by the call itself, as ``spawnProcess`` raises them: a Deferred is returned
 only for a process that started.
@@ -35,29 +43,29 @@ only for a process that started.
 
 from __future__ import annotations
 
-import io
 import math
 import os
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
+from ferroproc._capture import _EverythingGetter, _HelperProtocol, _OutputGetter, _ResultGetter, _ValueGetter
+from ferroproc._results import ProcessResult
+from ferroproc._spawnargs import ChildOptions
 from ferroproc.defer import Deferred
-from ferroproc.error import ProcessExitedAlready
 from ferroproc.failure import Failure
-from ferroproc.protocol import ProcessProtocol
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Mapping, Sequence
     from typing import Protocol
 
-    _Executable = str | bytes | os.PathLike[str] | os.PathLike[bytes]
-    _Command = tuple[_Executable, ...]
+    from typing_extensions import Unpack
 
-    class _DelayedCall(Protocol):
-        def cancel(self) -> None: ...
-        def active(self) -> bool: ...
+    from ferroproc._capture import _Command, _Executable, _ProcessReactor
 
-    class _ProcessReactor(Protocol):
-        """What the helpers need from a reactor."""
+    class _OptionsReactor(_ProcessReactor, Protocol):
+        """A reactor whose ``spawnProcess`` takes ``childFDs`` and ferroproc's
+        :class:`ChildOptions` (ferroproc's own, or Twisted's under
+        :mod:`ferroproc.twisted`): what :func:`getProcessResult` and the
+        pipelines need."""
 
         def spawnProcess(
             self,
@@ -66,24 +74,21 @@ if TYPE_CHECKING:
             args: Any = (),
             env: Any = ...,
             path: Any = None,
+            uid: Any = None,
+            gid: Any = None,
+            usePTY: Any = False,
+            childFDs: Any = None,
+            **options: Unpack[ChildOptions],
         ) -> Any: ...
-
-        def callLater(self, delay: float, callable: Callable[..., object], *args: Any, **kw: Any) -> _DelayedCall: ...
-
-    class _ProcessTransport(Protocol):
-        """What the helpers use of a process transport."""
-
-        def loseConnection(self) -> None: ...
-        def signalProcess(self, signalID: str | int) -> None: ...
-        def writeToChild(self, childFD: int, data: bytes) -> None: ...
-        def closeStdin(self) -> None: ...
 
 
 __all__ = [
     "OutputLimitExceeded",
+    "ProcessResult",
     "ProcessTimeout",
     "getProcessOutput",
     "getProcessOutputAndValue",
+    "getProcessResult",
     "getProcessValue",
 ]
 
@@ -170,242 +175,6 @@ class ProcessTimeout(TimeoutError):
         self.reason = reason
 
 
-class _Output:
-    """Captured output, copied once and held at about 1x its size.
-
-    Each chunk is copied into a ``BytesIO`` as it arrives and then freed;
-    ``getvalue()`` hands the ``BytesIO``'s own buffer over without a copy.
-    (Joining a list of chunks at the end would hold every byte twice.) A
-    single chunk is returned as it is.
-    """
-
-    __slots__ = ("_first", "_io")
-
-    def __init__(self) -> None:
-        self._first: bytes | None = None
-        self._io: io.BytesIO | None = None
-
-    def append(self, data: bytes) -> None:
-        if self._io is None:
-            if self._first is None:
-                self._first = data
-                return
-            self._io = io.BytesIO()
-            self._io.write(self._first)
-            self._first = None
-        self._io.write(data)
-
-    def getvalue(self) -> bytes:
-        if self._io is None:
-            return self._first or b""
-        value = self._io.getvalue()
-        self._io = None
-        return value
-
-
-class _HelperProtocol(ProcessProtocol):
-    """The machinery the three helpers share.
-
-    Collects stdout and stderr (see :class:`_Output`),
-    enforces ``maxBytes`` and ``timeout``, and turns the end of the process
-    into the Deferred's result through :meth:`finished`, which subclasses
-    define.
-    """
-
-    def __init__(
-        self,
-        deferred: Deferred[Any],
-        command: _Command,
-        maxBytes: int | None,
-        timeout: float | None,
-        killGrace: float,
-        keepOutput: bool,
-    ) -> None:
-        self.deferred: Deferred[Any] | None = deferred
-        self.command = command
-        self.outChunks = _Output()
-        self.errChunks = _Output()
-        self._keepOutput = keepOutput
-        self._maxBytes = maxBytes
-        self._received = 0
-        self._timeout = timeout
-        self._killGrace = killGrace
-        self._timeoutCall: _DelayedCall | None = None
-        self._killCall: _DelayedCall | None = None
-        self._limitHit = False
-        self._timedOut = False
-        self._killed = False
-        self._exited = False
-        self._ended = False
-
-    # -- limits ----------------------------------------------------------------
-
-    def startTimer(self, reactor: _ProcessReactor) -> None:
-        """Start the ``timeout`` clock, unless the process has already ended."""
-        if self._timeout is not None and not self._ended:
-            self._timeoutCall = reactor.callLater(self._timeout, self._onTimeout, reactor)
-
-    def _processTransport(self) -> _ProcessTransport:
-        return cast("_ProcessTransport", self.transport)
-
-    def _signal(self, name: str) -> None:
-        try:
-            self._processTransport().signalProcess(name)
-        except ProcessExitedAlready:
-            pass
-
-    def _onTimeout(self, reactor: _ProcessReactor) -> None:
-        self._timeoutCall = None
-        self._timedOut = True
-        if self._exited:
-            # Only the pipes are still open (a grandchild holds them).
-            self._processTransport().loseConnection()
-            return
-        self._signal("TERM")
-        self._killCall = reactor.callLater(self._killGrace, self._onKillGrace)
-
-    def _onKillGrace(self) -> None:
-        self._killCall = None
-        if not self._exited:
-            self._killed = True
-            self._signal("KILL")
-        self._processTransport().loseConnection()
-
-    def _keep(self, chunks: _Output, data: bytes) -> bool:
-        """Count ``data`` against ``maxBytes`` and keep what fits.
-
-        Returns False once the limit has been exceeded (the child is then
-        being killed and the rest of its output is dropped).
-        """
-        if self._limitHit:
-            return False
-        maxBytes = self._maxBytes
-        if maxBytes is not None and self._received + len(data) > maxBytes:
-            room = maxBytes - self._received
-            if self._keepOutput and room > 0:
-                chunks.append(data[:room])
-            self._received = maxBytes
-            self._limitHit = True
-            self._signal("KILL")
-            self._processTransport().loseConnection()
-            return False
-        self._received += len(data)
-        if self._keepOutput:
-            chunks.append(data)
-        return True
-
-    def _cancelTimers(self) -> None:
-        for call in (self._timeoutCall, self._killCall):
-            if call is not None and call.active():
-                call.cancel()
-        self._timeoutCall = self._killCall = None
-
-    # -- process events ------------------------------------------------------
-
-    def outReceived(self, data: bytes) -> None:
-        self._keep(self.outChunks, data)
-
-    def errReceived(self, data: bytes) -> None:
-        self._keep(self.errChunks, data)
-
-    def processExited(self, reason: Failure) -> None:
-        self._exited = True
-        if self._timedOut or self._limitHit:
-            # Do not let a grandchild holding our pipes delay the result.
-            self._processTransport().loseConnection()
-
-    def processEnded(self, reason: Failure) -> None:
-        self._ended = True
-        self._cancelTimers()
-        deferred = self.deferred
-        if deferred is None:
-            self.endedAfterResult(reason)
-            return
-        self.deferred = None
-        out = self.outChunks.getvalue()
-        err = self.errChunks.getvalue()
-        if self._limitHit:
-            assert self._maxBytes is not None
-            deferred.errback(OutputLimitExceeded(self.command, self._maxBytes, out, err, reason))
-        elif self._timedOut:
-            assert self._timeout is not None
-            deferred.errback(ProcessTimeout(self.command, self._timeout, self._killed, out, err, reason))
-        else:
-            self.finished(deferred, out, err, reason)
-
-    def finished(self, deferred: Deferred[Any], out: bytes, err: bytes, reason: Failure) -> None:
-        """Fire ``deferred`` for a process that ended within its limits."""
-        raise NotImplementedError
-
-    def endedAfterResult(self, reason: Failure) -> None:
-        """The process ended after the Deferred had already fired."""
-
-
-class _OutputGetter(_HelperProtocol):
-    """``getProcessOutput``: stdout (and stderr with ``errortoo``) as bytes."""
-
-    def __init__(self, *args: Any, errortoo: bool, **kwargs: Any) -> None:
-        _HelperProtocol.__init__(self, *args, **kwargs)
-        self._errortoo = errortoo
-        self.onProcessEnded: Deferred[Any] | None = None
-
-    def errReceived(self, data: bytes) -> None:
-        if self._errortoo:
-            # Interleaved with stdout, in arrival order.
-            self._keep(self.outChunks, data)
-            return
-        if not self._keep(self.errChunks, data) or self.deferred is None:
-            return
-        deferred = self.deferred
-        self.deferred = None
-        self.onProcessEnded = Deferred()
-        deferred.errback(_UnexpectedErrorOutput(data, self.onProcessEnded))
-        self._processTransport().loseConnection()
-
-    def finished(self, deferred: Deferred[Any], out: bytes, err: bytes, reason: Failure) -> None:
-        deferred.callback(out)
-
-    def endedAfterResult(self, reason: Failure) -> None:
-        if self.onProcessEnded is not None:
-            self.onProcessEnded.errback(reason)
-            # The end reason is news only to code that asked for it: it is
-            # not an unhandled error if nobody did (Twisted logs none either).
-            # An errback added later still gets it; a failure raised by a
-            # callback added later is reported as usual.
-            self.onProcessEnded._disarmReporter()
-
-
-class _ValueGetter(_HelperProtocol):
-    """``getProcessValue``: the exit code (None after a signal)."""
-
-    def finished(self, deferred: Deferred[Any], out: bytes, err: bytes, reason: Failure) -> None:
-        deferred.callback(reason.value.exitCode)
-
-
-class _EverythingGetter(_HelperProtocol):
-    """``getProcessOutputAndValue``: ``(out, err, code)``."""
-
-    def __init__(self, *args: Any, stdinBytes: bytes | None, **kwargs: Any) -> None:
-        _HelperProtocol.__init__(self, *args, **kwargs)
-        self._stdinBytes = stdinBytes
-
-    def connectionMade(self) -> None:
-        stdinBytes = self._stdinBytes
-        if stdinBytes is not None:
-            self._stdinBytes = None
-            transport = self._processTransport()
-            transport.writeToChild(0, stdinBytes)
-            transport.closeStdin()
-
-    def finished(self, deferred: Deferred[Any], out: bytes, err: bytes, reason: Failure) -> None:
-        signal = reason.value.signal
-        if signal:
-            # Twisted fails with the bare tuple as the Failure's value.
-            deferred.errback(Failure((out, err, signal)))
-        else:
-            deferred.callback((out, err, reason.value.exitCode))
-
-
 def _command(name: str, executable: _Executable, args: Sequence[_Executable]) -> _Command:
     """argv for the helpers: the executable, then ``args``. A bare string
     would be split into characters (Twisted runs ``echo h i`` for
@@ -430,6 +199,33 @@ def _checkLimits(function: str, maxBytes: int | None, timeout: float | None, kil
         raise ValueError(f"{function}: killGrace must be a finite number of seconds >= 0, not {killGrace!r}")
 
 
+def _checkStdinBytes(function: str, stdinBytes: bytes | None) -> None:
+    if stdinBytes is not None and not isinstance(stdinBytes, bytes):
+        raise TypeError(f"{function}: stdinBytes must be bytes or None, not {type(stdinBytes).__name__}")
+
+
+#: The spawnProcess options the helpers pass on (``timeout`` and
+#: ``killGrace`` are theirs, with their own meaning).
+_CHILD_OPTIONS = frozenset(ChildOptions.__optional_keys__)
+
+
+def _checkChildOptions(function: str, options: Mapping[str, Any]) -> None:
+    """Refuse keyword arguments that are not :class:`ChildOptions` (their
+    values are checked by ``spawnProcess``, before any child exists)."""
+    unknown = sorted(set(options) - _CHILD_OPTIONS)
+    if unknown:
+        raise TypeError(
+            f"{function}: unexpected keyword argument {unknown[0]!r} "
+            f"(spawnProcess options passed on: {', '.join(sorted(_CHILD_OPTIONS))})"
+        )
+
+
+def _defaultReactor() -> _OptionsReactor:
+    from ferroproc import reactor
+
+    return reactor
+
+
 def _run(
     protocol: _HelperProtocol,
     deferred: Deferred[Any],
@@ -440,9 +236,7 @@ def _run(
     reactor: _ProcessReactor | None,
 ) -> Deferred[Any]:
     if reactor is None:
-        from ferroproc import reactor as defaultReactor
-
-        reactor = defaultReactor
+        reactor = _defaultReactor()
     reactor.spawnProcess(protocol, executable, command, env, path)
     protocol.startTimer(reactor)
     return deferred
@@ -539,9 +333,70 @@ def getProcessOutputAndValue(
     :func:`getProcessOutput`.
     """
     _checkLimits("getProcessOutputAndValue", maxBytes, timeout, killGrace)
-    if stdinBytes is not None and not isinstance(stdinBytes, bytes):
-        raise TypeError(f"getProcessOutputAndValue: stdinBytes must be bytes or None, not {type(stdinBytes).__name__}")
+    _checkStdinBytes("getProcessOutputAndValue", stdinBytes)
     command = _command("getProcessOutputAndValue", executable, args)
     deferred: Deferred[tuple[bytes, bytes, int]] = Deferred()
     protocol = _EverythingGetter(deferred, command, maxBytes, timeout, killGrace, True, stdinBytes=stdinBytes)
     return _run(protocol, deferred, executable, command, env, path, reactor)
+
+
+def getProcessResult(
+    executable: _Executable,
+    args: Sequence[_Executable] = (),
+    env: Mapping[Any, Any] | None = {},  # as in Twisted: {} is an empty environment
+    path: _Executable | None = None,
+    reactor: _OptionsReactor | None = None,
+    stdinBytes: bytes | None = None,
+    *,
+    maxBytes: int | None = None,
+    timeout: float | None = None,
+    killGrace: float = 5.0,
+    **options: Unpack[ChildOptions],
+) -> Deferred[ProcessResult]:
+    """Run a command; the Deferred fires with a :class:`ProcessResult`
+    (a ferroproc extension).
+
+    As :func:`getProcessOutputAndValue`, but the Deferred never fails for a
+    non-zero exit, a signal or a time-out: the result says what happened
+    (``exitCode``, ``signal``, ``timedOut``, ``ok``), with both outputs and
+    what the child used (``resourceUsage``).
+
+    Example::
+
+        result = await utils.getProcessResult("make", ["all"], env=None, timeout=600)
+        print(result.exitCode, result.resourceUsage)
+
+    Arguments:
+        executable, args, env, path, reactor: as for :func:`getProcessOutput`.
+        stdinBytes: written to the child's stdin, which is then closed;
+            without it stdin stays open (as for
+            :func:`getProcessOutputAndValue`).
+        maxBytes: a cap on stdout and stderr together. Exceeding it kills
+            the child and fails the Deferred with
+            :class:`OutputLimitExceeded` (a truncated result would pass for
+            a whole one).
+        timeout, killGrace: the child is stopped after ``timeout`` seconds
+            (SIGTERM, SIGKILL ``killGrace`` seconds later) and the result
+            has ``timedOut=True``.
+        options: spawnProcess's :class:`~ferroproc.ChildOptions`
+            (``processGroup``/``newSession``, ``killGroupOnExit``, ``rlimits``,
+            ``umask``, ``nice``, ``cpuAffinity``...), passed on. With a group
+            of its own, the time limit and ``maxBytes`` signal the child's
+            whole group.
+
+    Errors: the exceptions of ``spawnProcess`` are raised here;
+    ``ValueError`` for a bad ``maxBytes``, ``timeout`` or ``killGrace``,
+    ``TypeError`` for ``stdinBytes`` that is not bytes or a keyword that is
+    not a :class:`~ferroproc.ChildOptions` one.
+    """
+    _checkLimits("getProcessResult", maxBytes, timeout, killGrace)
+    _checkStdinBytes("getProcessResult", stdinBytes)
+    _checkChildOptions("getProcessResult", options)
+    command = _command("getProcessResult", executable, args)
+    deferred: Deferred[ProcessResult] = Deferred()
+    protocol = _ResultGetter(deferred, command, maxBytes, timeout, killGrace, True, stdinBytes=stdinBytes)
+    if reactor is None:
+        reactor = _defaultReactor()
+    reactor.spawnProcess(protocol, executable, command, env, path, **options)
+    protocol.startTimer(reactor)
+    return deferred
