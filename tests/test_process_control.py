@@ -437,10 +437,11 @@ def test_a_directory_that_is_not_a_cgroup_fails_the_spawn(tmp_path: Path) -> Non
 
 
 def test_resource_usage_comes_with_the_reason_and_on_the_transport() -> None:
-    # Burn ~0.2 s of CPU and touch 64 MiB.
+    # Burn ~0.2 s of CPU and touch 512 MiB: more than this parent holds
+    # (ru_maxrss starts at the parent's resident size, see ResourceUsage).
     code = """
         import time
-        b = bytearray(64 << 20)
+        b = bytearray(512 << 20)
         for i in range(0, len(b), 4096):
             b[i] = 1
         t = time.process_time()
@@ -455,7 +456,7 @@ def test_resource_usage_comes_with_the_reason_and_on_the_transport() -> None:
     assert isinstance(usage, ResourceUsage)
     assert usage == t.resourceUsage
     assert usage.userTime + usage.systemTime >= 0.2
-    assert usage.maxRSS >= 64 << 20
+    assert usage.maxRSS >= 512 << 20
     assert proto.exited_reason.value.resourceUsage == usage  # type: ignore[union-attr]
 
 

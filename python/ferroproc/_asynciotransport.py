@@ -389,26 +389,27 @@ class _WritePipe(asyncio.WriteTransport):
     # subprocess protocol's (asyncio's WriteSubprocessPipeProto does the same).
 
     def pauseProducing(self) -> None:
-        if self._paused:
-            return
-        self._paused = True
-        protocol = self._owner._protocol
-        if protocol is not None:
-            try:
-                protocol.pause_writing()
-            except Exception as e:  # noqa: BLE001 - as asyncio reports it
-                _report("protocol.pause_writing()", e)
+        self._tell(True)
 
     def resumeProducing(self) -> None:
-        if not self._paused:
+        self._tell(False)
+
+    def _tell(self, pause: bool) -> None:
+        """``pause_writing``/``resume_writing`` to the subprocess protocol,
+        alternating (as asyncio's ``FlowControlMixin`` asserts)."""
+        if self._paused == pause:
             return
-        self._paused = False
+        self._paused = pause
         protocol = self._owner._protocol
-        if protocol is not None:
-            try:
+        if protocol is None:
+            return
+        try:
+            if pause:
+                protocol.pause_writing()
+            else:
                 protocol.resume_writing()
-            except Exception as e:  # noqa: BLE001 - as asyncio reports it
-                _report("protocol.resume_writing()", e)
+        except Exception as e:  # noqa: BLE001 - as asyncio reports it
+            _report("protocol.pause_writing()" if pause else "protocol.resume_writing()", e)
 
     def stopProducing(self) -> None:
         """The input has gone: its loss is reported by ``childConnectionLost``."""

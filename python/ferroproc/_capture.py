@@ -42,9 +42,7 @@ if TYPE_CHECKING:
             path: Any = None,
         ) -> Any: ...
 
-        def callLater(
-            self, delay: float, callable: Callable[..., object], *args: Any, **kw: Any
-        ) -> _DelayedCall: ...
+        def callLater(self, delay: float, callable: Callable[..., object], *args: Any, **kw: Any) -> _DelayedCall: ...
 
     class _ProcessTransport(Protocol):
         """What the helpers use of a process transport (``signalGroup`` only

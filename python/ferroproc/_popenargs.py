@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from ferroproc._spawnargs import SpawnArgs, prepareSpawn
@@ -76,30 +76,28 @@ def _isOpen(fd: int) -> bool:
     return True
 
 
-def _userId(user: Any) -> int:
-    if isinstance(user, int) and not isinstance(user, bool):
-        return user
-    if isinstance(user, str):
-        import pwd
-
+def _numericId(value: Any, what: str, byName: Callable[[str], int]) -> int:
+    """A uid or gid given as a number or a name (looked up with ``byName``)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
         try:
-            return pwd.getpwnam(user).pw_uid
+            return byName(value)
         except KeyError:
-            raise ValueError(f"user {user!r} not found") from None
-    raise TypeError(f"user must be an int or a str, not {type(user).__name__}")
+            raise ValueError(f"{what} {value!r} not found") from None
+    raise TypeError(f"{what} must be an int or a str, not {type(value).__name__}")
 
 
-def _groupId(group: Any, what: str = "group") -> int:
-    if isinstance(group, int) and not isinstance(group, bool):
-        return group
-    if isinstance(group, str):
-        import grp
+def _uid(user: Any) -> int:
+    import pwd
 
-        try:
-            return grp.getgrnam(group).gr_gid
-        except KeyError:
-            raise ValueError(f"{what} {group!r} not found") from None
-    raise TypeError(f"{what} must be an int or a str, not {type(group).__name__}")
+    return _numericId(user, "user", lambda name: pwd.getpwnam(name).pw_uid)
+
+
+def _gid(group: Any, what: str = "group") -> int:
+    import grp
+
+    return _numericId(group, what, lambda name: grp.getgrnam(name).gr_gid)
 
 
 def _stdio(
@@ -221,9 +219,9 @@ def preparePopen(
     opened: list[int] = []
     try:
         childFDs, pipes, same = _stdio(stdin, stdout, stderr, passFds, opened)
-        uid = None if user is None else _userId(user)
-        gid = None if group is None else _groupId(group)
-        groups = None if extraGroups is None else [_groupId(g, "extra_groups entry") for g in extraGroups]
+        uid = None if user is None else _uid(user)
+        gid = None if group is None else _gid(group)
+        groups = None if extraGroups is None else [_gid(g, "extra_groups entry") for g in extraGroups]
         spawn = prepareSpawn(
             protocol,
             program,

@@ -139,7 +139,10 @@ class ResourceUsage(NamedTuple):
     userTime: float
     #: CPU time in the kernel, in seconds.
     systemTime: float
-    #: Peak resident set size, in bytes.
+    #: Peak resident set size, in bytes: the kernel's ``ru_maxrss``. Linux
+    #: counts in it the address space the child left at ``exec``, which is
+    #: its parent's (however it was started: ``fork`` too), so a figure up to
+    #: the parent's resident size says nothing of the child itself.
     maxRSS: int
 
 

@@ -132,9 +132,7 @@ class _StageProtocol(_ResultGetter):
         stdinBytes: bytes | None,
     ) -> None:
         deferred: Deferred[ProcessResult] = Deferred()
-        _ResultGetter.__init__(
-            self, deferred, command, maxBytes, None, killGrace, user is None, stdinBytes=stdinBytes
-        )
+        _ResultGetter.__init__(self, deferred, command, maxBytes, None, killGrace, user is None, stdinBytes=stdinBytes)
         self.ended = deferred
         self.pipeline = pipeline
         self.index = index

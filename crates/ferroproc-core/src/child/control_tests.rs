@@ -4,7 +4,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use super::tests::rig;
 use super::*;
-use crate::spawn::{self, Request, Session, Setup, Spawned, Stdio};
+use crate::spawn::tests::{request, NO_SETUP};
+use crate::spawn::{self, Request, Session, Spawned};
 use crate::sys::pipe_cloexec;
 
 /// `sh -c script` in a new process group, its stdout on a pipe the test keeps.
@@ -19,16 +20,7 @@ fn grouped(script: &str) -> (Spawned, OwnedFd) {
     .unwrap();
     let (r, w) = pipe_cloexec().unwrap();
     let plan = [(1, w.as_raw_fd())];
-    let setup = Setup::default();
-    let req = Request {
-        exec: &spec,
-        cwd: None,
-        stdio: Stdio::Fds(&plan),
-        creds: None,
-        session: Session::NewGroup,
-        setup: &setup,
-        method: None,
-    };
+    let req = Request { session: Session::NewGroup, ..request(&spec, &plan, &NO_SETUP) };
     (spawn::spawn(&req).unwrap(), r)
 }
 

@@ -17,7 +17,7 @@ mod dumpable;
 mod posix;
 mod stack;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::ffi::{c_int, CStr, CString};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};

@@ -9,21 +9,40 @@ use std::ffi::CStr;
 use std::io::Read;
 use std::os::fd::AsRawFd;
 
+/// Nothing more to set up.
+pub(crate) const NO_SETUP: Setup<'static> = Setup {
+    signals: Signals::Default,
+    keep_fds: false,
+    umask: None,
+    rlimits: &[],
+    nice: None,
+    affinity: None,
+    parent_death_signal: None,
+    no_new_privs: false,
+    cgroup: None,
+};
+
+/// A request for `spec` with `plan` as its fds and nothing else asked for
+/// (`Request { field: ..., ..request(&spec, &plan, &setup) }` for more).
+pub(crate) fn request<'a>(spec: &'a ExecSpec, plan: &'a [(i32, i32)], setup: &'a Setup<'a>) -> Request<'a> {
+    Request {
+        exec: spec,
+        cwd: None,
+        stdio: Stdio::Fds(plan),
+        creds: None,
+        session: Session::Inherit,
+        setup,
+        method: None,
+    }
+}
+
 fn run(method: Method, exe: &[u8], args: &[&[u8]], env: &[&[u8]], cwd: Option<&CStr>) -> (Exit, Vec<u8>) {
     let argv: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
     let envp: Vec<Vec<u8>> = env.iter().map(|a| a.to_vec()).collect();
     let spec = ExecSpec::new(exe, &argv, &envp, Some(b"/usr/bin:/bin"), None).unwrap();
     let (r, w) = pipe_cloexec().unwrap();
     let plan = [(1, w.as_raw_fd()), (2, w.as_raw_fd())];
-    let req = Request {
-        exec: &spec,
-        cwd,
-        stdio: Stdio::Fds(&plan),
-        creds: None,
-        session: Session::Inherit,
-        setup: &Setup::default(),
-        method: Some(method),
-    };
+    let req = Request { cwd, method: Some(method), ..request(&spec, &plan, &NO_SETUP) };
     let mut child = spawn(&req).unwrap();
     drop(w);
     let mut out = Vec::new();
@@ -76,28 +95,12 @@ fn exec_failures_are_reported_with_errno_and_path() {
     for m in [Method::PosixSpawn, Method::CloneVfork] {
         let spec = ExecSpec::new(b"/no/such/prog", &[b"x".to_vec()], &[], None, None).unwrap();
         let plan: [(i32, i32); 0] = [];
-        let req = Request {
-            exec: &spec,
-            cwd: None,
-            stdio: Stdio::Fds(&plan),
-            creds: None,
-            session: Session::Inherit,
-            setup: &Setup::default(),
-            method: Some(m),
-        };
+        let req = Request { method: Some(m), ..request(&spec, &plan, &NO_SETUP) };
         let e = spawn(&req).unwrap_err();
         assert_eq!((e.stage, e.errno), (Stage::Exec, libc::ENOENT), "{m:?}");
         assert_eq!(e.path.as_deref(), Some(c"/no/such/prog"));
         let spec = ExecSpec::new(b"/etc/passwd", &[b"x".to_vec()], &[], None, None).unwrap();
-        let req = Request {
-            exec: &spec,
-            cwd: None,
-            stdio: Stdio::Fds(&plan),
-            creds: None,
-            session: Session::Inherit,
-            setup: &Setup::default(),
-            method: Some(m),
-        };
+        let req = Request { method: Some(m), ..request(&spec, &plan, &NO_SETUP) };
         assert_eq!(spawn(&req).unwrap_err().errno, libc::EACCES, "{m:?}");
     }
 }
@@ -108,15 +111,7 @@ fn credentials_always_take_the_clone_path() {
     let plan: [(i32, i32); 0] = [];
     let creds = Creds { uid: Some(65534), gid: Some(65534), groups: Some(vec![65534]) };
     for forced in [None, Some(Method::PosixSpawn), Some(Method::CloneVfork)] {
-        let req = Request {
-            exec: &spec,
-            cwd: None,
-            stdio: Stdio::Fds(&plan),
-            creds: Some(&creds),
-            session: Session::Inherit,
-            setup: &Setup::default(),
-            method: forced,
-        };
+        let req = Request { creds: Some(&creds), method: forced, ..request(&spec, &plan, &NO_SETUP) };
         assert_eq!(method_for(&req), Method::CloneVfork, "{forced:?}");
     }
 }
@@ -125,15 +120,8 @@ fn credentials_always_take_the_clone_path() {
 fn clone_path_reports_chdir_failure() {
     let spec = ExecSpec::new(b"/bin/true", &[b"true".to_vec()], &[], None, None).unwrap();
     let plan: [(i32, i32); 0] = [];
-    let req = Request {
-        exec: &spec,
-        cwd: Some(c"/no/such/dir"),
-        stdio: Stdio::Fds(&plan),
-        creds: None,
-        session: Session::Inherit,
-        setup: &Setup::default(),
-        method: Some(Method::CloneVfork),
-    };
+    let req =
+        Request { cwd: Some(c"/no/such/dir"), method: Some(Method::CloneVfork), ..request(&spec, &plan, &NO_SETUP) };
     let e = spawn(&req).unwrap_err();
     assert_eq!((e.stage, e.errno), (Stage::Chdir, libc::ENOENT));
 }
@@ -143,15 +131,7 @@ fn a_dropped_guard_kills_and_reaps_the_child() {
     let spec = ExecSpec::new(b"/bin/sleep", &[b"sleep".to_vec(), b"30".to_vec()], &[], None, None).unwrap();
     let plan: [(i32, i32); 0] = [];
     for m in [Method::PosixSpawn, Method::CloneVfork] {
-        let req = Request {
-            exec: &spec,
-            cwd: None,
-            stdio: Stdio::Fds(&plan),
-            creds: None,
-            session: Session::Inherit,
-            setup: &Setup::default(),
-            method: Some(m),
-        };
+        let req = Request { method: Some(m), ..request(&spec, &plan, &NO_SETUP) };
         let child = spawn(&req).unwrap();
         let pid = child.pid();
         drop(child);
@@ -172,15 +152,7 @@ fn session_and_group(method: Method, session: Session) -> (i32, i32, i32) {
         .unwrap();
         let (r, w) = pipe_cloexec().unwrap();
         let plan = [(1, w.as_raw_fd())];
-        let req = Request {
-            exec: &spec,
-            cwd: None,
-            stdio: Stdio::Fds(&plan),
-            creds: None,
-            session,
-            setup: &Setup::default(),
-            method: Some(method),
-        };
+        let req = Request { session, method: Some(method), ..request(&spec, &plan, &NO_SETUP) };
         let child = spawn(&req).unwrap();
         drop(w);
         let mut out = String::new();
@@ -218,15 +190,7 @@ fn credentials_leave_the_parent_dumpable_and_the_child_in_its_own_session() {
     let spec = ExecSpec::new(b"/bin/true", &[b"true".to_vec()], &[], None, None).unwrap();
     let plan: [(i32, i32); 0] = [];
     let creds = Creds { uid: Some(65534), gid: Some(65534), groups: Some(vec![65534]) };
-    let req = Request {
-        exec: &spec,
-        cwd: None,
-        stdio: Stdio::Fds(&plan),
-        creds: Some(&creds),
-        session: Session::Inherit,
-        setup: &Setup::default(),
-        method: None,
-    };
+    let req = Request { creds: Some(&creds), ..request(&spec, &plan, &NO_SETUP) };
     let child = spawn(&req).unwrap();
     let pid = child.pid();
     child.disarm();
@@ -299,7 +263,7 @@ fn ignored_signals_stay_ignored_only_when_asked() {
         u64::from_str_radix(out.split_whitespace().nth(1).unwrap(), 16).unwrap()
     };
     let bit = |sig: i32| 1u64 << (sig - 1);
-    let all_default = mask(&Setup::default());
+    let all_default = mask(&NO_SETUP);
     let popen = mask(&Setup { signals: Signals::KeepIgnored { restore: true }, ..Setup::default() });
     let inherit = mask(&Setup { signals: Signals::KeepIgnored { restore: false }, ..Setup::default() });
     // SAFETY: restoring what was there.
