@@ -16,30 +16,12 @@ from typing import Any
 
 import pytest
 from engine_support import Recorder
-from helpers import PY, iterate_until, run_reactor
+from helpers import PY, alive, iterate_until, run_reactor, wait_dead
 
 from ferroproc import reactor
 from ferroproc.error import ProcessDone, ProcessExitedAlready, ProcessTerminated, ProcessTimedOut, ResourceUsage
 
 pytestmark = pytest.mark.usefixtures("spawn_method")
-
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie waiting for an absent init counts as dead)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def wait_dead(pid: int, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 @pytest.fixture

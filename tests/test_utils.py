@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from helpers import alive, wait_dead
 
 from ferroproc import reactor, utils
 from ferroproc.defer import Deferred, ensureDeferred
@@ -368,23 +369,6 @@ def test_an_unhandled_stderr_failure_is_reported_once(tmp_path: Path) -> None:
 # Run on both spawn paths, as the engine tests are.
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def _wait_dead(pid: int, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while _alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 @pytest.mark.usefixtures("spawn_method")
 def test_result_of_a_clean_exit() -> None:
     result = run_until(utils.getProcessResult("/bin/sh", ["-c", "echo out; echo err >&2"]))
@@ -466,9 +450,9 @@ def test_result_timeout_stops_the_whole_group() -> None:
     assert result.timedOut
     grandchild = int(result.out)
     try:
-        assert _wait_dead(grandchild), "the grandchild outlived the time limit"
+        assert wait_dead(grandchild), "the grandchild outlived the time limit"
     finally:
-        if _alive(grandchild):
+        if alive(grandchild):
             os.kill(grandchild, signal.SIGKILL)
 
 

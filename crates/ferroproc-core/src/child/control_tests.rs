@@ -4,20 +4,13 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use super::tests::rig;
 use super::*;
-use crate::spawn::tests::{request, NO_SETUP};
+use crate::spawn::tests::{request, sh, NO_SETUP};
 use crate::spawn::{self, Request, Session, Spawned};
 use crate::sys::pipe_cloexec;
 
 /// `sh -c script` in a new process group, its stdout on a pipe the test keeps.
 fn grouped(script: &str) -> (Spawned, OwnedFd) {
-    let spec = crate::exec::ExecSpec::new(
-        b"/bin/sh",
-        &[b"sh".to_vec(), b"-c".to_vec(), script.as_bytes().to_vec()],
-        &[b"PATH=/usr/bin:/bin".to_vec()],
-        None,
-        None,
-    )
-    .unwrap();
+    let spec = sh(script);
     let (r, w) = pipe_cloexec().unwrap();
     let plan = [(1, w.as_raw_fd())];
     let req = Request { session: Session::NewGroup, ..request(&spec, &plan, &NO_SETUP) };

@@ -28,7 +28,7 @@ use super::fdplan::PreparedFds;
 use super::sys::{self, caps};
 
 /// How the child gets its fds.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub enum Stdio<'a> {
     /// A childFDs mapping: `(child fd, parent fd)` per entry (every child fd
     /// once). The parent fds must be open; every other fd is closed in the child.
@@ -112,7 +112,7 @@ pub enum Method {
 }
 
 /// Everything needed to start one child.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
     pub exec: &'a ExecSpec,
     pub cwd: Option<&'a CStr>,

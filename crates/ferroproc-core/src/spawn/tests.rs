@@ -141,26 +141,8 @@ fn a_dropped_guard_kills_and_reaps_the_child() {
 }
 
 fn session_and_group(method: Method, session: Session) -> (i32, i32, i32) {
-    let (exit, out) = {
-        let spec = ExecSpec::new(
-            b"/bin/sh",
-            &[b"sh".to_vec(), b"-c".to_vec(), b"ps -o sid=,pgid=,pid= -p $$".to_vec()],
-            &[b"PATH=/usr/bin:/bin".to_vec()],
-            None,
-            None,
-        )
-        .unwrap();
-        let (r, w) = pipe_cloexec().unwrap();
-        let plan = [(1, w.as_raw_fd())];
-        let req = Request { session, method: Some(method), ..request(&spec, &plan, &NO_SETUP) };
-        let child = spawn(&req).unwrap();
-        drop(w);
-        let mut out = String::new();
-        std::fs::File::from(r).read_to_string(&mut out).unwrap();
-        let pid = child.pid();
-        child.disarm();
-        (crate::reap::wait_blocking(pid).unwrap(), out)
-    };
+    let spec = sh("ps -o sid=,pgid=,pid= -p $$");
+    let (exit, out) = output_of(&Request { session, method: Some(method), ..request(&spec, &[], &NO_SETUP) });
     assert_eq!(exit.status, Some(0), "{out}");
     let v: Vec<i32> = out.split_whitespace().map(|s| s.parse().unwrap()).collect();
     (v[0], v[1], v[2])
@@ -199,34 +181,31 @@ fn credentials_leave_the_parent_dumpable_and_the_child_in_its_own_session() {
     assert_eq!(unsafe { libc::prctl(libc::PR_GET_DUMPABLE) }, before);
 }
 
-/// Run `script` under /bin/sh with `setup` on the clone path; its stdout.
-fn sh_with(setup: &Setup<'_>, script: &str) -> String {
-    let spec = ExecSpec::new(
-        b"/bin/sh",
-        &[b"sh".to_vec(), b"-c".to_vec(), script.as_bytes().to_vec()],
-        &[b"PATH=/usr/bin:/bin".to_vec()],
-        None,
-        None,
-    )
-    .unwrap();
+/// `sh -c script` with `PATH=/usr/bin:/bin`.
+pub(crate) fn sh(script: &str) -> ExecSpec {
+    let argv = [b"sh".to_vec(), b"-c".to_vec(), script.as_bytes().to_vec()];
+    ExecSpec::new(b"/bin/sh", &argv, &[b"PATH=/usr/bin:/bin".to_vec()], None, None).unwrap()
+}
+
+/// Run `req` (its fds replaced: stdout and stderr on one pipe) to its end:
+/// how it exited and what it wrote.
+fn output_of(req: &Request<'_>) -> (Exit, String) {
     let (r, w) = pipe_cloexec().unwrap();
     let plan = [(1, w.as_raw_fd()), (2, w.as_raw_fd())];
-    let req = Request {
-        exec: &spec,
-        cwd: None,
-        stdio: Stdio::Fds(&plan),
-        creds: None,
-        session: Session::Inherit,
-        setup,
-        method: None,
-    };
-    let child = spawn(&req).unwrap();
+    let child = spawn(&Request { stdio: Stdio::Fds(&plan), ..*req }).unwrap();
     drop(w);
     let mut out = String::new();
     std::fs::File::from(r).read_to_string(&mut out).unwrap();
     let pid = child.pid();
     child.disarm();
-    assert_eq!(crate::reap::wait_blocking(pid).unwrap().status, Some(0), "{out}");
+    (crate::reap::wait_blocking(pid).unwrap(), out)
+}
+
+/// Run `script` under /bin/sh with `setup`; its output.
+fn sh_with(setup: &Setup<'_>, script: &str) -> String {
+    let spec = sh(script);
+    let (exit, out) = output_of(&request(&spec, &[], setup));
+    assert_eq!(exit.status, Some(0), "{out}");
     out
 }
 
