@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from helpers import CHILDREN, PY, run_reactor
+from helpers import CHILDREN, PY, RecordingProducer, run_reactor
 
 from ferroproc import reactor
 from ferroproc.defer import Deferred
@@ -587,27 +587,11 @@ def test_a_regular_file_as_master_is_refused_and_stays_open(tmp_path: Any) -> No
 # -- flow control on a terminal (hardening 21) ------------------------------------
 
 
-class Producer:
-    """A streaming producer that records its calls."""
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def pauseProducing(self) -> None:
-        self.calls.append("pause")
-
-    def resumeProducing(self) -> None:
-        self.calls.append("resume")
-
-    def stopProducing(self) -> None:
-        self.calls.append("stop")
-
-
 def test_a_streaming_producer_on_a_terminal_is_paused_and_stopped_with_it() -> None:
     p = Recorder()
     # The child never reads: our writes queue up.
     t = pty(p, [PY, "-c", "import time; time.sleep(30)"])
-    producer = Producer()
+    producer = RecordingProducer()
     t.registerProducer(producer, True)
     t.write(b"x" * (64 * 1024 + 1))
     assert producer.calls == ["pause"], "over 64 KiB queued on the terminal pauses its producer"
