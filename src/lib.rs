@@ -2,10 +2,13 @@
 //! that touches pyo3. Dependencies run one way:
 //!
 //! ```text
-//! lib ─▶ engine ─▶ spawn ─▶ transport ─▶ handle ─▶ host
-//!          │  │       └──────────┬─────────┘
-//!          │  └─▶ timers ─▶ dispatch ─▶ handle, host
-//!          └─▶ dispatch            errors ◀── (all)
+//! engine    → spawn, transport, timers, dispatch, handle, host, errors
+//! spawn     → transport, timers, dispatch, handle, host, errors
+//! transport → dispatch, handle, host, errors
+//! timers    → dispatch, handle, host
+//! dispatch  → handle, host
+//! handle    → host
+//! host, errors → (ferroproc_core only)
 //! ```
 //!
 //! - [`engine`]: the `Engine` class: polls and turns the core loop;

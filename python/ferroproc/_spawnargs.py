@@ -46,7 +46,9 @@ class SpawnArgs(NamedTuple):
     parent_path: bytes | None
     #: The child's working directory (None: ours).
     cwd: bytes | None
-    #: ``(childFD, 'r' | 'w' | 'fd', parentFD)``; empty with a terminal.
+    #: ``(childFD, 'r' | 'w' | 'fd', parentFD)``, or ``(childFD, 'same',
+    #: otherChildFD)``: the pipe made for another entry (Popen's
+    #: ``stderr=STDOUT``); empty with a terminal.
     fds: list[tuple[int, str, int]]
     #: A new terminal as fds 0, 1 and 2.
     pty: bool

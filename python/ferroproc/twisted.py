@@ -24,7 +24,8 @@ have not ended, and removed as soon as the last one has (so an idle
 reactor carries nothing of ours, and trial's dirty-reactor check stays
 clean). A readable fd, or work queued by a transport call that the fd does
 not show, runs one non-blocking engine turn from the reactor's thread. No
-thread, no SIGCHLD handler: exits are learned from pidfds, so the reactor's
+thread (but on kernels without pidfds, one waiter per child), no SIGCHLD
+handler: exits are learned from pidfds, so the reactor's
 own SIGCHLD machinery finds nothing of ours to reap.
 
 Differences from Twisted's own ``spawnProcess`` are ferroproc's deliberate

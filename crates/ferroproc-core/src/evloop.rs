@@ -38,8 +38,8 @@ const WAKER: Token = Token(0);
 const SIGNALS: Token = Token(1);
 const FIRST_CHILD_TOKEN: usize = 2;
 
-/// Whether poll timeouts are capped: epoll takes an `int` of milliseconds,
-/// and a timer days away may as well be looked at again then.
+/// The longest single poll: epoll takes an `int` of milliseconds, and a timer
+/// days away may as well be looked at again then.
 const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -1,7 +1,8 @@
 //! A [`Child`] shared between the loop and the threads that hold its
 //! transport, behind one lock with a rule that the types enforce.
 //!
-//! The rule (ARCHITECTURE.md, decision 10): no lock is held while a host
+//! The rule (the project's design decisions, `ARCHITECTURE.md` beside the
+//! repository: decision 10): no lock is held while a host
 //! runs its own code (for Python: while the GIL is taken or Python runs),
 //! and nothing the host owns is released under a lock. [`ChildCell::with`]
 //! is the only way in: its closure must be `Send`, so it cannot capture a

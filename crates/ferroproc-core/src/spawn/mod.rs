@@ -1,7 +1,10 @@
-//! Starting a child: `posix_spawn` when the request fits it, otherwise a
-//! vfork-style `clone(CLONE_VM | CLONE_VFORK)` child running one small,
-//! allocation-free routine. Neither copies the parent's page tables, so the
-//! cost of a spawn stays flat however large the parent grows.
+//! Starting a child: a vfork-style `clone(CLONE_VM | CLONE_VFORK)` child
+//! running one small, allocation-free routine (where the kernel has
+//! `CLOSE_RANGE_UNSHARE`, Linux 5.9, it shares our fd table and takes its fds
+//! over a socket, so its cost does not grow with our fds), or `posix_spawn`
+//! when forced or on older kernels for the requests it can do ([`method_for`]).
+//! Neither copies the parent's page tables, so the cost of a spawn stays flat
+//! however large the parent grows.
 //!
 //! Everything the child needs (argv, envp, executable candidates, fd actions,
 //! terminal path, groups) is built before either path starts; the child only
