@@ -6,6 +6,7 @@ children throughout; CPython's own suite runs in test_asyncio_suite.py."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib.util
 import os
 import signal
@@ -13,6 +14,7 @@ import sys
 import threading
 from asyncio.subprocess import DEVNULL, PIPE, STDOUT
 from collections.abc import Callable, Coroutine
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -483,7 +485,12 @@ def test_wait_wakes_as_this_pythons_asyncio_does() -> None:
         assert p.stdout is not None
         return p.stdout.at_eof(), code
 
-    at_eof, code = fa.run(main())
+    with pytest.warns(ResourceWarning, match="unclosed transport") if sys.version_info < (3, 11) else nullcontext():
+        at_eof, code = fa.run(main())
+        # On 3.10 the loop closed with stdout still open, as on asyncio's own
+        # loop: the transport and its protocol (a cycle) go at the next
+        # collection, which closes the pipe.
+        gc.collect()
     assert code == 0
     assert at_eof == (sys.version_info >= (3, 11)), "3.10 wakes at the exit, 3.11+ once every pipe is lost"
 

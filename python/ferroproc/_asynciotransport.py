@@ -1,9 +1,9 @@
 """asyncio's subprocess transport (and its pipe transports) over a child of
 ferroproc's engine.
 
-One :class:`SubprocessTransport` per child is both the asyncio transport
-its protocol sees and the protocol the engine calls (``childDataReceived``
-...), so each event is one Python call into the asyncio protocol. asyncio's
+One :class:`SubprocessTransport` per child is the asyncio transport its
+protocol sees; the engine calls a small :class:`_EngineProtocol` that passes
+each event on to it. asyncio's
 documented order holds: ``connection_made`` first (events that came before
 it are replayed after it, in order), per pipe ``pipe_data_received`` then
 one ``pipe_connection_lost``, ``process_exited`` once, ``connection_lost``
@@ -103,6 +103,44 @@ def _afterForkInChild() -> None:
 
 
 os.register_at_fork(after_in_child=_afterForkInChild)
+
+
+class _EngineProtocol:
+    """The engine's protocol for one child: its events, passed on to the
+    :class:`SubprocessTransport` while that lives. The engine keeps this
+    object until the child has ended, but not the transport: a transport
+    dropped without ``close()`` is collected as asyncio's is (its
+    ``__del__`` closes it), even when no loop runs any more."""
+
+    __slots__ = ("_transport",)
+
+    def __init__(self, transport: SubprocessTransport) -> None:
+        self._transport = weakref.ref(transport)
+
+    def makeConnection(self, process: Process) -> None:
+        t = self._transport()
+        if t is not None:
+            t._connected(process)
+
+    def childDataReceived(self, childFD: int, data: bytes) -> None:
+        t = self._transport()
+        if t is not None:
+            t._data(childFD, data)
+
+    def childConnectionLost(self, childFD: int) -> None:
+        t = self._transport()
+        if t is not None:
+            t._pipeLost(childFD)
+
+    def processExited(self, reason: tuple[int | None, tuple[str, float, bool] | None]) -> None:
+        t = self._transport()
+        if t is not None:
+            t._exited(reason)
+
+    def processEnded(self, reason: object) -> None:
+        t = self._transport()
+        if t is not None:
+            t._call(t._finish)
 
 
 class SubprocessTransport(asyncio.SubprocessTransport):
@@ -220,20 +258,20 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         else:
             f(*args)
 
-    # -- the engine's protocol ---------------------------------------------------
+    # -- the engine's events (through _EngineProtocol) ------------------------------
 
-    def makeConnection(self, process: Process) -> None:
+    def _connected(self, process: Process) -> None:
         self._process = process
         self._pid = process.pid
         self._info["ferroproc"] = process
         for fd, kind in self._pipeKinds.items():
             self._pipes[fd] = _WritePipe(self, process, fd) if kind == "w" else _ReadPipe(self, process, fd)
 
-    def childDataReceived(self, childFD: int, data: bytes) -> None:
+    def _data(self, childFD: int, data: bytes) -> None:
         if self._protocol is not None:
             self._call(self._protocol.pipe_data_received, childFD, data)
 
-    def childConnectionLost(self, childFD: int) -> None:
+    def _pipeLost(self, childFD: int) -> None:
         pipe = self._pipes.get(childFD)
         exc: BaseException | None = None
         if pipe is not None:
@@ -243,7 +281,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         if self._protocol is not None:
             self._call(self._protocol.pipe_connection_lost, childFD, exc)
 
-    def processExited(self, reason: tuple[int | None, tuple[str, float, bool] | None]) -> None:
+    def _exited(self, reason: tuple[int | None, tuple[str, float, bool] | None]) -> None:
         status, timedOut = reason
         self._returncode = 255 if status is None else os.waitstatus_to_exitcode(status)
         self._info["timed_out"] = timedOut
@@ -251,9 +289,6 @@ class SubprocessTransport(asyncio.SubprocessTransport):
             self._call(self._protocol.process_exited)
         if _WAKE_AT_EXIT:
             self._call(self._wake)
-
-    def processEnded(self, reason: object) -> None:
-        self._call(self._finish)
 
     def _finish(self) -> None:
         protocol, self._protocol = self._protocol, None
@@ -276,7 +311,7 @@ class _ReadPipe(asyncio.ReadTransport):
 
     def __init__(self, owner: SubprocessTransport, process: Process, fd: int) -> None:
         super().__init__()
-        self._owner = owner
+        self._pid = owner._pid
         self._process = process
         self._fd = fd
         self._closing = False
@@ -304,7 +339,7 @@ class _ReadPipe(asyncio.ReadTransport):
         self._closing = True
 
     def __repr__(self) -> str:
-        return f"<ferroproc read pipe fd={self._fd} of pid {self._owner._pid}>"
+        return f"<ferroproc read pipe fd={self._fd} of pid {self._pid}>"
 
 
 class _WritePipe(asyncio.WriteTransport):
@@ -315,7 +350,8 @@ class _WritePipe(asyncio.WriteTransport):
 
     def __init__(self, owner: SubprocessTransport, process: Process, fd: int) -> None:
         super().__init__()
-        self._owner = owner
+        self._owner = weakref.ref(owner)
+        self._pid = owner._pid
         self._process = process
         self._fd = fd
         self._closing = False
@@ -400,7 +436,8 @@ class _WritePipe(asyncio.WriteTransport):
         if self._paused == pause:
             return
         self._paused = pause
-        protocol = self._owner._protocol
+        owner = self._owner()
+        protocol = owner._protocol if owner is not None else None
         if protocol is None:
             return
         try:
@@ -415,7 +452,7 @@ class _WritePipe(asyncio.WriteTransport):
         """The input has gone: its loss is reported by ``childConnectionLost``."""
 
     def __repr__(self) -> str:
-        return f"<ferroproc write pipe fd={self._fd} of pid {self._owner._pid}>"
+        return f"<ferroproc write pipe fd={self._fd} of pid {self._pid}>"
 
 
 async def makeTransport(
@@ -433,13 +470,14 @@ async def makeTransport(
     ``connection_made`` has run. ``None`` when only asyncio's own path can
     start it (``preexec_fn``)."""
     transport = SubprocessTransport(loop, protocol)
-    spawn = preparePopen(transport, (args,) if shell else args, shell, stdin, stdout, stderr, kwargs)
+    bridge = _EngineProtocol(transport)
+    spawn = preparePopen(bridge, (args,) if shell else args, shell, stdin, stdout, stderr, kwargs)
     if spawn is None:
         return None
     transport._pipeKinds = spawn.pipes
     driver = driverFor(loop)
     try:
-        driver.engine.spawn(cast("IProcessProtocol", transport), spawn.args)
+        driver.engine.spawn(cast("IProcessProtocol", bridge), spawn.args)
     finally:
         for fd in spawn.opened:
             os.close(fd)
