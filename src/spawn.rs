@@ -411,7 +411,16 @@ pub(crate) fn spawn(
     let transport = Py::new(py, Process::new(cell, Arc::downgrade(shared)))?;
     lock(&shared.transports).insert(key, transport.clone_ref(py).into_any());
     if let Some(proto) = protocol {
-        if let Err(e) = proto.call_method1(py, intern!(py, "makeConnection"), (transport.clone_ref(py),)) {
+        // `connectionMade` writes as a callback in a turn does: together,
+        // in one writev at its end (or the enclosing turn's, when spawned
+        // from a callback).
+        let turn = (!shared.lp.in_turn()).then(|| shared.lp.enter_turn());
+        let r = proto.call_method1(py, intern!(py, "makeConnection"), (transport.clone_ref(py),));
+        if turn.is_some() {
+            shared.lp.flush();
+        }
+        drop(turn);
+        if let Err(e) = r {
             callbacks.report(py, "makeConnection", e)?;
         }
     }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use ferroproc_core::child::{Child, NotOpen, ProducerRegistered, Role, SignalError, WriteLimits, INPUT_FD};
 use ferroproc_core::pty;
+use ferroproc_core::sys::SigpipeShield;
 use pyo3::exceptions::{PyKeyError, PyNotImplementedError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -54,13 +55,24 @@ impl Process {
         r
     }
 
+    /// Queue `data` for child fd `fd`. Inside a loop turn (a protocol
+    /// callback, `connectionMade`) it leaves with the rest of the turn's
+    /// writes, at its end; outside one (an asyncio coroutine, another
+    /// thread), a write to an idle pipe is made at once, as asyncio's
+    /// transports do, rather than waking the loop to make it.
     fn write_to(&self, py: Python<'_>, fd: i32, data: &Bound<'_, PyAny>, strict: bool) -> PyResult<()> {
         let chunk = chunk(data, "data")?;
-        if Shared::get(&self.handle).is_none() {
-            return Ok(());
-        }
-        let r =
-            self.act(move |c, x| c.write(fd, chunk, strict).map(|q| q.pause_producer.and_then(|g| x.producer_of(g))));
+        let Some(shared) = Shared::get(&self.handle) else { return Ok(()) };
+        let now = !shared.lp.in_turn();
+        let r = self.act(move |c, x| {
+            c.write(fd, chunk, strict).map(|q| {
+                if now && q.needs_flush {
+                    let _shield = SigpipeShield::raise();
+                    c.flush_fd(fd);
+                }
+                q.pause_producer.and_then(|g| x.producer_of(g))
+            })
+        });
         match r {
             Ok(Some(producer)) => {
                 producer.call_method0(py, intern!(py, "pauseProducing"))?;
