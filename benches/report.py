@@ -297,8 +297,8 @@ def markdown(
 
 
 def write_chart(scenarios: list[Scenario], results: dict[str, Any], path: str) -> str | None:
-    """A line panel per curve metric (one line per peer, log x), then one small bar chart per
-    other metric that has a direction; ferroproc highlighted."""
+    """A line panel per curve metric (one line per peer, two grid cells wide), then one small
+    bar chart per other metric that has a direction; ferroproc highlighted."""
     try:
         import matplotlib
 
@@ -309,12 +309,12 @@ def write_chart(scenarios: list[Scenario], results: dict[str, Any], path: str) -
     curves = curve_tables(scenarios, results)
     on_curve = {f"{sc.id}/{name}" for sc in scenarios for c in sc.curves for name in c.cases}
     rows = [r for r in build_rows(scenarios, results) if r.metric.better and r.medians and r.case.key not in on_curve]
-    panels = len(curves) + len(rows)
-    if not panels:
+    if not curves and not rows:
         return None
     ncols = 4
-    nrows = (panels + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 2.7 * nrows), squeeze=False)
+    curve_rows, bar_rows = (len(curves) + 1) // 2, (len(rows) + ncols - 1) // ncols
+    fig = plt.figure(figsize=(4.6 * ncols, 3.2 * curve_rows + 2.7 * bar_rows))
+    grid = fig.add_gridspec(curve_rows + bar_rows, ncols, height_ratios=[3.2] * curve_rows + [2.7] * bar_rows)
     colours = {
         "ferroproc": "#d9531e",
         "ferroproc-posix": "#f0a070",
@@ -324,36 +324,40 @@ def write_chart(scenarios: list[Scenario], results: dict[str, Any], path: str) -
         "native-64k": "#777777",
     }
     cycle = ["#4c78a8", "#54a24b", "#b279a2", "#9d755d", "#72b7b2"]
-    cells = list(axes.flat)
-    for ax, t in zip(cells, curves, strict=False):
-        xs = [max(x, 1.0) for x in t.xs] if t.curve.log_x else t.xs  # log axis: a 0 is drawn at 1
-        for i, (peer, vals) in enumerate(t.lines.items()):
-            pts = [(x, v) for x, v in zip(xs, vals, strict=True) if v is not None]
-            style = "--" if peer in ("ferroproc-posix", "native") else "-"
+    for i, t in enumerate(curves):
+        ax = fig.add_subplot(grid[i // 2, (i % 2) * 2 : (i % 2) * 2 + 2])
+        for j, (peer, vals) in enumerate(t.lines.items()):
+            pts = [(x, v) for x, v in zip(t.xs, vals, strict=True) if v is not None]
             ax.plot(
                 [x for x, _ in pts],
                 [v for _, v in pts],
-                style,
+                "--" if peer in ("ferroproc-posix", "native") else "-",
                 marker="o",
                 markersize=3,
-                linewidth=2.2 if peer == "ferroproc" else 1.2,
-                color=colours.get(peer, cycle[i % len(cycle)]),
+                linewidth=2.4 if peer == "ferroproc" else 1.2,
+                color=colours.get(peer, cycle[j % len(cycle)]),
                 label=peer,
             )
         if t.curve.log_x:
-            ax.set_xscale("log")
+            lowest = min((x for x in t.xs if x > 0), default=1.0)
+            if min(t.xs) <= 0:
+                ax.set_xscale("symlog", linthresh=lowest, linscale=0.5)
+            else:
+                ax.set_xscale("log")
+        if t.curve.log_y:
             ax.set_yscale("log")
         else:
             ax.set_ylim(bottom=0)
-        ax.set_xticks(xs)
-        ax.set_xticklabels([f"{x:,.0f}" for x in t.xs], fontsize=7)
+        ax.set_xticks(t.xs)
+        ax.set_xticklabels([f"{x:,.0f}" for x in t.xs], fontsize=8)
         ax.minorticks_off()
         ax.set_xlabel(t.curve.x_label, fontsize=8)
         ax.set_title(t.title, fontsize=9)
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6, ncol=2)
-    for ax, row in zip(cells[len(curves) :], rows, strict=False):  # the grid may have spare cells
+        ax.legend(fontsize=7, ncol=2, loc="best")
+    for i, row in enumerate(rows):
+        ax = fig.add_subplot(grid[curve_rows + i // ncols, i % ncols])
         peers = [p for p in PEERS if p in row.medians]
         vals = [row.medians[p] for p in peers]
         ax.barh(peers, vals, color=[colours.get(p, "#4c78a8") for p in peers])
@@ -364,8 +368,6 @@ def write_chart(scenarios: list[Scenario], results: dict[str, Any], path: str) -
         for y, v in enumerate(vals):
             ax.text(v + top * 0.01, y, row.metric.format(v), va="center", fontsize=7)
         ax.set_xlim(0, top * 1.25)
-    for ax in cells[panels:]:
-        ax.axis("off")
     fig.suptitle("ferroproc vs peers (medians; ↑ higher is better, ↓ lower is better)", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=90)

@@ -88,7 +88,8 @@ class Curve:
     x_param: str
     x_label: str
     metrics: list[str]
-    log_x: bool = False
+    log_x: bool = False  # symlog when an x is 0
+    log_y: bool = False
 
 
 @dataclass
@@ -279,7 +280,11 @@ SCENARIOS = [
             )
             for name, n in S6_CURVE
         ],
-        curves=[Curve([name for name, _ in S6_CURVE], "n", "children alive", ["start_us", "rss_mib"], log_x=True)],
+        curves=[
+            Curve(
+                [name for name, _ in S6_CURVE], "n", "children alive", ["start_us", "rss_mib"], log_x=True, log_y=True
+            )
+        ],
     ),
     Scenario(
         "S7",
@@ -338,7 +343,7 @@ SCENARIOS = [
             )
             for name, fds in S8_FDS
         ],
-        curves=[Curve([name for name, _ in S8_FDS], "fds", "open fds in the parent", ["rate"])],
+        curves=[Curve([name for name, _ in S8_FDS], "fds", "open fds in the parent", ["rate"], log_x=True)],
     ),
     Scenario(
         "S9",
