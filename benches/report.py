@@ -304,6 +304,7 @@ def write_chart(scenarios: list[Scenario], results: dict[str, Any], path: str) -
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
     except ImportError:
         return None
     curves = curve_tables(scenarios, results)
@@ -346,11 +347,14 @@ def write_chart(scenarios: list[Scenario], results: dict[str, Any], path: str) -
                 ax.set_xscale("log")
         if t.curve.log_y:
             ax.set_yscale("log")
+            ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_locator(NullLocator())
         else:
             ax.set_ylim(bottom=0)
         ax.set_xticks(t.xs)
         ax.set_xticklabels([f"{x:,.0f}" for x in t.xs], fontsize=8)
-        ax.minorticks_off()
+        ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xlabel(t.curve.x_label, fontsize=8)
         ax.set_title(t.title, fontsize=9)
         ax.tick_params(labelsize=8)
