@@ -15,7 +15,22 @@ from asyncio.subprocess import DEVNULL, PIPE
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from _common import ECHO_LINE, ENV, NotApplicable, cpu_seconds, exe, now, peak_rss_mib, rss_baseline, thread_count
+from _common import (
+    ECHO_LINE,
+    ENV,
+    HELD_PING,
+    NotApplicable,
+    close_fds,
+    cpu_seconds,
+    exe,
+    fill_fds,
+    held_children,
+    now,
+    open_fd_count,
+    peak_rss_mib,
+    rss_baseline,
+    thread_count,
+)
 
 
 def load(peer: str) -> Callable[[Callable[[], Awaitable[dict[str, Any]]]], dict[str, Any]]:
@@ -84,14 +99,43 @@ async def _spawn_true(kind: str) -> int:
     return proc.returncode  # type: ignore[return-value]
 
 
+async def _hold_fds(total: int) -> tuple[list[asyncio.subprocess.Process], list[int]]:
+    """S8: live ``cat`` children with pipes (each has echoed a byte), then dup'd fds up to ``total``."""
+    cat = exe("cat")
+    procs = [
+        await asyncio.create_subprocess_exec(cat, stdin=PIPE, stdout=PIPE, stderr=PIPE, env=ENV)
+        for _ in range(held_children(total))
+    ]
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write(HELD_PING)
+    for proc in procs:
+        assert proc.stdout is not None
+        await proc.stdout.readexactly(len(HELD_PING))
+    return procs, fill_fds(total)
+
+
+async def _release(procs: list[asyncio.subprocess.Process], fillers: list[int]) -> int:
+    close_fds(fillers)
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.close()
+    codes = await asyncio.gather(*(proc.wait() for proc in procs))
+    return sum(code != 0 for code in codes)
+
+
 def spawn_rate(p: dict[str, Any]) -> Callable[[], Awaitable[dict[str, Any]]]:
     kind = p.get("kind", "pipes")
     if kind == "creds" and os.geteuid() != 0:
         raise NotApplicable("uid/gid spawns need root")
+    if p.get("options"):
+        raise NotApplicable("asyncio has no such spawn options")
     n, conc, budget = p["n"], p.get("conc", 1), p.get("budget", 0)
 
     async def main() -> dict[str, Any]:
         st = {"started": 0, "ended": 0, "bad": 0}
+        procs, fillers = await _hold_fds(p.get("fds", 0))
+        fds = open_fd_count()
         t0 = now()
 
         async def worker() -> None:
@@ -103,7 +147,15 @@ def spawn_rate(p: dict[str, Any]) -> Callable[[], Awaitable[dict[str, Any]]]:
 
         await asyncio.gather(*(worker() for _ in range(min(conc, n))))
         dt = now() - t0
-        return {"n": st["ended"], "seconds": dt, "rate": st["ended"] / dt, "failures": st["bad"]}
+        bad = await _release(procs, fillers)
+        return {
+            "n": st["ended"],
+            "seconds": dt,
+            "rate": st["ended"] / dt,
+            "fds": fds,
+            "held_children": len(procs),
+            "failures": st["bad"] + bad,
+        }
 
     return main
 
@@ -190,6 +242,8 @@ def round_trips(p: dict[str, Any]) -> Callable[[], Awaitable[dict[str, Any]]]:
 
 
 def many_children(p: dict[str, Any]) -> Callable[[], Awaitable[dict[str, Any]]]:
+    if p.get("kill"):
+        raise NotApplicable("S6's curve is not run on asyncio")
     n, argv = p["n"], [exe("sleep"), str(p["sleep"])]
     pipes = p["stdio"] == "pipes"
     io = PIPE if pipes else DEVNULL
@@ -224,6 +278,7 @@ def many_children(p: dict[str, Any]) -> Callable[[], Awaitable[dict[str, Any]]]:
 SCENARIOS = {
     "S1": spawn_rate,
     "S2": spawn_rate,
+    "S8": spawn_rate,
     "S3": pipe_throughput,
     "S4": capture,
     "S5": round_trips,

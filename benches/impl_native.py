@@ -32,11 +32,18 @@ def command(peer: str, scenario: str, p: dict[str, Any], bin_dir: str) -> list[s
     """The command line for one run, or a reason why this peer does not take part."""
     b = lambda name: os.path.join(bin_dir, name)  # noqa: E731
     fork = peer == "native-fork"
-    if scenario in ("S1", "S2"):
+    clone_files = peer == "native-clone"
+    if scenario in ("S1", "S2", "S8", "S9"):
         kind = p.get("kind", "pipes")
         if kind == "creds" and os.geteuid() != 0:
             return "uid/gid spawns need root"
-        method = "fork" if fork else ("vfork" if kind == "creds" else "spawn")
+        if clone_files and kind != "pipes":
+            return "the clone-files baseline does pipes only"
+        if p.get("options") == "all+cgroup":
+            return "a C clone3(CLONE_INTO_CGROUP) baseline needs a trampoline; not written"
+        if p.get("options") and not clone_files:
+            return "only the clone-files baseline sets S9's options"
+        method = "fork" if fork else "clonefiles" if clone_files else ("vfork" if kind == "creds" else "spawn")
         cmd = [
             b("spawn"),
             "-m",
@@ -54,6 +61,10 @@ def command(peer: str, scenario: str, p: dict[str, Any], bin_dir: str) -> list[s
             cmd += ["-M", str(p["mem_mib"])]
         if p.get("budget"):
             cmd += ["-b", str(p["budget"])]
+        if p.get("fds"):
+            cmd += ["-R", "-H", str(p["fds"]), "-E", exe("cat")]
+        if p.get("options"):
+            cmd.append("-O")
         return cmd + ["--", exe("true")]
     if scenario == "S3":
         pipe_size = 0 if peer == "native-64k" else 1 << 20
@@ -66,7 +77,7 @@ def command(peer: str, scenario: str, p: dict[str, Any], bin_dir: str) -> list[s
         return [
             b("spawn"),
             "-m",
-            "spawn",
+            "clonefiles" if clone_files else "spawn",
             "-s",
             p["stdio"],
             "-n",
@@ -74,6 +85,7 @@ def command(peer: str, scenario: str, p: dict[str, Any], bin_dir: str) -> list[s
             "-c",
             str(p["n"]),
             "-R",
+            *(["-K"] if p.get("kill") else []),
             "--",
             exe("sleep"),
             str(p["sleep"]),

@@ -11,7 +11,22 @@ from concurrent.futures import ThreadPoolExecutor
 from subprocess import DEVNULL, PIPE
 from typing import Any
 
-from _common import ECHO_LINE, ENV, NotApplicable, cpu_seconds, exe, now, peak_rss_mib, rss_baseline, thread_count
+from _common import (
+    ECHO_LINE,
+    ENV,
+    HELD_PING,
+    NotApplicable,
+    close_fds,
+    cpu_seconds,
+    exe,
+    fill_fds,
+    held_children,
+    now,
+    open_fd_count,
+    peak_rss_mib,
+    rss_baseline,
+    thread_count,
+)
 
 
 def load(peer: str) -> None:
@@ -42,11 +57,47 @@ def _spawn_true(kind: str) -> int:
     return proc.returncode
 
 
+def _hold_fds(total: int) -> tuple[list[subprocess.Popen[bytes]], list[int]]:
+    """S8: live ``cat`` children with pipes (each has echoed a byte), then dup'd fds up to ``total``."""
+    cat = exe("cat")
+    procs = [
+        subprocess.Popen([cat], stdin=PIPE, stdout=PIPE, stderr=PIPE, env=ENV, bufsize=0)
+        for _ in range(held_children(total))
+    ]
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write(HELD_PING)
+    for proc in procs:
+        assert proc.stdout is not None
+        if proc.stdout.read(1) != HELD_PING:
+            raise RuntimeError("a held cat did not echo")
+    return procs, fill_fds(total)
+
+
+def _release(procs: list[subprocess.Popen[bytes]], fillers: list[int]) -> int:
+    """End what ``_hold_fds`` made; the number of children that did not exit 0."""
+    close_fds(fillers)
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.close()
+    bad = 0
+    for proc in procs:
+        bad += proc.wait() != 0
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+    return bad
+
+
 def spawn_rate(p: dict[str, Any]) -> dict[str, Any]:
     kind = p.get("kind", "pipes")
     if kind == "creds" and os.geteuid() != 0:
         raise NotApplicable("uid/gid spawns need root")
+    if p.get("options"):
+        raise NotApplicable("subprocess has no such spawn options")
     n, conc, budget = p["n"], p.get("conc", 1), p.get("budget", 0)
+    procs, fillers = _hold_fds(p.get("fds", 0))
+    fds = open_fd_count()
     t0 = now()
     if conc == 1:
         codes = []
@@ -58,7 +109,15 @@ def spawn_rate(p: dict[str, Any]) -> dict[str, Any]:
         with ThreadPoolExecutor(max_workers=conc) as pool:
             codes = list(pool.map(lambda _: _spawn_true(kind), range(n)))
     dt = now() - t0
-    return {"n": len(codes), "seconds": dt, "rate": len(codes) / dt, "failures": sum(c != 0 for c in codes)}
+    bad = _release(procs, fillers)
+    return {
+        "n": len(codes),
+        "seconds": dt,
+        "rate": len(codes) / dt,
+        "fds": fds,
+        "held_children": len(procs),
+        "failures": sum(c != 0 for c in codes) + bad,
+    }
 
 
 def pipe_throughput(p: dict[str, Any]) -> dict[str, Any]:
@@ -118,7 +177,9 @@ def round_trips(p: dict[str, Any]) -> dict[str, Any]:
 
 
 def many_children(p: dict[str, Any]) -> dict[str, Any]:
-    n, argv = p["n"], [exe("sleep"), str(p["sleep"])]
+    """``n`` children alive at once; with ``kill`` (S6's curve) they run ``sleep 3600`` and
+    are SIGKILLed as soon as all have started."""
+    n, argv, kill = p["n"], [exe("sleep"), str(p["sleep"])], p.get("kill", False)
     pipes = p["stdio"] == "pipes"
     io = PIPE if pipes else DEVNULL
     base = rss_baseline()
@@ -126,13 +187,16 @@ def many_children(p: dict[str, Any]) -> dict[str, Any]:
     procs = [subprocess.Popen(argv, stdin=io, stdout=io, stderr=io, env=ENV) for _ in range(n)]
     start_all = now() - t0
     threads = thread_count()
+    if kill:
+        for proc in procs:
+            proc.kill()
     for proc in procs:
         if pipes:
             proc.communicate()
         else:
             proc.wait()
     cpu = cpu_seconds() - cpu0
-    bad = sum(proc.returncode != 0 for proc in procs)
+    bad = sum(proc.returncode != (-9 if kill else 0) for proc in procs)
     return {
         "n": n,
         "seconds": now() - t0,
@@ -168,6 +232,7 @@ def pipeline(p: dict[str, Any]) -> dict[str, Any]:
 SCENARIOS = {
     "S1": spawn_rate,
     "S2": spawn_rate,
+    "S8": spawn_rate,
     "S3": pipe_throughput,
     "S4": capture,
     "S5": round_trips,

@@ -12,23 +12,47 @@ from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
-from _common import ECHO_LINE, ENV, NotApplicable, cpu_seconds, exe, now, peak_rss_mib, rss_baseline, thread_count
+from _common import (
+    ECHO_LINE,
+    ENV,
+    HELD_PING,
+    NotApplicable,
+    close_fds,
+    cpu_seconds,
+    exe,
+    fill_fds,
+    held_children,
+    make_cgroup,
+    now,
+    open_fd_count,
+    peak_rss_mib,
+    remove_cgroup,
+    rss_baseline,
+    s9_options,
+    thread_count,
+)
 
 
 def load(peer: str) -> SimpleNamespace:
-    """The reactor, ProcessProtocol and utils of ``peer`` ("twisted" or "ferroproc")."""
+    """The reactor, ProcessProtocol and utils of ``peer`` ("twisted", "ferroproc" or
+    "ferroproc-posix": ferroproc with posix_spawn forced)."""
     if peer == "twisted":
         from twisted.internet import epollreactor
 
         epollreactor.install()
         from twisted.internet import reactor, utils
         from twisted.internet.protocol import ProcessProtocol
-    elif peer == "ferroproc":
+    elif peer in ("ferroproc", "ferroproc-posix"):
         from ferroproc import reactor, utils
         from ferroproc.protocol import ProcessProtocol
+
+        if peer == "ferroproc-posix":
+            # The old path, for comparison: posix_spawn copies the fd table (and closes it
+            # in the child) where the default clone path shares it.
+            reactor._spawnMethod = "posix_spawn"
     else:
         raise ValueError(peer)
-    return SimpleNamespace(reactor=reactor, ProcessProtocol=ProcessProtocol, utils=utils)
+    return SimpleNamespace(reactor=reactor, ProcessProtocol=ProcessProtocol, utils=utils, peer=peer)
 
 
 class Loop:
@@ -77,11 +101,16 @@ def exit_code(reason: Any) -> Any:
     return getattr(reason.value, "exitCode", None)
 
 
-# --- S1 / S2: spawn rate ------------------------------------------------------------------
+# --- S1 / S2 / S8 / S9: spawn rate --------------------------------------------------------
 
 
 def spawn_rate(api: SimpleNamespace, p: dict[str, Any]) -> dict[str, Any]:
-    """Spawn ``/bin/true`` ``n`` times with at most ``conc`` alive (or until ``budget`` s)."""
+    """Spawn ``/bin/true`` ``n`` times with at most ``conc`` alive (or until ``budget`` s).
+
+    S8 (``fds``): first start ``held_children(fds)`` live ``cat`` children with pipes, wait
+    until each has echoed a byte, and dup fds up to ``fds`` open in all; they are ended (stdin
+    closed) after the measurement. S9 (``options``): every spawn option in ``s9_options``.
+    """
     loop = Loop(api)
     argv = [exe("true")]
     kwargs: dict[str, Any] = {}
@@ -92,8 +121,36 @@ def spawn_rate(api: SimpleNamespace, p: dict[str, Any]) -> dict[str, Any]:
         if os.geteuid() != 0:
             raise NotApplicable("uid/gid spawns need root")
         kwargs.update(uid=65534, gid=65534)
+    cgroup = None
+    if p.get("options"):
+        if api.peer == "twisted":
+            raise NotApplicable("Twisted has no spawn options (process groups, limits...)")
+        cgroup = make_cgroup() if p["options"] == "all+cgroup" else None
+        kwargs.update(s9_options(cgroup))
     n, conc, budget = p["n"], p.get("conc", 1), p.get("budget", 0)
-    st = SimpleNamespace(started=0, ended=0, bad=0, stop=False, t0=0.0)
+    n_held = held_children(p.get("fds", 0))
+    st = SimpleNamespace(started=0, ended=0, bad=0, stop=False, t0=0.0, ready=0, held_ended=0)
+    held: list[Any] = []
+    fillers: list[int] = []
+    result: dict[str, Any] = {}
+
+    class HeldProtocol(api.ProcessProtocol):  # type: ignore[misc, name-defined]
+        """A live ``cat`` holding three pipes: echoes one byte once started, ends at stdin EOF."""
+
+        def connectionMade(self) -> None:
+            self.transport.write(HELD_PING)
+
+        def childDataReceived(self, fd: int, data: bytes) -> None:
+            st.ready += 1
+            if st.ready == n_held:
+                measure()
+
+        def processEnded(self, reason: Any) -> None:
+            st.held_ended += 1
+            if exit_code(reason) != 0:
+                st.bad += 1
+            if st.held_ended == n_held:
+                loop.done(**result, failures=st.bad)
 
     class TrueProtocol(api.ProcessProtocol):  # type: ignore[misc, name-defined]
         def processEnded(self, reason: Any) -> None:
@@ -106,20 +163,43 @@ def spawn_rate(api: SimpleNamespace, p: dict[str, Any]) -> dict[str, Any]:
                 spawn()
             elif st.ended == st.started:
                 dt = now() - st.t0
-                loop.done(n=st.ended, seconds=dt, rate=st.ended / dt, failures=st.bad)
+                result.update(n=st.ended, seconds=dt, rate=st.ended / dt, held_children=n_held)
+                close_fds(fillers)
+                if not held:
+                    loop.done(**result, failures=st.bad)
+                for transport in held:
+                    transport.closeStdin()
 
-    TrueProtocol.processEnded = loop.guard(TrueProtocol.processEnded)  # type: ignore[method-assign]
+    for cls, names in (
+        (HeldProtocol, ("connectionMade", "childDataReceived", "processEnded")),
+        (TrueProtocol, ("processEnded",)),
+    ):
+        for name in names:
+            setattr(cls, name, loop.guard(getattr(cls, name)))
 
     def spawn() -> None:
         st.started += 1
         api.reactor.spawnProcess(TrueProtocol(), argv[0], argv, env=ENV, **kwargs)
 
-    def start() -> None:
+    def measure() -> None:
+        fillers.extend(fill_fds(p.get("fds", 0)))
+        result["fds"] = open_fd_count()
         st.t0 = now()
         for _ in range(min(conc, n)):
             spawn()
 
-    return loop.run(start)
+    def start() -> None:
+        cat = exe("cat")
+        for _ in range(n_held):
+            held.append(api.reactor.spawnProcess(HeldProtocol(), cat, [cat], env=ENV))
+        if not n_held:
+            measure()
+
+    try:
+        return loop.run(start)
+    finally:
+        if cgroup is not None:
+            remove_cgroup(cgroup)
 
 
 # --- S3: pipe throughput ------------------------------------------------------------------
@@ -243,8 +323,10 @@ def round_trips(api: SimpleNamespace, p: dict[str, Any]) -> dict[str, Any]:
 
 
 def many_children(api: SimpleNamespace, p: dict[str, Any]) -> dict[str, Any]:
+    """``n`` children alive at once; with ``kill`` (S6's curve) they run ``sleep 3600`` and
+    are SIGKILLed as soon as all have started."""
     loop = Loop(api)
-    n = p["n"]
+    n, kill = p["n"], p.get("kill", False)
     argv = [exe("sleep"), str(p["sleep"])]
     kwargs: dict[str, Any] = {}
     devnull = -1
@@ -257,7 +339,7 @@ def many_children(api: SimpleNamespace, p: dict[str, Any]) -> dict[str, Any]:
     class SleepProtocol(api.ProcessProtocol):  # type: ignore[misc, name-defined]
         def processEnded(self, reason: Any) -> None:
             st.ended += 1
-            if exit_code(reason) != 0:
+            if (getattr(reason.value, "signal", None) != 9) if kill else (exit_code(reason) != 0):
                 st.bad += 1
             if st.ended == n:
                 cpu = cpu_seconds() - st.cpu0
@@ -276,10 +358,12 @@ def many_children(api: SimpleNamespace, p: dict[str, Any]) -> dict[str, Any]:
 
     def start() -> None:
         st.cpu0, st.t0 = cpu_seconds(), now()
-        for _ in range(n):
-            api.reactor.spawnProcess(SleepProtocol(), argv[0], argv, env=ENV, **kwargs)
+        procs = [api.reactor.spawnProcess(SleepProtocol(), argv[0], argv, env=ENV, **kwargs) for _ in range(n)]
         st.start_all = now() - st.t0
         st.threads = thread_count()
+        if kill:
+            for proc in procs:
+                proc.signalProcess("KILL")
 
     res = loop.run(start)
     res["rss_mib"] = peak_rss_mib() - base_rss
@@ -361,6 +445,8 @@ def pipeline(api: SimpleNamespace, p: dict[str, Any]) -> dict[str, Any]:
 SCENARIOS = {
     "S1": spawn_rate,
     "S2": spawn_rate,
+    "S8": spawn_rate,
+    "S9": spawn_rate,
     "S3": pipe_throughput,
     "S4": capture,
     "S5": round_trips,

@@ -6,7 +6,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from scenarios import PEER_NOTES, PEERS, TARGETS, Case, Metric, Scenario, Target
+from scenarios import PEER_NOTES, PEERS, TARGETS, Case, Curve, Metric, Scenario, Target
 
 ARROW = {"higher": "↑", "lower": "↓", "": ""}
 
@@ -115,6 +115,53 @@ def _ratio_body(rows: list[Row], cols: list[str]) -> list[list[str]]:
     return body
 
 
+@dataclass
+class CurveTable:
+    """One metric of one curve: per peer, the median at each x (None where not measured)."""
+
+    scenario: Scenario
+    curve: Curve
+    metric: Metric
+    xs: list[float]
+    lines: dict[str, list[float | None]]
+
+    @property
+    def title(self) -> str:
+        unit = f" ({self.metric.unit})" if self.metric.unit else ""
+        return f"{self.scenario.id}: {self.metric.label}{unit} {ARROW[self.metric.better]} by {self.curve.x_label}"
+
+
+def curve_tables(scenarios: list[Scenario], results: dict[str, Any]) -> list[CurveTable]:
+    med = median_fn(results)
+    tables = []
+    for sc in scenarios:
+        cases = {c.name: c for c in sc.cases}
+        for curve in sc.curves:
+            keys = [f"{sc.id}/{name}" for name in curve.cases if f"{sc.id}/{name}" in results]
+            if not keys:
+                continue
+            xs = [float(results[k]["params"][curve.x_param]) for k in keys]
+            for mkey in curve.metrics:
+                metric = next(m for m in cases[curve.cases[0]].metrics if m.key == mkey)
+                lines = {}
+                for peer in PEERS:
+                    vals = [med(k, peer, mkey) for k in keys]
+                    if any(v is not None for v in vals):
+                        lines[peer] = vals
+                tables.append(CurveTable(sc, curve, metric, xs, lines))
+    return tables
+
+
+def _curve_body(t: CurveTable) -> tuple[list[str], list[list[str]]]:
+    header = ["peer", t.curve.x_param] + [f"{x:,.0f}" for x in t.xs] + [f"{t.xs[-1]:,.0f} ÷ {t.xs[0]:,.0f}"]
+    body = []
+    for peer, vals in t.lines.items():
+        first, last = vals[0], vals[-1]
+        ratio = f"{last / first:.2f}×" if first and last is not None else "—"
+        body.append([peer, ""] + [t.metric.format(v) for v in vals] + [ratio])
+    return header, body
+
+
 def case_text(case: Case, res: dict[str, Any]) -> str:
     """The rows of one case, printed as soon as it is done."""
     rows = build_rows([Scenario(case.scenario, "", "", [case])], {case.key: res}, spread=True)
@@ -129,6 +176,18 @@ def _extra_lines(results: dict[str, Any]) -> list[str]:
     """Derived figures that are not one peer against another."""
     med = median_fn(results)
     lines = []
+    for peer in ("ferroproc", "ferroproc-posix", "native", "native-clone"):
+        at0, at19k = med("S8/0", peer, "rate"), med("S8/19k", peer, "rate")
+        if at0 and at19k:
+            lines.append(f"S8: {peer} keeps {at19k / at0:.2f}× of its 0-fd spawn rate with 19,000 fds open")
+    plain, s1 = med("S9/plain", "ferroproc", "rate"), med("S1/seq", "ferroproc", "rate")
+    for case in ("options", "options-cgroup"):
+        rate = med(f"S9/{case}", "ferroproc", "rate")
+        if rate and plain:
+            lines.append(
+                f"S9 {case}: ferroproc from a 2 GiB parent keeps {rate / plain:.2f}× of its plain rate"
+                + (f" ({rate / s1:.2f}× of its S1 one-at-a-time rate)" if s1 else "")
+            )
     for peer in ("ferroproc", "twisted"):
         relay, wired = med("S7/relay", peer, "mbps"), med("S7/wired", peer, "mbps")
         if relay and wired:
@@ -163,6 +222,9 @@ def final_text(scenarios: list[Scenario], results: dict[str, Any]) -> str:
         for t, ratio, met, ref in r.targets
     ]
     out += [""] + _extra_lines(results)
+    for t in curve_tables(scenarios, results):
+        header, body = _curve_body(t)
+        out += ["", t.title, _table(header, body)]
     return "\n".join(out)
 
 
@@ -214,6 +276,13 @@ def markdown(
     extra = _extra_lines(results)
     if extra:
         md += [""] + [f"- {line}" for line in extra]
+    curves = curve_tables(scenarios, results)
+    if curves:
+        md += ["", "## Curves", ""]
+        for t in curves:
+            header, body = _curve_body(t)
+            md += [f"**{t.title}** (medians; the last column: the largest x ÷ the smallest)", ""]
+            md += [_md_table(header, body), ""]
     statuses = [(key, p, s) for key, res in results.items() for p, s in res["status"].items()]
     if statuses:
         md += ["", "### n/a and errors", ""] + [f"- {key} {p}: {s}" for key, p, s in statuses]
@@ -228,22 +297,71 @@ def markdown(
 
 
 def write_chart(scenarios: list[Scenario], results: dict[str, Any], path: str) -> str | None:
-    """One small bar chart per metric that has a direction; ferroproc highlighted."""
+    """A line panel per curve metric (one line per peer, two grid cells wide), then one small
+    bar chart per other metric that has a direction; ferroproc highlighted."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
     except ImportError:
         return None
-    rows = [r for r in build_rows(scenarios, results) if r.metric.better and r.medians]
-    if not rows:
+    curves = curve_tables(scenarios, results)
+    on_curve = {f"{sc.id}/{name}" for sc in scenarios for c in sc.curves for name in c.cases}
+    rows = [r for r in build_rows(scenarios, results) if r.metric.better and r.medians and r.case.key not in on_curve]
+    if not curves and not rows:
         return None
     ncols = 4
-    nrows = (len(rows) + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 2.7 * nrows), squeeze=False)
-    colours = {"ferroproc": "#d9531e", "native": "#333333", "native-fork": "#777777", "native-64k": "#777777"}
-    for ax, row in zip(axes.flat, rows, strict=False):  # the grid may have spare cells
+    curve_rows, bar_rows = (len(curves) + 1) // 2, (len(rows) + ncols - 1) // ncols
+    fig = plt.figure(figsize=(4.6 * ncols, 3.2 * curve_rows + 2.7 * bar_rows))
+    grid = fig.add_gridspec(curve_rows + bar_rows, ncols, height_ratios=[3.2] * curve_rows + [2.7] * bar_rows)
+    colours = {
+        "ferroproc": "#d9531e",
+        "ferroproc-posix": "#f0a070",
+        "native": "#333333",
+        "native-clone": "#111111",
+        "native-fork": "#777777",
+        "native-64k": "#777777",
+    }
+    cycle = ["#4c78a8", "#54a24b", "#b279a2", "#9d755d", "#72b7b2"]
+    for i, t in enumerate(curves):
+        ax = fig.add_subplot(grid[i // 2, (i % 2) * 2 : (i % 2) * 2 + 2])
+        for j, (peer, vals) in enumerate(t.lines.items()):
+            pts = [(x, v) for x, v in zip(t.xs, vals, strict=True) if v is not None]
+            ax.plot(
+                [x for x, _ in pts],
+                [v for _, v in pts],
+                "--" if peer in ("ferroproc-posix", "native") else "-",
+                marker="o",
+                markersize=3,
+                linewidth=2.4 if peer == "ferroproc" else 1.2,
+                color=colours.get(peer, cycle[j % len(cycle)]),
+                label=peer,
+            )
+        if t.curve.log_x:
+            lowest = min((x for x in t.xs if x > 0), default=1.0)
+            if min(t.xs) <= 0:
+                ax.set_xscale("symlog", linthresh=lowest, linscale=0.5)
+            else:
+                ax.set_xscale("log")
+        if t.curve.log_y:
+            ax.set_yscale("log")
+            ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_locator(NullLocator())
+        else:
+            ax.set_ylim(bottom=0)
+        ax.set_xticks(t.xs)
+        ax.set_xticklabels([f"{x:,.0f}" for x in t.xs], fontsize=8)
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xlabel(t.curve.x_label, fontsize=8)
+        ax.set_title(t.title, fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncol=2, loc="best")
+    for i, row in enumerate(rows):
+        ax = fig.add_subplot(grid[curve_rows + i // ncols, i % ncols])
         peers = [p for p in PEERS if p in row.medians]
         vals = [row.medians[p] for p in peers]
         ax.barh(peers, vals, color=[colours.get(p, "#4c78a8") for p in peers])
@@ -254,8 +372,6 @@ def write_chart(scenarios: list[Scenario], results: dict[str, Any], path: str) -
         for y, v in enumerate(vals):
             ax.text(v + top * 0.01, y, row.metric.format(v), va="center", fontsize=7)
         ax.set_xlim(0, top * 1.25)
-    for ax in list(axes.flat)[len(rows) :]:
-        ax.axis("off")
     fig.suptitle("ferroproc vs peers (medians; ↑ higher is better, ↓ lower is better)", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=90)

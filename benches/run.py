@@ -35,6 +35,7 @@ from scenarios import PEERS, Case, select  # noqa: E402
 
 PY_PEER_PROBES = {
     "ferroproc": "from ferroproc import reactor, utils; from ferroproc.protocol import ProcessProtocol",
+    "ferroproc-posix": "from ferroproc import reactor, utils; from ferroproc.protocol import ProcessProtocol",
     "twisted": (
         "from twisted.internet import epollreactor, utils; from twisted.internet.protocol import ProcessProtocol"
     ),
@@ -147,6 +148,9 @@ def run_once(case: Case, peer: str, params: dict[str, Any], bin_dir: str | None,
         return Outcome(error=f"{values['failures']} children did not exit 0")
     if values.get("ok") is False or proc.returncode != 0:
         return Outcome(error=f"wrong result {values} (exit {proc.returncode})")
+    for metric in case.metrics:
+        if metric.derive is not None and metric.key not in values:
+            values[metric.key] = metric.derive(values)
     return Outcome(values)
 
 

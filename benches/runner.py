@@ -22,6 +22,7 @@ from _common import NotApplicable, hold_memory, pin_to_one_cpu, raise_nofile
 
 MODULES = {
     "ferroproc": "impl_twisted",
+    "ferroproc-posix": "impl_twisted",
     "twisted": "impl_twisted",
     "asyncio": "impl_asyncio",
     "uvloop": "impl_asyncio",

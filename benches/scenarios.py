@@ -12,17 +12,32 @@ from typing import Any
 GiB, MiB = 1 << 30, 1 << 20
 
 #: Column order of every table; a case lists the peers that take part in it.
-PEERS = ["ferroproc", "twisted", "asyncio", "uvloop", "subprocess", "native", "native-fork", "native-64k"]
+PEERS = [
+    "ferroproc",
+    "ferroproc-posix",
+    "twisted",
+    "asyncio",
+    "uvloop",
+    "subprocess",
+    "native",
+    "native-clone",
+    "native-fork",
+    "native-64k",
+]
 #: Event-loop peers (the S3 target is against the best of these).
 EVENT_LOOPS = ["twisted", "asyncio", "uvloop"]
 
 PEER_NOTES = {
     "ferroproc": "ferroproc's reactor; the same code as the Twisted runner with the imports swapped",
+    "ferroproc-posix": "ferroproc with posix_spawn forced (`reactor._spawnMethod = 'posix_spawn'`), the path "
+    "that copies the fd table; informative (S6, S8)",
     "twisted": "Twisted's epoll reactor (`epollreactor.install()`), `reactor.spawnProcess`",
     "asyncio": "`asyncio.create_subprocess_exec` + streams, default loop (3.11: ThreadedChildWatcher)",
     "uvloop": "the asyncio code on `uvloop.new_event_loop`",
     "subprocess": "blocking `subprocess.Popen`; threads only for S1's 64-at-once and S3's writer",
     "native": "C, gcc -O2 at bench time: posix_spawn (clone-vfork for uid/gid), pidfd + epoll/poll",
+    "native-clone": "C, clone(CLONE_VM|CLONE_VFORK|CLONE_FILES) + close_range(CLOSE_RANGE_UNSHARE), stdio "
+    "sent over a socket pair (SCM_RIGHTS): ferroproc's default path with no Python (S1, S6, S8, S9)",
     "native-fork": "C, plain fork()+exec with the same child setup (what a fork-based engine pays)",
     "native-64k": "C, S3 with the kernel's default 64 KiB pipes (native uses 1 MiB, F_SETPIPE_SZ)",
 }
@@ -35,6 +50,8 @@ class Metric:
     unit: str
     better: str  # "higher", "lower" or "" (informative only)
     fmt: str = "{:,.0f}"
+    #: Computed from a run's other values when the run does not report it.
+    derive: Callable[[dict[str, Any]], float] | None = None
 
     def format(self, value: float | None) -> str:
         return "—" if value is None else self.fmt.format(value)
@@ -63,11 +80,25 @@ class Case:
 
 
 @dataclass
+class Curve:
+    """Some cases of a scenario read as one curve: ``x_param`` of each case on the x axis, a
+    line per peer, for each metric in ``metrics`` (a chart panel and a table each)."""
+
+    cases: list[str]  # case names, in x order
+    x_param: str
+    x_label: str
+    metrics: list[str]
+    log_x: bool = False  # symlog when an x is 0
+    log_y: bool = False
+
+
+@dataclass
 class Scenario:
     id: str
     title: str
     about: str
     cases: list[Case]
+    curves: list[Curve] = field(default_factory=list)
 
 
 RATE = Metric("rate", "spawn rate", "spawns/s", "higher")
@@ -79,6 +110,17 @@ CPU = Metric("cpu", "parent CPU", "s", "lower", "{:,.2f}")
 THREADS = Metric("threads", "threads", "", "", "{:,.0f}")
 PER_EVENT = Metric("per_event_us", "CPU per child", "µs", "lower", "{:,.0f}")
 COMPLETED = Metric("completed", "completed OK", "children", "", "{:,.0f}")
+FDS = Metric("fds", "open fds", "", "", "{:,.0f}")
+START_US = Metric(
+    "start_us", "start cost per child", "µs", "lower", "{:,.0f}", derive=lambda v: v["start_all"] / v["n"] * 1e6
+)
+
+#: S8's levels: fds the parent holds while it spawns (RLIMIT_NOFILE's hard limit here is 20,000).
+S8_FDS = [("0", 0), ("1k", 1000), ("10k", 10000), ("19k", 19000)]
+S8_PEERS = ["ferroproc", "ferroproc-posix", "twisted", "asyncio", "uvloop", "subprocess", "native", "native-clone"]
+#: S6's curve: how many children are alive at once.
+S6_CURVE = [("curve-100", 100), ("curve-1k", 1000), ("curve-5k", 5000), ("curve-10k", 10000)]
+S6_CURVE_PEERS = ["ferroproc", "ferroproc-posix", "twisted", "subprocess", "native", "native-clone"]
 
 ALL_PY = ["ferroproc", "twisted", "asyncio", "uvloop", "subprocess", "native"]
 
@@ -94,7 +136,7 @@ SCENARIOS = [
                 "S1",
                 "seq",
                 "one at a time",
-                ALL_PY,
+                ALL_PY + ["native-clone"],
                 {"n": 2000, "conc": 1},
                 {"n": 60},
                 [RATE],
@@ -194,13 +236,16 @@ SCENARIOS = [
         "10,000 concurrent `sleep 1` with stdio on /dev/null (no pipes: 10,000 × 3 pipes would "
         "pass RLIMIT_NOFILE's hard limit; 2 runs per peer, no warm-up). Threads are counted "
         "once all are started; CPU is the parent's user+system time from the first spawn to the "
-        "last exit.",
+        "last exit. The curve: 100, 1,000, 5,000 and 10,000 × `sleep 3600` on /dev/null, all "
+        "SIGKILLed as soon as the last has started (so every one is alive while the others start; "
+        "ferroproc and native-clone hold a pidfd per child, so the fd table grows with them); "
+        "start cost per child = start-all ÷ n.",
         [
             Case(
                 "S6",
                 "1k",
                 "1,000 × sleep 2",
-                ALL_PY,
+                ALL_PY + ["ferroproc-posix"],
                 {"n": 1000, "sleep": 2, "stdio": "pipes", "nofile": True},
                 {"n": 50, "sleep": 0.2},
                 [START_ALL, RSS, CPU, THREADS],
@@ -211,7 +256,7 @@ SCENARIOS = [
                 "S6",
                 "10k",
                 "10,000 × sleep 1",
-                ALL_PY,
+                ALL_PY + ["ferroproc-posix"],
                 {"n": 10000, "sleep": 1, "stdio": "null", "nofile": True},
                 {"n": 200, "sleep": 0.2},
                 [START_ALL, RSS, PER_EVENT, THREADS, COMPLETED],
@@ -219,6 +264,26 @@ SCENARIOS = [
                 warmup=False,
                 timeout=240,
             ),
+        ]
+        + [
+            Case(
+                "S6",
+                name,
+                f"{n:,} × sleep 3600, killed once all started",
+                S6_CURVE_PEERS,
+                {"n": n, "sleep": 3600, "stdio": "null", "nofile": True, "kill": True},
+                {"n": n // 50},
+                [START_US, START_ALL, RSS, PER_EVENT],
+                runs=3 if n <= 1000 else 2,
+                warmup=False,
+                timeout=240,
+            )
+            for name, n in S6_CURVE
+        ],
+        curves=[
+            Curve(
+                [name for name, _ in S6_CURVE], "n", "children alive", ["start_us", "rss_mib"], log_x=True, log_y=True
+            )
         ],
     ),
     Scenario(
@@ -249,6 +314,78 @@ SCENARIOS = [
                 {"bytes": 32 * MiB},
                 [MBPS],
                 timeout=90,
+            ),
+        ],
+    ),
+    Scenario(
+        "S8",
+        "spawn rate against open fds",
+        "S1 one at a time (`/bin/true` with three pipes, ≤1,000 spawns or 1.5 s) from a parent "
+        "holding 0, 1,000, 10,000 or 19,000 open fds (RLIMIT_NOFILE raised to its hard limit, "
+        "20,000 here). The held fds: fds ÷ 8 live `cat` children started through the peer's own "
+        "API with three pipes each (plus a pidfd for ferroproc and the C baselines: about half "
+        "the fds), each known to be running once it has echoed a byte; then dup'd /dev/null fds "
+        "(close-on-exec) up to the level. After the measurement their stdin is closed and they "
+        "are reaped. The 0 level is the interpreter's own 5-15 fds. 3 runs per peer.",
+        [
+            Case(
+                "S8",
+                name,
+                f"{fds:,} open fds",
+                S8_PEERS,
+                {"n": 1000, "conc": 1, "budget": 1.5, "fds": fds, "nofile": True},
+                {"n": 60, "budget": 0.3, "fds": fds // 10},
+                [RATE, FDS],
+                runs=3,
+                warmup=fds == 0,
+                warmup_params={"n": 300},
+                timeout=240,
+            )
+            for name, fds in S8_FDS
+        ],
+        curves=[Curve([name for name, _ in S8_FDS], "fds", "open fds in the parent", ["rate"], log_x=True)],
+    ),
+    Scenario(
+        "S9",
+        "spawn with every option, from a 2 GiB parent",
+        "ferroproc's spawn options all set at once (`processGroup=True, killGroupOnExit, "
+        "timeout=60, idleTimeout=60, rlimits={nofile: 1024, core: 0, cpu: 60}, umask=0o077, "
+        "nice=<our own>, cpuAffinity=<every usable CPU>, parentDeathSignal=SIGTERM, "
+        "noNewPrivileges=True`; the cgroup case adds `cgroup=` a fresh cgroup v2 group) on "
+        "`/bin/true` with pipes, one at a time from a parent holding 2 GiB of touched memory "
+        "(≤400 spawns or 1 s, 5 runs), against `plain`: the same spawns with no option from a "
+        "small parent (S1 one at a time). native-clone makes the same child-side calls in C "
+        "(no timers: those live in ferroproc's parent).",
+        [
+            Case(
+                "S9",
+                "plain",
+                "no options, small parent",
+                ["ferroproc", "native-clone"],
+                {"n": 400, "conc": 1, "budget": 1.0},
+                {"n": 20, "budget": 0.5},
+                [RATE],
+                warmup_params={"n": 100},
+            ),
+            Case(
+                "S9",
+                "options",
+                "every option, 2 GiB parent",
+                ["ferroproc", "native-clone"],
+                {"n": 400, "conc": 1, "budget": 1.0, "mem_mib": 2048, "options": "all"},
+                {"n": 20, "budget": 0.5, "mem_mib": 64},
+                [RATE],
+                warmup=False,
+            ),
+            Case(
+                "S9",
+                "options-cgroup",
+                "every option + cgroup, 2 GiB parent",
+                ["ferroproc", "native-clone"],
+                {"n": 400, "conc": 1, "budget": 1.0, "mem_mib": 2048, "options": "all+cgroup"},
+                {"n": 20, "budget": 0.5, "mem_mib": 64},
+                [RATE],
+                warmup=False,
             ),
         ],
     ),
@@ -333,6 +470,27 @@ def _targets() -> list[Target]:
             Target(case, "start_all", "≤ subprocess", "<=", 1.0, peer_ref(case, "subprocess", "start_all")),
             Target(case, "rss_mib", "≤1.5× subprocess", "<=", 1.5, peer_ref(case, "subprocess", "rss_mib")),
         ]
+    t.append(
+        Target(
+            "S8/19k",
+            "rate",
+            "≥0.9× own rate at 0 fds",
+            ">=",
+            0.9,
+            lambda med: (med("S8/0", "ferroproc", "rate"), "ferroproc S8 at 0 fds"),
+        )
+    )
+    for case in ("S9/options", "S9/options-cgroup"):
+        t.append(
+            Target(
+                case,
+                "rate",
+                "≥0.9× own plain rate",
+                ">=",
+                0.9,
+                lambda med: (med("S9/plain", "ferroproc", "rate"), "ferroproc S9 plain"),
+            )
+        )
     return t
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import errno
 import os
+import resource as _resource
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, NamedTuple, TypeAlias, TypedDict
 
@@ -20,6 +22,11 @@ __all__ = ["ChildOptions", "SpawnArgs", "SpawnMethod", "SpawnOptions", "prepareS
 SpawnMethod: TypeAlias = Literal["posix_spawn", "clone"]
 
 _DEFAULT_CHILD_FDS: Mapping[int, str | int] = {0: "w", 1: "r", 2: "r"}
+#: ``_childFDs(_DEFAULT_CHILD_FDS)``, built once: the form almost every spawn takes.
+_DEFAULT_FDS: tuple[tuple[int, str, int], ...] = ((0, "w", -1), (1, "r", -1), (2, "r", -1))
+#: What ``os.fsencode`` uses (fixed at start-up), for the str fast path below.
+_FS_ENCODING = sys.getfilesystemencoding()
+_FS_ERRORS = sys.getfilesystemencodeerrors()
 _PROTOCOL_METHODS = (
     "makeConnection",
     "childDataReceived",
@@ -167,6 +174,8 @@ def _fsencode(value: Any, what: str) -> bytes:
     """``os.fsencode``, with an unencodable str (a lone surrogate that
     surrogateescape cannot map back to a byte) reported by parameter name."""
     try:
+        if type(value) is str:  # os.fsencode's own rule, without its two calls
+            return value.encode(_FS_ENCODING, _FS_ERRORS)
         return os.fsencode(value)
     except UnicodeEncodeError as e:
         raise ValueError(
@@ -233,10 +242,8 @@ def _checkedEnvEntries(env: Mapping[Any, Any]) -> list[bytes]:
 def _fdLimit() -> int:
     """The soft RLIMIT_NOFILE, which the child inherits: fd numbers at or
     above it cannot be given to the child."""
-    import resource
-
-    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    return _MAX_FD if soft == resource.RLIM_INFINITY else soft
+    soft = _resource.getrlimit(_resource.RLIMIT_NOFILE)[0]
+    return _MAX_FD if soft == _resource.RLIM_INFINITY else soft
 
 
 def _isInt(value: object) -> bool:
@@ -310,9 +317,7 @@ def _windowSize(windowSize: object, usePTY: object) -> tuple[int, int] | None:
     return (windowSize[0], windowSize[1])
 
 
-_RLIMITS = {
-    name[len("RLIMIT_") :]: value for name, value in vars(__import__("resource")).items() if name.startswith("RLIMIT_")
-}
+_RLIMITS = {name[len("RLIMIT_") :]: value for name, value in vars(_resource).items() if name.startswith("RLIMIT_")}
 _UNLIMITED = (1 << 64) - 1
 
 
@@ -327,9 +332,7 @@ def _seconds(value: object, what: str, positive: bool) -> float:
 
 
 def _limit(value: object, what: str) -> int:
-    import resource
-
-    if value is None or value == resource.RLIM_INFINITY:
+    if value is None or value == _resource.RLIM_INFINITY:
         return _UNLIMITED
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < _UNLIMITED:
         raise ValueError(f"spawnProcess: {what} must be an int >= 0 or resource.RLIM_INFINITY, not {value!r}")
@@ -508,16 +511,20 @@ def prepareSpawn(
         if isinstance(usePTY, (tuple, list)):
             ptyFds = _ptyFds(usePTY)
         fds: list[tuple[int, str, int]] = []
+    elif childFDs is None and _fdLimit() > 2:
+        fds = list(_DEFAULT_FDS)
     else:
         fds = _childFDs(_DEFAULT_CHILD_FDS if childFDs is None else childFDs)
     _checkProtocol(processProtocol, bool(usePTY) or any(kind != "fd" for _, kind, _ in fds))
-    fields = {"session": "inherit", "process_group": None, **_extensions(options)}
+    # No options: every field keeps its default (what _extensions({}) gives).
+    fields = {"session": "inherit", "process_group": None, **(_extensions(options) if options else {})}
 
     return SpawnArgs(
         executable=exe,
         argv=argv,
         envp=envp,
-        parent_path=os.environb.get(b"PATH"),
+        # Only a bare name is looked up on the parent's PATH.
+        parent_path=None if b"/" in exe else os.environb.get(b"PATH"),
         cwd=cwd,
         fds=fds,
         pty=bool(usePTY) and ptyFds is None,

@@ -8,6 +8,7 @@
 //! when the child must keep the parent's other fds) the child gets the usual
 //! copy, with every source prepared here. A cgroup to start in takes `clone3`.
 
+use std::collections::BTreeSet;
 use std::ffi::{c_int, c_void};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::ptr;
@@ -18,8 +19,24 @@ use super::dumpable::{enter_cred_window, leave_cred_window};
 use super::stack::Stack;
 use super::{channel, Request, Signals, SpawnError, Spawned, Stage, Stdio};
 use crate::exec::ptr_array;
-use crate::fdplan::{received_numbers, received_plan};
+use crate::fdplan::{gaps, received_numbers, received_plan, Action};
 use crate::sys::{caps, errno, open_file_limit};
+
+/// The child's steps when every fd it receives lands on its own target
+/// number (the usual `{0, 1, 2}`, with the channel above them): received
+/// fds are not close-on-exec, so none has to move (the general plan would
+/// move each one away and back, six `dup2` for three fds); only the other
+/// numbers are closed, as that plan does.
+fn plan_for_received(targets: &[c_int], received: &[c_int]) -> Vec<Action> {
+    if targets != received {
+        return received_plan(targets, received);
+    }
+    let wanted: BTreeSet<c_int> = targets.iter().copied().collect();
+    let mut actions: Vec<Action> =
+        gaps(&wanted).into_iter().map(|(first, last)| Action::CloseRange { first, last }).collect();
+    actions.push(Action::CloseFrom(wanted.last().map_or(0, |t| t + 1)));
+    actions
+}
 
 /// The CPU set for `affinity` (a plain bitmap; building it allocates nothing
 /// in the child).
@@ -70,7 +87,7 @@ pub(super) fn spawn(req: &Request<'_>) -> Result<Spawned, SpawnError> {
             chan_guard = Some(guard);
         }
         let targets: Vec<c_int> = entries.iter().map(|e| e.0).collect();
-        received_plan(&targets, &received_numbers(entries.len(), chan))
+        plan_for_received(&targets, &received_numbers(entries.len(), chan))
     } else {
         match req.stdio {
             Stdio::Fds(entries) => prepared.insert(super::prepare_fds(entries)?).actions(),
@@ -119,10 +136,14 @@ pub(super) fn spawn(req: &Request<'_>) -> Result<Spawned, SpawnError> {
         gid: creds.and_then(|c| c.gid).map_or(-1, i64::from),
         uid: creds.and_then(|c| c.uid).map_or(-1, i64::from),
         death_signal: setup.parent_death_signal.unwrap_or(0),
+        // Read by the child only with a death signal.
         // SAFETY: getpid only reads.
-        parent_pid: unsafe { libc::getpid() },
+        parent_pid: if setup.parent_death_signal.is_some() { unsafe { libc::getpid() } } else { 0 },
         no_new_privs: setup.no_new_privs,
-        max_fd: open_file_limit(),
+        // Only for closing fds one by one where close_range is missing: where
+        // the kernel has CLOSE_RANGE_UNSHARE it has close_range, and the
+        // limit (a syscall per spawn) is not needed.
+        max_fd: if caps().close_range_unshare { 1 << 20 } else { open_file_limit() },
         err_stage: Stage::None,
         err_errno: 0,
         err_index: 0,
@@ -219,4 +240,27 @@ pub(super) fn spawn(req: &Request<'_>) -> Result<Spawned, SpawnError> {
         return Err(SpawnError { stage, errno: err, path, entry });
     }
     Ok(spawned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fds_received_at_their_targets_do_not_move() {
+        assert_eq!(plan_for_received(&[0, 1, 2], &[0, 1, 2]), vec![Action::CloseFrom(3)]);
+        // The channel at 1: fds land on 0, 2, 3, which are the targets here.
+        assert_eq!(
+            plan_for_received(&[0, 2, 3], &[0, 2, 3]),
+            vec![Action::CloseRange { first: 1, last: 1 }, Action::CloseFrom(4)]
+        );
+        assert_eq!(plan_for_received(&[], &[]), vec![Action::CloseFrom(0)]);
+    }
+
+    #[test]
+    fn other_mappings_take_the_general_plan() {
+        for (targets, received) in [(&[0, 1, 2][..], &[0, 1, 3][..]), (&[1, 0], &[0, 1]), (&[5], &[0])] {
+            assert_eq!(plan_for_received(targets, received), received_plan(targets, received));
+        }
+    }
 }
