@@ -64,11 +64,12 @@ impl Process {
         let chunk = chunk(data, "data")?;
         let Some(shared) = Shared::get(&self.handle) else { return Ok(()) };
         let now = !shared.lp.in_turn();
+        let registry = shared.lp.registry();
         let r = self.act(move |c, x| {
             c.write(fd, chunk, strict).map(|q| {
                 if now && q.needs_flush {
                     let _shield = SigpipeShield::raise();
-                    c.flush_fd(fd);
+                    c.flush_fd(fd, registry);
                 }
                 q.pause_producer.and_then(|g| x.producer_of(g))
             })

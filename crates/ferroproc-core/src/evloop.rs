@@ -454,7 +454,7 @@ impl<H: Host> Loop<H> {
                             }
                             if ev.writable && c.has_queued(fd) {
                                 let _shield = SigpipeShield::raise();
-                                c.flush_fd(fd);
+                                c.flush_fd(fd, &self.registry);
                             }
                             c.has_events()
                         });
@@ -512,8 +512,9 @@ impl<H: Host> Loop<H> {
         let _shield = SigpipeShield::raise();
         for cell in cells {
             cell.in_dirty.store(false, Ordering::Release);
-            if cell.with(|c, _| {
-                c.flush();
+            let registry = &self.registry;
+            if cell.with(move |c, _| {
+                c.flush(registry);
                 c.has_events()
             }) {
                 self.mark_ready(&cell);

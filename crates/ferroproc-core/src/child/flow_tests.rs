@@ -15,7 +15,7 @@ fn a_streaming_producer_is_paused_over_the_high_water_mark_and_resumed_when_drai
     let q = r.child.write(INPUT_FD, b"y".to_vec(), false).unwrap();
     assert_eq!(q.pause_producer, Some(generation));
     assert_eq!(r.child.write(INPUT_FD, b"z".to_vec(), false).unwrap().pause_producer, None, "paused once");
-    r.child.flush();
+    r.child.flush(r.poll.registry());
     assert_eq!(r.events(), [Event::ResumeProducer { generation }]);
     assert_eq!(r.input(0).len(), HIGH_WATER + 2);
 }
@@ -27,11 +27,11 @@ fn a_pull_producer_is_asked_when_registered_idle_and_after_each_drain() {
     assert_eq!(r.events(), [Event::ResumeProducer { generation }]);
     assert_eq!(r.child.register_producer(true), ProducerRegistered::Busy);
     r.child.write(INPUT_FD, b"chunk".to_vec(), false).unwrap();
-    r.child.flush();
+    r.child.flush(r.poll.registry());
     assert_eq!(r.events(), [Event::ResumeProducer { generation }]);
     assert!(!r.child.unregister_producer(), "a pull producer needs no resume");
     r.child.write(INPUT_FD, b"more".to_vec(), false).unwrap();
-    r.child.flush();
+    r.child.flush(r.poll.registry());
     assert_eq!(r.events(), []);
 }
 
@@ -77,7 +77,7 @@ fn custom_marks_pause_over_high_and_resume_at_or_below_low() {
     assert_eq!(r.child.write(INPUT_FD, vec![1; 10], false).unwrap().pause_producer, None);
     assert_eq!(r.child.write(INPUT_FD, vec![2; 1], false).unwrap().pause_producer, Some(generation));
     assert_eq!(r.child.queued(INPUT_FD), 11);
-    r.child.flush();
+    r.child.flush(r.poll.registry());
     assert_eq!(r.child.queued(INPUT_FD), 0);
     assert_eq!(r.events(), [Event::ResumeProducer { generation }]);
 }
@@ -88,12 +88,12 @@ fn a_partial_flush_resumes_once_the_queue_is_at_or_below_low() {
     let mut r = rig(&[(0, Role::Write)]);
     let ProducerRegistered::Yes { generation } = r.child.register_producer(true) else { panic!() };
     assert!(r.child.write(INPUT_FD, vec![0; 3 << 20], false).unwrap().pause_producer.is_some());
-    assert!(r.child.flush(), "the pipe is full");
+    assert!(r.child.flush(r.poll.registry()), "the pipe is full");
     let left = r.child.queued(INPUT_FD);
     assert!(left > 0);
     assert_eq!(r.events(), [], "Twisted's rule (low 0): no resume until drained");
     r.child.set_write_limits(WriteLimits { high: 4 << 20, low: left });
-    assert!(r.child.flush());
+    assert!(r.child.flush(r.poll.registry()));
     assert_eq!(r.events(), [Event::ResumeProducer { generation }], "at the low mark");
 }
 
@@ -142,4 +142,41 @@ fn abort_closes_the_input_now_and_drops_its_queue() {
     assert!(!r.child.abort_fd(1), "only an input pipe is aborted");
     assert!(!r.child.input_broken(), "we closed it: not a broken pipe");
     r.child.on_exit(EXIT0);
+}
+
+/// The events `poll` has for `token` now.
+fn events_for(poll: &mut mio::Poll, token: Token) -> usize {
+    let mut events = mio::Events::with_capacity(8);
+    poll.poll(&mut events, Some(std::time::Duration::ZERO)).unwrap();
+    events.iter().filter(|e| e.token() == token).count()
+}
+
+#[test]
+fn an_idle_input_pipe_wakes_nobody_and_a_stuck_one_is_watched_until_it_drains() {
+    let mut r = rig(&[(0, Role::Write)]);
+    let token = r.token(0);
+    assert_eq!(events_for(&mut r.poll, token), 0, "no wake-up for a pipe with nothing to write");
+    r.child.write(INPUT_FD, vec![7; 3 << 20], false).unwrap();
+    assert!(r.child.flush(r.poll.registry()), "more than the pipe holds");
+    assert!(r.child.pipes[&0].stalled);
+    // The child reads: the pipe has room again, and says so.
+    let their = r.theirs[&0].try_clone().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        std::io::Read::read_to_end(&mut std::fs::File::from(their), &mut sink).unwrap();
+        sink.len()
+    });
+    let mut rounds = 0;
+    while r.child.queued(INPUT_FD) > 0 {
+        let mut events = mio::Events::with_capacity(8);
+        r.poll.poll(&mut events, Some(std::time::Duration::from_secs(5))).unwrap();
+        assert!(events.iter().any(|e| e.token() == token && e.is_writable()), "a stuck pipe is watched");
+        r.child.flush_fd(INPUT_FD, r.poll.registry());
+        rounds += 1;
+    }
+    assert!(rounds > 0 && !r.child.pipes[&0].stalled, "drained: no longer watched for writing");
+    assert!(r.child.abort_fd(INPUT_FD));
+    r.theirs.remove(&0);
+    assert_eq!(reader.join().unwrap(), 3 << 20);
+    assert_eq!(events_for(&mut r.poll, token), 0);
 }

@@ -41,7 +41,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
 use mio::unix::SourceFd;
-use mio::{Registry, Token};
+use mio::{Interest, Registry, Token};
 
 use crate::reap::{self, Exit};
 use crate::sys;
@@ -348,24 +348,34 @@ impl<C: AsRef<[u8]>> Child<C> {
     /// it; close the pipes whose close was requested once they are drained.
     /// A pipe whose reader has gone is closed (its queue is discarded, as in
     /// Twisted). Returns whether anything is still queued (the pipe was full).
-    pub fn flush(&mut self) -> bool {
+    pub fn flush(&mut self, registry: &Registry) -> bool {
         let fds: Vec<i32> = self.pipes.iter().filter(|(_, p)| p.role.writes()).map(|(fd, _)| *fd).collect();
         let mut pending = false;
         for fd in fds {
-            pending |= self.flush_fd(fd);
+            pending |= self.flush_fd(fd, registry);
         }
         pending
     }
 
     /// [`Child::flush`] for one fd (on a writable event). Returns whether
-    /// data is still queued there.
-    pub fn flush_fd(&mut self, fd: i32) -> bool {
+    /// data is still queued there. A pipe that cannot take all of its queue
+    /// is watched for writing (in `registry`) until it has.
+    pub fn flush_fd(&mut self, fd: i32, registry: &Registry) -> bool {
         let Some(pipe) = self.pipes.get_mut(&fd).filter(|p| p.role.writes()) else {
             return false;
         };
         let raw = pipe.raw_fd();
         let role = pipe.role;
-        match pipe.queue.flush(raw, &mut self.trash) {
+        let flushed = pipe.queue.flush(raw, &mut self.trash);
+        if role == Role::Write {
+            let stalled = matches!(flushed, Ok(Flushed::Partly));
+            if pipe.stalled != stalled {
+                pipe.stalled = stalled;
+                let interest = if stalled { Interest::WRITABLE } else { role.interest() };
+                let _ = registry.reregister(&mut SourceFd(&raw), pipe.token, interest);
+            }
+        }
+        match flushed {
             Ok(Flushed::Partly) => {
                 if fd == INPUT_FD && !pipe.closing {
                     let queued = pipe.queue.len();

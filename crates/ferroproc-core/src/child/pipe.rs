@@ -27,11 +27,14 @@ impl Role {
         matches!(self, Role::Write | Role::Terminal)
     }
 
-    /// What the poll watches for while reading is on.
+    /// What the poll watches for while reading is on. The write end of a
+    /// pipe is never readable: watching it for reading reports only the
+    /// reader going away (EPOLLERR), without a wake-up each time the child
+    /// reads; it is watched for writing only while its queue is stuck
+    /// ([`Pipe::stalled`]).
     pub fn interest(self) -> Interest {
         match self {
-            Role::Read => Interest::READABLE,
-            Role::Write => Interest::WRITABLE,
+            Role::Read | Role::Write => Interest::READABLE,
             Role::Terminal => Interest::READABLE | Interest::WRITABLE,
         }
     }
@@ -50,6 +53,9 @@ pub struct Pipe<C> {
     pub(super) grown: bool,
     /// Reading this pipe alone is paused (an asyncio `pause_reading`).
     pub(super) paused: bool,
+    /// An input pipe whose queue the pipe could not take: watched for
+    /// writing until it drains.
+    pub(super) stalled: bool,
 }
 
 impl<C> Pipe<C> {
@@ -62,6 +68,7 @@ impl<C> Pipe<C> {
             closing: false,
             grown: false,
             paused: false,
+            stalled: false,
         }
     }
 

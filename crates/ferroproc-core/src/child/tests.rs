@@ -118,7 +118,7 @@ fn ended_is_emitted_exactly_once() {
     r.child.on_exit(Exit::status(9));
     r.child.close_fd(1);
     r.child.lose_connection();
-    r.child.flush();
+    r.child.flush(r.poll.registry());
     let evs = r.events();
     assert_eq!(evs.iter().filter(|e| **e == Event::Ended).count(), 1, "{evs:?}");
     assert_eq!(r.child.exit(), Some(EXIT0), "the first exit stands");
@@ -157,7 +157,7 @@ fn closing_input_waits_until_the_queue_is_written() {
     // Twisted accepts writes until the close has happened.
     assert!(!r.child.write(INPUT_FD, b"world".to_vec(), false).unwrap().needs_flush);
     assert_eq!(r.events(), []);
-    assert!(!r.child.flush());
+    assert!(!r.child.flush(r.poll.registry()));
     assert_eq!(r.events(), [Event::Lost { fd: 0 }]);
     assert_eq!(r.input(0), b"hello world");
     // After the close, writes are dropped quietly (or refused when strict).
@@ -177,10 +177,10 @@ fn writes_of_one_turn_leave_in_one_flush() {
     let mut buf = [0u8; 8];
     assert!(std::fs::File::from(their).read(&mut buf).is_err(), "EAGAIN: nothing written yet");
     assert!(r.child.wants_flush());
-    r.child.flush();
+    r.child.flush(r.poll.registry());
     assert!(!r.child.wants_flush());
     r.child.close_fd(0);
-    r.child.flush();
+    r.child.flush(r.poll.registry());
     assert_eq!(r.input(0), b"ab");
 }
 
@@ -201,7 +201,7 @@ fn a_write_to_a_gone_reader_loses_the_pipe_and_discards_the_queue() {
     let mut r = rig(&[(0, Role::Write), (1, Role::Read)]);
     drop(r.theirs.remove(&0));
     r.child.write(INPUT_FD, b"nobody".to_vec(), false).unwrap();
-    r.child.flush();
+    r.child.flush(r.poll.registry());
     assert_eq!(r.events(), [Event::Lost { fd: 0 }]);
     assert_eq!(r.child.take_trash().len(), 1);
     assert!(r.child.input_broken(), "lost with data unsent");
@@ -213,7 +213,7 @@ fn lose_connection_closes_outputs_now_and_input_after_its_queue() {
     r.child.write(INPUT_FD, b"bye".to_vec(), false).unwrap();
     assert!(r.child.lose_connection());
     assert_eq!(r.events(), [Event::Lost { fd: 2 }, Event::Lost { fd: 1 }, Event::Lost { fd: 3 }]);
-    r.child.flush();
+    r.child.flush(r.poll.registry());
     assert_eq!(r.events(), [Event::Lost { fd: 0 }]);
     assert_eq!(r.input(0), b"bye");
     r.child.on_exit(EXIT0);
@@ -276,11 +276,11 @@ fn a_terminal_reports_output_as_fd_1_and_ends_without_losses() {
 
 #[test]
 fn terminal_input_goes_to_the_master_and_its_producer_stops_with_it() {
-    let (mut child, _poll, slave) = terminal_rig();
+    let (mut child, poll, slave) = terminal_rig();
     let ProducerRegistered::Yes { generation } = child.register_producer(true) else { panic!() };
     let q = child.write(INPUT_FD, b"typed".to_vec(), false).unwrap();
     assert!(q.needs_flush);
-    child.flush();
+    child.flush(poll.registry());
     let mut got = [0u8; 5];
     std::fs::File::from(slave).read_exact(&mut got).unwrap();
     assert_eq!(&got, b"typed");
