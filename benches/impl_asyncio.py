@@ -3,6 +3,8 @@
 ``asyncio`` runs it on the default event loop; ``uvloop`` runs the same coroutines on a
 uvloop loop. On CPython 3.11 the default loop watches children with
 ``ThreadedChildWatcher`` (one thread per child); uvloop uses libuv's SIGCHLD handler.
+``asyncio-ferroproc`` runs it unchanged on ``ferroproc.asyncio.new_event_loop()``;
+``uvloop-ferroproc`` on uvloop, spawning with ``ferroproc.asyncio.create_subprocess_exec``.
 """
 
 from __future__ import annotations
@@ -32,13 +34,26 @@ from _common import (
     thread_count,
 )
 
+#: What spawns: asyncio's own function, or ferroproc.asyncio's (set by ``load``).
+_create: Callable[..., Awaitable[asyncio.subprocess.Process]] = asyncio.create_subprocess_exec
+
 
 def load(peer: str) -> Callable[[Callable[[], Awaitable[dict[str, Any]]]], dict[str, Any]]:
     """A function that runs a coroutine function to completion on ``peer``'s loop."""
+    global _create
     if peer == "asyncio":
         return lambda main: asyncio.run(main())
-    if peer == "uvloop":
+    if peer == "asyncio-ferroproc":
+        import ferroproc.asyncio
+
+        return lambda main: ferroproc.asyncio.run(main())  # type: ignore[arg-type]
+    if peer in ("uvloop", "uvloop-ferroproc"):
         import uvloop
+
+        if peer == "uvloop-ferroproc":
+            import ferroproc.asyncio
+
+            _create = ferroproc.asyncio.create_subprocess_exec
 
         def run_uv(main: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
             with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
@@ -81,9 +96,7 @@ async def _spawn_true(kind: str) -> int:
     if kind == "pty":
         master, slave = pty.openpty()
         try:
-            proc = await asyncio.create_subprocess_exec(
-                true, stdin=slave, stdout=slave, stderr=slave, start_new_session=True, env=ENV
-            )
+            proc = await _create(true, stdin=slave, stdout=slave, stderr=slave, start_new_session=True, env=ENV)
         finally:
             os.close(slave)
         await asyncio.gather(_drain_pty(master), proc.wait())
@@ -92,7 +105,7 @@ async def _spawn_true(kind: str) -> int:
     if kind == "creds":
         kw.update(user=65534, group=65534, extra_groups=[65534])
     try:
-        proc = await asyncio.create_subprocess_exec(true, stdin=PIPE, stdout=PIPE, stderr=PIPE, env=ENV, **kw)
+        proc = await _create(true, stdin=PIPE, stdout=PIPE, stderr=PIPE, env=ENV, **kw)
     except (TypeError, ValueError) as exc:  # uvloop has no user=/group=
         raise NotApplicable(f"no uid/gid support: {exc}") from None
     await proc.communicate()
@@ -102,10 +115,7 @@ async def _spawn_true(kind: str) -> int:
 async def _hold_fds(total: int) -> tuple[list[asyncio.subprocess.Process], list[int]]:
     """S8: live ``cat`` children with pipes (each has echoed a byte), then dup'd fds up to ``total``."""
     cat = exe("cat")
-    procs = [
-        await asyncio.create_subprocess_exec(cat, stdin=PIPE, stdout=PIPE, stderr=PIPE, env=ENV)
-        for _ in range(held_children(total))
-    ]
+    procs = [await _create(cat, stdin=PIPE, stdout=PIPE, stderr=PIPE, env=ENV) for _ in range(held_children(total))]
     for proc in procs:
         assert proc.stdin is not None
         proc.stdin.write(HELD_PING)
@@ -168,7 +178,7 @@ def pipe_throughput(p: dict[str, Any]) -> Callable[[], Awaitable[dict[str, Any]]
 
     async def main() -> dict[str, Any]:
         t0 = now()
-        proc = await asyncio.create_subprocess_exec(exe("cat"), stdin=PIPE, stdout=PIPE, env=ENV)
+        proc = await _create(exe("cat"), stdin=PIPE, stdout=PIPE, env=ENV)
         assert proc.stdin is not None and proc.stdout is not None
         stdin, stdout = proc.stdin, proc.stdout
 
@@ -203,7 +213,7 @@ def capture(p: dict[str, Any]) -> Callable[[], Awaitable[dict[str, Any]]]:
     async def main() -> dict[str, Any]:
         base = rss_baseline()
         t0 = now()
-        proc = await asyncio.create_subprocess_exec(exe("head"), "-c", str(size), "/dev/zero", stdout=PIPE, env=ENV)
+        proc = await _create(exe("head"), "-c", str(size), "/dev/zero", stdout=PIPE, env=ENV)
         out, _ = await proc.communicate()
         dt = now() - t0
         return {
@@ -224,7 +234,7 @@ def round_trips(p: dict[str, Any]) -> Callable[[], Awaitable[dict[str, Any]]]:
     n, size = p["n"], len(ECHO_LINE)
 
     async def main() -> dict[str, Any]:
-        proc = await asyncio.create_subprocess_exec(exe("cat"), stdin=PIPE, stdout=PIPE, env=ENV)
+        proc = await _create(exe("cat"), stdin=PIPE, stdout=PIPE, env=ENV)
         assert proc.stdin is not None and proc.stdout is not None
         t0 = now()
         for _ in range(n):
@@ -251,7 +261,7 @@ def many_children(p: dict[str, Any]) -> Callable[[], Awaitable[dict[str, Any]]]:
     async def main() -> dict[str, Any]:
         base = rss_baseline()
         cpu0, t0 = cpu_seconds(), now()
-        procs = [await asyncio.create_subprocess_exec(*argv, stdin=io, stdout=io, stderr=io, env=ENV) for _ in range(n)]
+        procs = [await _create(*argv, stdin=io, stdout=io, stderr=io, env=ENV) for _ in range(n)]
         start_all = now() - t0
         threads = thread_count()
         if pipes:

@@ -91,7 +91,7 @@ def command(peer: str, scenario: str, p: dict[str, Any], bin_dir: str) -> list[s
             str(p["sleep"]),
         ]
     if scenario == "S7":
-        if p["mode"] != "wired":
+        if p["mode"] not in ("wired", "api"):
             return "a C program has no callbacks to relay through"
         return [b("pipeline"), str(p["bytes"]), exe("head"), exe("cat"), exe("wc")]
     return f"no native baseline for {scenario}"

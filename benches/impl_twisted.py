@@ -439,7 +439,22 @@ def pipeline(api: SimpleNamespace, p: dict[str, Any]) -> dict[str, Any]:
         for fd in (r1, w1, r2, w2):
             os.close(fd)
 
-    return loop.run(start_relay if p["mode"] == "relay" else start_wired)
+    def start_api() -> None:
+        if api.peer == "twisted":
+            raise NotApplicable("Twisted has no pipeline call")
+        from ferroproc.pipeline import getPipelineOutput
+
+        st.t0 = now()
+
+        def finished(result: Any) -> None:
+            dt = now() - st.t0
+            count = int(result.out.split()[0]) if result.out.strip() else -1
+            loop.done(bytes=count, seconds=dt, mbps=count / dt / 1e6, ok=count == size and result.ok)
+
+        d = getPipelineOutput([head, cat, wc], env=ENV, reactor=api.reactor)
+        d.addCallbacks(loop.guard(finished), lambda f: loop.fail(f.value))
+
+    return loop.run({"relay": start_relay, "wired": start_wired, "api": start_api}[p["mode"]])
 
 
 SCENARIOS = {

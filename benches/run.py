@@ -40,7 +40,9 @@ PY_PEER_PROBES = {
         "from twisted.internet import epollreactor, utils; from twisted.internet.protocol import ProcessProtocol"
     ),
     "asyncio": "import asyncio",
+    "asyncio-ferroproc": "import ferroproc.asyncio",
     "uvloop": "import uvloop",
+    "uvloop-ferroproc": "import uvloop, ferroproc.asyncio",
     "subprocess": "import subprocess",
 }
 VERSION_PROBES = {

@@ -25,7 +25,9 @@ MODULES = {
     "ferroproc-posix": "impl_twisted",
     "twisted": "impl_twisted",
     "asyncio": "impl_asyncio",
+    "asyncio-ferroproc": "impl_asyncio",
     "uvloop": "impl_asyncio",
+    "uvloop-ferroproc": "impl_asyncio",
     "subprocess": "impl_subprocess",
 }
 

@@ -17,7 +17,9 @@ PEERS = [
     "ferroproc-posix",
     "twisted",
     "asyncio",
+    "asyncio-ferroproc",
     "uvloop",
+    "uvloop-ferroproc",
     "subprocess",
     "native",
     "native-clone",
@@ -33,6 +35,9 @@ PEER_NOTES = {
     "that copies the fd table; informative (S6, S8)",
     "twisted": "Twisted's epoll reactor (`epollreactor.install()`), `reactor.spawnProcess`",
     "asyncio": "`asyncio.create_subprocess_exec` + streams, default loop (3.11: ThreadedChildWatcher)",
+    "asyncio-ferroproc": "the asyncio code, unchanged, on `ferroproc.asyncio.new_event_loop()` (asyncio's loop "
+    "whose subprocesses are ferroproc's)",
+    "uvloop-ferroproc": "the asyncio code on a uvloop loop, with `ferroproc.asyncio.create_subprocess_exec`",
     "uvloop": "the asyncio code on `uvloop.new_event_loop`",
     "subprocess": "blocking `subprocess.Popen`; threads only for S1's 64-at-once and S3's writer",
     "native": "C, gcc -O2 at bench time: posix_spawn (clone-vfork for uid/gid), pidfd + epoll/poll",
@@ -122,7 +127,9 @@ S8_PEERS = ["ferroproc", "ferroproc-posix", "twisted", "asyncio", "uvloop", "sub
 S6_CURVE = [("curve-100", 100), ("curve-1k", 1000), ("curve-5k", 5000), ("curve-10k", 10000)]
 S6_CURVE_PEERS = ["ferroproc", "ferroproc-posix", "twisted", "subprocess", "native", "native-clone"]
 
-ALL_PY = ["ferroproc", "twisted", "asyncio", "uvloop", "subprocess", "native"]
+ALL_PY = ["ferroproc", "twisted", "asyncio", "asyncio-ferroproc", "uvloop", "uvloop-ferroproc", "subprocess", "native"]
+#: ferroproc under asyncio (issue 14): asyncio's loop, and uvloop's.
+ASYNCIO_ON_FERROPROC = ["asyncio-ferroproc", "uvloop-ferroproc"]
 
 SCENARIOS = [
     Scenario(
@@ -293,7 +300,9 @@ SCENARIOS = [
         "writes what it reads from one into the next, with flow control (the upstream "
         "transport is registered as the producer of the downstream stdin). wired: `os.pipe()` "
         "ends passed as ints in `childFDs` (subprocess: `stdout=PIPE` → `stdin=`; native: "
-        "pipe2 + posix_spawn like a shell), so the data never enters the parent.",
+        "pipe2 + posix_spawn like a shell), so the data never enters the parent. api: "
+        "`ferroproc.pipeline.getPipelineOutput` (every stage's status and stderr kept), "
+        "against the same C wiring.",
         [
             Case(
                 "S7",
@@ -311,6 +320,16 @@ SCENARIOS = [
                 "wired child to child",
                 ["ferroproc", "twisted", "subprocess", "native"],
                 {"bytes": GiB, "mode": "wired"},
+                {"bytes": 32 * MiB},
+                [MBPS],
+                timeout=90,
+            ),
+            Case(
+                "S7",
+                "api",
+                "ferroproc.pipeline vs a shell's wiring",
+                ["ferroproc", "native"],
+                {"bytes": GiB, "mode": "api"},
                 {"bytes": 32 * MiB},
                 [MBPS],
                 timeout=90,
@@ -398,7 +417,8 @@ Median = Callable[[str, str, str], "float | None"]  # (case key, peer, metric ke
 
 @dataclass
 class Target:
-    """``ferroproc's value / reference`` compared with ``bound`` (``op`` is ">=" or "<=")."""
+    """``subject's value / reference`` compared with ``bound`` (``op`` is ">=" or "<=");
+    the subject is ferroproc's reactor unless said otherwise."""
 
     case: str
     metric: str
@@ -406,10 +426,11 @@ class Target:
     op: str
     bound: float
     reference: Callable[[Median], tuple[float | None, str]]  # value and what it is
+    subject: str = "ferroproc"
 
     def evaluate(self, med: Median) -> tuple[float | None, bool | None, str]:
         """(ratio, met, reference name); ratio and met are None when something is n/a."""
-        ours = med(self.case, "ferroproc", self.metric)
+        ours = med(self.case, self.subject, self.metric)
         ref, ref_name = self.reference(med)
         if ours is None or not ref:
             return None, None, ref_name
@@ -437,6 +458,32 @@ def _targets() -> list[Target]:
             Target(case, "rate", "≥1.5× asyncio", ">=", 1.5, peer_ref(case, "asyncio", "rate")),
             Target(case, "rate", "≥0.95× native", ">=", 0.95, peer_ref(case, "native", "rate")),
         ]
+    for peer in ASYNCIO_ON_FERROPROC:
+        t.append(
+            Target("S1/seq", "rate", f"{peer} ≥1.5× asyncio", ">=", 1.5, peer_ref("S1/seq", "asyncio", "rate"), peer)
+        )
+        t.append(Target("S1/seq", "rate", f"{peer} ≥3× uvloop", ">=", 3.0, peer_ref("S1/seq", "uvloop", "rate"), peer))
+        t.append(
+            Target(
+                "S5/unpinned", "us", f"{peer} ≤0.5× asyncio", "<=", 0.5, peer_ref("S5/unpinned", "asyncio", "us"), peer
+            )
+        )
+        t.append(
+            Target(
+                "S6/1k", "rss_mib", f"{peer} ≤ asyncio's RSS", "<=", 1.0, peer_ref("S6/1k", "asyncio", "rss_mib"), peer
+            )
+        )
+        t.append(
+            Target(
+                "S2/pipes",
+                "rate",
+                f"{peer} ≥0.9× own S1 rate",
+                ">=",
+                0.9,
+                lambda med, p=peer: (med("S1/seq", p, "rate"), f"{p} S1 one-at-a-time"),  # type: ignore[misc]
+                peer,
+            )
+        )
     for kind in ("pipes", "pty", "creds"):
         t.append(
             Target(
@@ -470,6 +517,7 @@ def _targets() -> list[Target]:
             Target(case, "start_all", "≤ subprocess", "<=", 1.0, peer_ref(case, "subprocess", "start_all")),
             Target(case, "rss_mib", "≤1.5× subprocess", "<=", 1.5, peer_ref(case, "subprocess", "rss_mib")),
         ]
+    t.append(Target("S7/api", "mbps", "≥0.9× a shell's wiring", ">=", 0.9, peer_ref("S7/api", "native", "mbps")))
     t.append(
         Target(
             "S8/19k",
