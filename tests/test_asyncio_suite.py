@@ -19,6 +19,7 @@ import re
 import signal
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -45,15 +46,15 @@ LOOPS = [
 SUMMARY = re.compile(r"^asyncio-suite .*: run (\d+), passed (\d+), skipped (\d+), failed (\d+), excluded (\d+) .* OK$")
 
 
-@pytest.mark.parametrize(("factory", "transport_prefix"), LOOPS)
-def test_cpython_asyncio_subprocess_suite(factory: str, transport_prefix: str, tmp_path: Path) -> None:
+def _run_suite(factory: str, transport_prefix: str, cwd: Path) -> tuple[int, str, str]:
+    """One run of the suite in its own session: (exit code, stdout, stderr)."""
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     env.pop("PYTHONASYNCIODEBUG", None)
     # Own session: whatever a failing test leaves behind (a blocked child, a
     # grandchild of a killed shell) is killed with the group afterwards.
     proc = subprocess.Popen(
         [sys.executable, str(RUNNER), "--loop", factory, "--require-transport", transport_prefix],
-        cwd=tmp_path,
+        cwd=cwd,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -70,10 +71,20 @@ def test_cpython_asyncio_subprocess_suite(factory: str, transport_prefix: str, t
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    out = out_b.decode(errors="replace")
-    err = err_b.decode(errors="replace")
+    return proc.returncode, out_b.decode(errors="replace"), err_b.decode(errors="replace")
+
+
+@pytest.mark.parametrize(("factory", "transport_prefix"), LOOPS)
+def test_cpython_asyncio_subprocess_suite(factory: str, transport_prefix: str, tmp_path: Path) -> None:
+    code, out, err = _run_suite(factory, transport_prefix, tmp_path)
+    if code != 0 and factory.startswith("uvloop"):
+        # uvloop is the reference, not the subject: its rare timing failures
+        # (children it never waited for, on a busy machine) get one more run,
+        # and the first failure is shown as a warning rather than hidden.
+        warnings.warn(f"uvloop's run failed once, retried:\n{err[-3000:]}", stacklevel=1)
+        code, out, err = _run_suite(factory, transport_prefix, tmp_path)
     last = out.strip().splitlines()[-1] if out.strip() else ""
-    assert proc.returncode == 0, f"{last}\n{err[-20000:]}"
+    assert code == 0, f"{last}\n{err[-20000:]}"
     m = SUMMARY.match(last)
     assert m, f"unexpected summary {last!r}\n{err[-5000:]}"
     run, passed = int(m.group(1)), int(m.group(2))
