@@ -135,8 +135,13 @@ impl Engine {
 #[pymethods]
 impl Engine {
     #[new]
-    #[pyo3(signature = (reason, log_error, exited_already=None))]
-    fn new(reason: Py<PyAny>, log_error: Py<PyAny>, exited_already: Option<Py<PyAny>>) -> PyResult<Self> {
+    #[pyo3(signature = (reason, log_error, exited_already=None, immediate_writes=false))]
+    fn new(
+        reason: Py<PyAny>,
+        log_error: Py<PyAny>,
+        exited_already: Option<Py<PyAny>>,
+        immediate_writes: bool,
+    ) -> PyResult<Self> {
         let lp = Loop::new().map_err(|e| os_error(e, "Engine"))?;
         Ok(Engine {
             shared: Arc::new(Shared {
@@ -146,6 +151,7 @@ impl Engine {
                 calls: Mutex::new(Vec::new()),
                 driver: Mutex::new(None),
                 transports: Mutex::new(HashMap::new()),
+                immediate_writes,
             }),
             callbacks: Callbacks { reason, log_error },
             run: Mutex::new(RunState::default()),

@@ -48,6 +48,10 @@ pub(crate) struct Shared {
     /// objects go through these, so a garbage collector sees them: the engine
     /// visits each transport, each transport its protocol and producer.
     pub(crate) transports: Mutex<HashMap<usize, Py<PyAny>>>,
+    /// asyncio's rule for writes made outside a loop turn: at once, to an
+    /// idle pipe. Otherwise (Twisted's rule) they wait for the next turn, so
+    /// that what one callback of the host writes leaves together.
+    pub(crate) immediate_writes: bool,
 }
 
 /// A weak reference to an engine's [`Shared`] state.

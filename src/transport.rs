@@ -55,15 +55,15 @@ impl Process {
         r
     }
 
-    /// Queue `data` for child fd `fd`. Inside a loop turn (a protocol
-    /// callback, `connectionMade`) it leaves with the rest of the turn's
-    /// writes, at its end; outside one (an asyncio coroutine, another
-    /// thread), a write to an idle pipe is made at once, as asyncio's
-    /// transports do, rather than waking the loop to make it.
+    /// Queue `data` for child fd `fd`. It leaves with the rest of what was
+    /// written, at the end of the loop turn (of the next one, when written
+    /// outside a turn: Twisted's buffering, which programs rely on), or, for
+    /// an engine with `immediate_writes` (the asyncio host), at once when
+    /// written outside a turn to an idle pipe, as asyncio's transports write.
     fn write_to(&self, py: Python<'_>, fd: i32, data: &Bound<'_, PyAny>, strict: bool) -> PyResult<()> {
         let chunk = chunk(data, "data")?;
         let Some(shared) = Shared::get(&self.handle) else { return Ok(()) };
-        let now = !shared.lp.in_turn();
+        let now = shared.immediate_writes && !shared.lp.in_turn();
         let registry = shared.lp.registry();
         let r = self.act(move |c, x| {
             c.write(fd, chunk, strict).map(|q| {

@@ -442,6 +442,30 @@ def test_write_flow_control_and_drain(run: Runner) -> None:
     assert paused == [True] and out == b"3000000\n" and code == 0
 
 
+def test_a_write_from_a_coroutine_is_made_at_once(run: Runner) -> None:
+    """asyncio's rule: ``write()`` to an idle pipe writes at once (the loop
+    does not have to turn): the child echoes it while the coroutine blocks
+    the loop."""
+    import select
+
+    async def main() -> bytes:
+        r, w = os.pipe()
+        try:
+            p = await fa.create_subprocess_exec("cat", stdin=PIPE, stdout=w)
+            assert p.stdin is not None
+            p.stdin.write(b"at once\n")
+            ready, _, _ = select.select([r], [], [], 10)  # blocks the loop
+            got = os.read(r, 100) if ready else b""
+            p.stdin.close()
+            await p.wait()
+            return got
+        finally:
+            os.close(r)
+            os.close(w)
+
+    assert run(main()) == b"at once\n"
+
+
 def test_drain_raises_once_the_child_closed_stdin(run: Runner) -> None:
     async def main() -> None:
         p = await fa.create_subprocess_exec(

@@ -507,28 +507,6 @@ def test_writes_made_in_one_callback_reach_the_child_in_one_write() -> None:
     assert p.output() == b"readyb'one two three four five'"
 
 
-def test_a_write_outside_a_turn_is_made_at_once() -> None:
-    """From outside any loop turn (an asyncio coroutine, another thread, or
-    here: before the reactor runs) a write to an idle pipe goes out at once,
-    as asyncio's transports write: the child echoes it while nothing turns
-    the loop."""
-    import select
-
-    r, w = os.pipe()
-    try:
-        p = Recorder(stdin=None)
-        t = reactor.spawnProcess(p, "cat", ["cat"], childFDs={0: "w", 1: w})
-        t.write(b"at once\n")
-        ready, _, _ = select.select([r], [], [], 10)
-        assert ready, "the child did not get the write while the loop was idle"
-        assert os.read(r, 100) == b"at once\n"
-        t.closeStdin()
-        run_reactor(p.ended)
-    finally:
-        os.close(r)
-        os.close(w)
-
-
 # -- other threads, other dispositions (hardening 1, 7, 20) ----------------------
 
 _THREAD_POLLER = r"""

@@ -479,3 +479,24 @@ def test_spawn_options_are_checked_under_twisted(reactor: Any) -> None:
         reactor.spawnProcess(Recorder(), "true", ["true"], killGroupOnExit=True)
     with pytest.raises(TypeError, match="unexpected keyword argument 'colour'"):
         reactor.spawnProcess(Recorder(), "true", ["true"], colour="red")
+
+
+def test_writes_from_a_callback_of_the_reactor_leave_together(reactor: Any) -> None:
+    """Writes made in a callback of Twisted's own (a callLater here, a network
+    event in ampoule's pool), outside the engine's turns, still reach the
+    child in one write, as Twisted's buffered process writers send them."""
+    child = "import os; os.write(1, b'ready'); data = os.read(0, 1 << 16); os.write(1, repr(data).encode())"
+
+    def burst(p: Recorder) -> None:
+        for part in (b"one ", b"two ", b"three"):
+            p.transport.write(part)
+            time.sleep(0.02)  # the child is blocked in read() meanwhile
+
+    def on_data(p: Recorder, fd: int, data: bytes) -> None:
+        if data == b"ready":
+            reactor.callLater(0, burst, p)
+
+    p = Recorder(on={"data": on_data})
+    reactor.spawnProcess(p, PY, [PY, "-c", child])
+    wait_end(reactor, p)
+    assert p.out == b"readyb'one two three'"

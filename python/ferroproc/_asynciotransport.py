@@ -79,7 +79,7 @@ def driverFor(loop: asyncio.AbstractEventLoop) -> AsyncioDriver:
     """The driver of the engine that ``loop`` (running in this thread) drives."""
     driver = _thread.driver
     if driver is None:
-        driver = _thread.driver = AsyncioDriver(Engine(_exitInfo, _report), loop)
+        driver = _thread.driver = AsyncioDriver(Engine(_exitInfo, _report, immediate_writes=True), loop)
         return driver
     if driver.attachedTo(loop):
         return driver
@@ -89,7 +89,7 @@ def driverFor(loop: asyncio.AbstractEventLoop) -> AsyncioDriver:
     if driver.free():
         driver.moveTo(loop)
         return driver
-    other = _others[loop] = AsyncioDriver(Engine(_exitInfo, _report), loop)
+    other = _others[loop] = AsyncioDriver(Engine(_exitInfo, _report, immediate_writes=True), loop)
     return other
 
 

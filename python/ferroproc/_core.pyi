@@ -39,6 +39,10 @@ class Engine:
             callback.
         exited_already: the exception class ``signalProcess`` raises once
             the child is gone (default ``ferroproc.error.ProcessExitedAlready``).
+        immediate_writes: asyncio's rule: a write made outside a loop turn
+            (from a coroutine) to an idle pipe is made at once. Otherwise
+            (Twisted's) it waits for the end of the next turn, so what one
+            callback of the host writes leaves in one ``writev``.
 
     They come from the host, so Twisted code can get Twisted's own classes.
 
@@ -51,6 +55,7 @@ class Engine:
         reason: Callable[[int | None, tuple[str, float, bool] | None, ResourceUsage | None], object],
         log_error: Callable[[str, BaseException], object],
         exited_already: type[BaseException] | None = None,
+        immediate_writes: bool = False,
     ) -> Self: ...
     def spawn(self, protocol: IProcessProtocol | None, args: SpawnArgs) -> Process:
         """Start a child and connect ``protocol`` to it (``makeConnection`` is
