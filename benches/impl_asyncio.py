@@ -106,7 +106,10 @@ async def _spawn_true(kind: str) -> int:
         kw.update(user=65534, group=65534, extra_groups=[65534])
     try:
         proc = await _create(true, stdin=PIPE, stdout=PIPE, stderr=PIPE, env=ENV, **kw)
-    except (TypeError, ValueError) as exc:  # uvloop has no user=/group=
+    except (TypeError, ValueError) as exc:
+        if not kw:
+            raise
+        # uvloop has no user=/group=
         raise NotApplicable(f"no uid/gid support: {exc}") from None
     await proc.communicate()
     return proc.returncode  # type: ignore[return-value]
