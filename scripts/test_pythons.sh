@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The one abi3 wheel on every CPython it claims: install WHEEL into a fresh
 # venv of each Python in PYTHONS, with the test requirements (pytest,
-# hypothesis and uvloop, at the test extra's ranges; not Twisted), and run
-# PY_TESTS there.
+# hypothesis, uvloop, anyio and blockbuster, at the test extra's ranges; not
+# Twisted), and run PY_TESTS there.
 # The tests run from a temporary directory, so the installed wheel is what
 # they import (checked: a plugin fails the run if ferroproc comes from
 # anywhere but that venv, and prints where it came from).
@@ -38,12 +38,12 @@ mapfile -t reqs < <("$PYTHON" - "$root/pyproject.toml" <<'PY'
 import re, sys, tomllib
 extra = tomllib.load(open(sys.argv[1], "rb"))["project"]["optional-dependencies"]["test"]
 for req in extra:
-    if re.match(r"(pytest|hypothesis|uvloop)\b", req):
+    if re.match(r"(pytest|hypothesis|uvloop|anyio|blockbuster)\b", req):
         print(req)
 PY
 )
-if [ "${#reqs[@]}" -ne 3 ]; then
-    echo "could not read pytest, hypothesis and uvloop from the test extra in pyproject.toml (with $PYTHON, 3.11+)" >&2
+if [ "${#reqs[@]}" -ne 5 ]; then
+    echo "could not read pytest, hypothesis, uvloop, anyio and blockbuster from the test extra in pyproject.toml (with $PYTHON, 3.11+)" >&2
     exit 1
 fi
 

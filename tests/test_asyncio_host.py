@@ -541,3 +541,68 @@ def test_the_asyncio_example_runs() -> None:
     lines = out.splitlines()
     assert lines[0].startswith("20 jobs, word counts: [1, 2, 3,") and "20]" in lines[0]
     assert lines[1:] == ["kernel: Linux", "terminated sleeper returned -15", "getProcessOutput: from the reactor"]
+
+
+# -- libraries on top, and the loop never blocked --------------------------------
+
+
+def test_anyio_runs_processes_through_the_engine(tmp_path: Path) -> None:
+    """anyio's run_process and open_process, unchanged, on ferroproc's loop:
+    their children are the engine's."""
+    anyio = pytest.importorskip("anyio")
+
+    async def main() -> tuple[bytes, str, int | None]:
+        done = await anyio.run_process(["pwd"], cwd=tmp_path)
+        async with await anyio.open_process(["cat"]) as proc:
+            transport = type(proc._process._transport).__module__
+            await proc.stdin.send(b"x")
+            await proc.stdin.aclose()
+            await proc.wait()
+        return done.stdout, transport, proc.returncode
+
+    out, transport, code = anyio.run(main, backend_options={"loop_factory": fa.new_event_loop})
+    assert out == str(tmp_path).encode() + b"\n"
+    assert transport == "ferroproc._asynciotransport" and code == 0
+
+
+_NO_BLOCKING = r"""
+import asyncio, os, sys, tempfile
+from asyncio.subprocess import PIPE
+from blockbuster import blockbuster_ctx
+import ferroproc.asyncio as fa
+
+CHILD = "import os, sys; print(sys.stdin.read()); print(os.getcwd()); os.write(int(sys.argv[1]), b'x\\n')"
+
+async def main(create):
+    r, w = os.pipe()
+    with tempfile.TemporaryFile() as f:
+        f.write(b"in"); f.seek(0)
+        with blockbuster_ctx():
+            p = await create(sys.executable, "-c", CHILD, str(w), stdin=f, stdout=PIPE, stderr=PIPE,
+                             cwd="/tmp", env={}, pass_fds=[w])
+            out, err = await p.communicate()
+            p = await create("cat", stdin=PIPE, stdout=PIPE, start_new_session=True, umask=0o22)
+            out2, _ = await p.communicate(b"more")
+    os.close(w)
+    assert (out, err, out2) == (b"in\n/tmp\n", b"", b"more"), (out, err, out2)
+    assert os.read(r, 10) == b"x\n"
+
+if sys.argv[1] == "any-loop":
+    asyncio.run(main(fa.create_subprocess_exec))
+else:
+    fa.run(main(asyncio.create_subprocess_exec))
+"""
+
+
+@pytest.mark.parametrize("how", ["any-loop", "ferroproc-loop"])
+def test_spawning_never_blocks_the_loop(how: str) -> None:
+    """No blocking call (a stat, a blocking read or write...) on the loop's
+    thread while a child is started and talked to: blockbuster, which
+    anyio's and other libraries' test suites run, would flag it."""
+    pytest.importorskip("blockbuster")
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", _NO_BLOCKING, how], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr

@@ -159,7 +159,7 @@ SPAWN_CASES: list[tuple[str, dict[str, Any], type[BaseException], tuple[str, ...
     ("path-NUL", {"path": "/t\0mp"}, ValueError, ("path", "NUL")),
     ("path-missing", {"path": "/no/such/dir"}, FileNotFoundError, ("/no/such/dir",)),
     ("path-empty", {"path": ""}, FileNotFoundError, ("path",)),
-    ("path-file", {"path": "/etc/passwd"}, NotADirectoryError, ("/etc/passwd", "not a directory")),
+    ("path-file", {"path": "/etc/passwd"}, NotADirectoryError, ("/etc/passwd", "Not a directory")),
     ("path-surrogate", {"path": "/\ud800"}, ValueError, ("path", "encoded")),
     # uid / gid
     ("uid-str", {"uid": "0"}, TypeError, ("uid", "str")),

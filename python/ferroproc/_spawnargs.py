@@ -498,11 +498,11 @@ def prepareSpawn(
     envp = _envEntries(env)
     cwd = None
     if path is not None:
+        # Checked by the child's chdir, which names the directory (no stat
+        # here: it would block an asyncio loop on a slow filesystem).
         cwd = _toBytes(path, "path")
-        if not os.path.isdir(cwd):
-            code = errno.ENOTDIR if os.path.exists(cwd) else errno.ENOENT
-            what = "is not a directory" if code == errno.ENOTDIR else "does not exist"
-            raise OSError(code, f"spawnProcess: path {os.fsdecode(cwd)!r} {what}", os.fsdecode(cwd))
+        if not cwd:
+            raise FileNotFoundError(errno.ENOENT, "spawnProcess: path must not be empty", "")
 
     ptyFds: tuple[int, int] | None = None
     if usePTY:
