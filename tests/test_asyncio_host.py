@@ -384,6 +384,25 @@ def test_event_order_on_ferroprocs_loop() -> None:
         assert body.index(("data", fd, data)) < body.index(("lost", fd, None))
 
 
+def test_pipe_transports_have_the_classes_of_asyncios(run: Runner) -> None:
+    """stdin's pipe transport is an ``asyncio.Transport`` whose reading
+    methods raise NotImplementedError, stdout's a ``ReadTransport`` with no
+    ``write``: code that probes them (uvloop's tests do) sees what it sees
+    on asyncio's loop."""
+
+    async def main() -> None:
+        p = await fa.create_subprocess_exec("cat", stdin=PIPE, stdout=PIPE)
+        t = p._transport  # type: ignore[attr-defined]
+        stdin, stdout = t.get_pipe_transport(0), t.get_pipe_transport(1)
+        assert isinstance(stdin, asyncio.Transport) and isinstance(stdout, asyncio.ReadTransport)
+        with pytest.raises(NotImplementedError):
+            stdin.pause_reading()
+        assert not hasattr(stdout, "write")
+        await p.communicate(b"x")
+
+    run(main())
+
+
 def test_pause_reading_one_pipe_keeps_the_other_flowing() -> None:
     src = (
         "import os, threading\n"

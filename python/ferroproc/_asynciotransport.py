@@ -342,11 +342,13 @@ class _ReadPipe(asyncio.ReadTransport):
         return f"<ferroproc read pipe fd={self._fd} of pid {self._pid}>"
 
 
-class _WritePipe(asyncio.WriteTransport):
+class _WritePipe(asyncio.Transport):
     """The write end of the child's stdin (``get_pipe_transport(0)``), with
     asyncio's flow control: the subprocess protocol's ``pause_writing`` once
     more than the high-water mark is buffered, ``resume_writing`` at or below
-    the low one (the engine's producer machinery)."""
+    the low one (the engine's producer machinery). A ``Transport``, as
+    asyncio's own write pipe is: its ``pause_reading`` and ``resume_reading``
+    raise ``NotImplementedError``."""
 
     def __init__(self, owner: SubprocessTransport, process: Process, fd: int) -> None:
         super().__init__()
