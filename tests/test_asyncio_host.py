@@ -290,7 +290,9 @@ def test_preexec_fn_takes_asyncios_own_path(run: Runner) -> None:
         ({"creationflags": 4}, ValueError, "only supported on Windows"),
         ({"colour": "red"}, TypeError, "unexpected keyword argument 'colour'"),
         ({"stdout": STDOUT}, ValueError, "STDOUT can only be used for stderr"),
-        ({"user": "no-such-user-here"}, ValueError, "user 'no-such-user-here' not found"),
+        ({"user": "no-such-user-here"}, KeyError, "name not found: 'no-such-user-here'"),  # Popen's KeyError
+        ({"group": "no-such-group-here"}, KeyError, "name not found: 'no-such-group-here'"),
+        ({"pass_fds": [-1]}, ValueError, "pass_fds: -1 is not an fd"),
         ({"timeout": -1}, ValueError, "timeout must be positive"),
     ],
 )
@@ -302,6 +304,31 @@ def test_bad_arguments_raise_before_any_child(
 
     with pytest.raises(error, match=message):
         run(main())
+
+
+def test_what_popen_accepts_is_accepted(run: Runner) -> None:
+    """Popen's looser forms work as on asyncio's loop: ``pass_fds`` entries
+    taken through ``int()``, and a negative ``process_group`` meaning none
+    (the child stays in our group)."""
+    r, w = os.pipe()
+
+    async def main() -> bytes:
+        p = await fa.create_subprocess_exec(
+            PY,
+            "-c",
+            "import os, sys; os.write(int(sys.argv[1]), b'%d' % os.getpgid(0))",
+            str(w),
+            pass_fds=[str(w)],
+            process_group=-1,
+        )
+        await p.wait()
+        return os.read(r, 100)
+
+    try:
+        assert run(main()) == str(os.getpgid(0)).encode()
+    finally:
+        os.close(r)
+        os.close(w)
 
 
 def test_a_missing_program_is_file_not_found(run: Runner, tmp_path: Path) -> None:

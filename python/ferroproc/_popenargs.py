@@ -77,14 +77,12 @@ def _isOpen(fd: int) -> bool:
 
 
 def _numericId(value: Any, what: str, byName: Callable[[str], int]) -> int:
-    """A uid or gid given as a number or a name (looked up with ``byName``)."""
+    """A uid or gid given as a number or a name (looked up with ``byName``;
+    an unknown name raises the database's ``KeyError``, as Popen lets it)."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, str):
-        try:
-            return byName(value)
-        except KeyError:
-            raise ValueError(f"{what} {value!r} not found") from None
+        return byName(value)
     raise TypeError(f"{what} must be an int or a str, not {type(value).__name__}")
 
 
@@ -140,9 +138,10 @@ def _stdio(
                 childFDs[2] = childFDs[1]
         else:
             childFDs[target] = _fd(value, name)
-    for fd in passFds:
-        if not isinstance(fd, int) or isinstance(fd, bool) or fd < 0:
-            raise ValueError(f"pass_fds: {fd!r} is not an fd")
+    for entry in passFds:
+        fd = int(entry)  # as Popen takes them
+        if fd < 0:
+            raise ValueError(f"pass_fds: {entry!r} is not an fd")
         if fd > 2:
             childFDs[fd] = fd
     return childFDs, pipes, same
@@ -204,8 +203,11 @@ def preparePopen(
     if newSession:
         options["newSession"] = True
     if processGroup is not None:
-        if not isinstance(processGroup, int) or isinstance(processGroup, bool) or processGroup < 0:
-            raise ValueError(f"process_group must be an int >= 0, not {processGroup!r}")
+        if not isinstance(processGroup, int) or isinstance(processGroup, bool):
+            raise TypeError(f"process_group must be an int, not {type(processGroup).__name__}")
+        if processGroup < 0:  # Popen's "no process group"
+            processGroup = None
+    if processGroup is not None:
         if newSession:
             # Popen applies both: setsid() then setpgid(0, pgid); a new
             # session leader's group is its own already.
