@@ -44,11 +44,16 @@ def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     if request.node.get_closest_marker("allow_leaks"):
         yield
         return
+    # A module may hold engines that live as long as their thread (the asyncio
+    # host's): its settle_engines() makes sure they exist before and after.
+    settle = getattr(request.module, "settle_engines", lambda: None)
+    settle()
     before = open_fds()
     kids_before = {pid for pid, _ in our_children()}
     yield
     # Let the engine deliver what the test started (closing pipes, reaping).
     iterate_until(lambda: not [p for p, _ in our_children() if p not in kids_before], 5.0)
+    settle()
     left = [(p, s) for p, s in our_children() if p not in kids_before]
     leaked = sorted(open_fds() - before)
     details = {fd: os.readlink(f"/proc/self/fd/{fd}") for fd in leaked if os.path.exists(f"/proc/self/fd/{fd}")}

@@ -22,7 +22,7 @@ import pytest
 from helpers import PY
 
 import ferroproc.asyncio as fa
-from ferroproc import reactor, task, utils
+from ferroproc import _asynciotransport, reactor, task, utils
 from ferroproc._asynciotransport import SubprocessTransport
 from ferroproc.error import ProcessDone
 from ferroproc.protocol import ProcessProtocol
@@ -38,9 +38,14 @@ async def _spawnOnce() -> None:
     await (await fa.create_subprocess_exec("true")).wait()
 
 
-# The engine of this thread's asyncio loops lives as long as the thread: make
-# it now, so that no_leaks does not count its fds against the first test.
-asyncio.run(_spawnOnce())
+def settle_engines() -> None:
+    """The engine of this thread's asyncio loops lives as long as the thread,
+    unless a loop closes with children left (it then goes, with them, to the
+    reaper): have one before and after each test (no_leaks calls this), so
+    that its fds are not counted against a test."""
+    if _asynciotransport._thread.driver is None:
+        gc.collect()  # the transports a let-go engine lives for
+        asyncio.run(_spawnOnce())
 
 
 def _runners() -> list[Any]:
@@ -652,3 +657,66 @@ def test_spawning_never_blocks_the_loop(how: str) -> None:
         [sys.executable, "-c", _NO_BLOCKING, how], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stderr
+
+
+_LEFT_WHEN_THE_LOOP_CLOSES = r"""
+import asyncio, gc, os, sys, time
+import ferroproc.asyncio as fa
+
+def fds():
+    return set(os.listdir("/proc/self/fd"))
+
+def children():
+    me, out = str(os.getpid()), []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[1] == me:
+                    out.append(pid)
+        except OSError:
+            pass
+    return out
+
+async def main(create):
+    # A communicate() cancelled: its transport is collected (and its child
+    # killed) whenever the task goes, the last one after the loop closed.
+    for _ in range(5):
+        p = await create("sleep", "30", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+        task = asyncio.ensure_future(p.communicate())
+        await asyncio.sleep(0.01)
+        task.cancel()
+    # One still running when the loop closes, its Process dropped after.
+    global kept
+    kept = await create("sleep", "0.2")
+
+before = fds()
+if sys.argv[1] == "any-loop":
+    asyncio.run(main(fa.create_subprocess_exec))
+else:
+    fa.run(main(asyncio.create_subprocess_exec))
+del kept
+gc.collect()
+deadline = time.monotonic() + 10
+while (children() or fds() - before) and time.monotonic() < deadline:
+    time.sleep(0.05)
+print(children(), sorted(fds() - before))
+"""
+
+
+@pytest.mark.parametrize("how", ["any-loop", "ferroproc-loop"])
+def test_children_left_when_the_loop_closes_are_reaped(how: str) -> None:
+    """A loop that closes with children it did not wait for (killed as their
+    transports go, or still running) leaves no zombie and no fd: the engine
+    it drove hands them to the core's reaper. (Stock asyncio leaves them
+    running, their pipes open.)"""
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", _LEFT_WHEN_THE_LOOP_CLOSES, how],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[] []", f"children and fds left: {done.stdout}"

@@ -315,7 +315,7 @@ def test_a_stage_without_a_protocol_is_still_captured() -> None:
         ([["ls"]], {"idleTimeout": 1}, TypeError, "unexpected keyword argument 'idleTimeout'"),
         ([["ls"], ["cat"]], {"umask": 0o1000}, ValueError, "umask"),
         ([["ls"], ["cat"]], {"env": {"A": 1}}, TypeError, "env"),
-        ([["ls"], ["cat"]], {"path": "/nonexistent/dir"}, FileNotFoundError, "directory \"/nonexistent/dir\""),
+        ([["ls"], ["cat"]], {"path": "/nonexistent/dir"}, FileNotFoundError, 'directory "/nonexistent/dir"'),
     ],
 )
 def test_bad_arguments_are_refused_before_any_child_exists(

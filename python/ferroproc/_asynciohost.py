@@ -79,10 +79,19 @@ class AsyncioDriver:
     def free(self) -> bool:
         """Whether another loop may take the engine over: its loop has gone
         (or closed), or it has no child and no timer left."""
-        loop = self._loop()
-        if loop is None or loop.is_closed():
+        if self.loopClosed():
             return True
         return self.engine.processCount == 0 and self.engine.nextTimer() is None
+
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop that drives the engine (None once it has gone)."""
+        return self._loop()
+
+    def loopClosed(self) -> bool:
+        """Whether its loop has gone or closed: it will never turn the engine
+        again."""
+        loop = self._loop()
+        return loop is None or loop.is_closed()
 
     def driving(self) -> bool:
         """Whether its loop is still there and running (a driver of a loop

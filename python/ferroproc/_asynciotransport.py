@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from ferroproc.error import ResourceUsage
     from ferroproc.interfaces import IProcessProtocol
 
-__all__ = ["SubprocessTransport", "driverFor", "makeTransport"]
+__all__ = ["SubprocessTransport", "closeEngineOf", "driverFor", "makeTransport", "retireIfOrphaned"]
 
 #: 3.10 wakes ``wait()`` at the exit; 3.11+ once the transport is lost.
 _WAKE_AT_EXIT = sys.version_info < (3, 11)
@@ -80,6 +80,7 @@ def driverFor(loop: asyncio.AbstractEventLoop) -> AsyncioDriver:
     driver = _thread.driver
     if driver is None:
         driver = _thread.driver = AsyncioDriver(Engine(_exitInfo, _report, immediate_writes=True), loop)
+        _retireWhenGone(loop, driver)
         return driver
     if driver.attachedTo(loop):
         return driver
@@ -88,9 +89,51 @@ def driverFor(loop: asyncio.AbstractEventLoop) -> AsyncioDriver:
         return other
     if driver.free():
         driver.moveTo(loop)
+        _retireWhenGone(loop, driver)
         return driver
+    # Kept by the loop's entry alone: the engine goes with the loop.
     other = _others[loop] = AsyncioDriver(Engine(_exitInfo, _report, immediate_writes=True), loop)
     return other
+
+
+def retireIfOrphaned(driver: AsyncioDriver) -> None:
+    """Once the loop that drove ``driver`` has closed (or gone) while its
+    engine still has children, let the engine go: dropping it closes their
+    pipes and hands each child to the core's reaper, which reaps it when it
+    exits, so that none is left a zombie for want of a loop. The thread's
+    next loop gets a fresh engine. Nothing happens while the loop is open,
+    or when no child is left (the engine is then kept for the next loop).
+    The engine goes when the last of its transports does: until then,
+    closing one still kills its child."""
+    if not driver.loopClosed() or driver.engine.processCount == 0:
+        return
+    driver.close()
+    if _thread.driver is driver:
+        _thread.driver = None
+    for loop, other in list(_others.items()):
+        if other is driver:
+            del _others[loop]
+
+
+def closeEngineOf(loop: asyncio.AbstractEventLoop) -> None:
+    """After ``loop`` has closed: :func:`retireIfOrphaned` for the engine it
+    drove."""
+    for driver in (_thread.driver, _others.get(loop)):
+        if driver is not None and driver.loop() is loop:
+            retireIfOrphaned(driver)
+
+
+def _retireWhenGone(loop: asyncio.AbstractEventLoop, driver: AsyncioDriver) -> None:
+    """:func:`retireIfOrphaned` for the thread's engine when ``loop`` is
+    collected (a loop that is closed but still referenced is caught when it
+    closes, see ``EventLoop.close``, or when a transport of it is closed)."""
+    weakref.finalize(loop, _loopGone, weakref.ref(driver))
+
+
+def _loopGone(driverRef: weakref.ref[AsyncioDriver]) -> None:
+    driver = driverRef()
+    if driver is not None:
+        retireIfOrphaned(driver)
 
 
 def _afterForkInChild() -> None:
@@ -162,6 +205,10 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         self._pending: list[tuple[Callable[..., object], tuple[Any, ...]]] | None = []
         self._waiters: list[asyncio.Future[int]] | None = []
         self._closed = False
+        #: The driver of the engine that runs the child: a retired engine
+        #: (see retireIfOrphaned) lives on while its transports do, so that
+        #: closing one still kills its child.
+        self._driver: AsyncioDriver | None = None
 
     # -- asyncio's SubprocessTransport ------------------------------------------
 
@@ -206,6 +253,8 @@ class SubprocessTransport(asyncio.SubprocessTransport):
                 self._process.signalProcess(signal.SIGKILL)
             except ProcessExitedAlready:
                 pass
+        if self._driver is not None:
+            retireIfOrphaned(self._driver)
 
     def is_closing(self) -> bool:
         return self._closed
@@ -477,7 +526,7 @@ async def makeTransport(
     if spawn is None:
         return None
     transport._pipeKinds = spawn.pipes
-    driver = driverFor(loop)
+    driver = transport._driver = driverFor(loop)
     try:
         driver.engine.spawn(cast("IProcessProtocol", bridge), spawn.args)
     finally:

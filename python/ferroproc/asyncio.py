@@ -60,7 +60,7 @@ from asyncio.subprocess import Process, SubprocessStreamProtocol
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from ferroproc._asynciotransport import makeTransport
+from ferroproc._asynciotransport import closeEngineOf, makeTransport
 
 __all__ = [
     "EventLoop",
@@ -172,6 +172,12 @@ class EventLoop(asyncio.SelectorEventLoop):
         return await super()._make_subprocess_transport(  # type: ignore[misc,no-any-return]
             protocol, args, shell, stdin, stdout, stderr, bufsize, extra=extra, **kwargs
         )
+
+    def close(self) -> None:
+        """asyncio's ``close()``; children still running (or not yet reaped)
+        are handed to ferroproc's reaper, as nothing will turn their engine."""
+        super().close()
+        closeEngineOf(self)
 
 
 def new_event_loop() -> EventLoop:
