@@ -110,9 +110,9 @@ def retireIfOrphaned(driver: AsyncioDriver) -> None:
     driver.close()
     if _thread.driver is driver:
         _thread.driver = None
-    for loop, other in list(_others.items()):
-        if other is driver:
-            del _others[loop]
+    loop = driver.loop()  # None: gone, and its _others entry with it
+    if loop is not None and _others.get(loop) is driver:
+        del _others[loop]
 
 
 def closeEngineOf(loop: asyncio.AbstractEventLoop) -> None:
