@@ -3,8 +3,7 @@
 ``maxBytes`` and ``timeout``, stop the child on request, and turn its end
 into the result of a Deferred (bytes, an exit code, a tuple, a
 :class:`~ferroproc.utils.ProcessResult`, or one of the utilities'
-exceptions, which are defined beside them in :mod:`ferroproc.utils`; that
-module imports this one, so they are imported where they are raised).
+exceptions from the leaf module ``_utilerrors.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ import os
 from typing import TYPE_CHECKING, Any, cast
 
 from ferroproc._results import ProcessResult
+from ferroproc._utilerrors import OutputLimitExceeded, ProcessTimeout, UnexpectedErrorOutput
 from ferroproc.defer import Deferred
 from ferroproc.error import ProcessExitedAlready
 from ferroproc.failure import Failure
@@ -255,8 +255,6 @@ class _HelperProtocol(ProcessProtocol):
         out = self.outChunks.getvalue()
         err = self.errChunks.getvalue()
         if self._limitHit:
-            from ferroproc.utils import OutputLimitExceeded
-
             assert self._maxBytes is not None
             deferred.errback(OutputLimitExceeded(self.command, self._maxBytes, out, err, reason))
         elif self._timedOut:
@@ -271,8 +269,6 @@ class _HelperProtocol(ProcessProtocol):
     def finishedAfterTimeout(self, deferred: Deferred[Any], out: bytes, err: bytes, reason: Failure) -> None:
         """Fire ``deferred`` for a process stopped by its time limit: Twisted's
         helpers fail with :class:`~ferroproc.utils.ProcessTimeout`."""
-        from ferroproc.utils import ProcessTimeout
-
         assert self._timeout is not None
         deferred.errback(ProcessTimeout(self.command, self._timeout, self._killed, out, err, reason))
 
@@ -295,12 +291,10 @@ class _OutputGetter(_HelperProtocol):
             return
         if not self._keep(self.errChunks, data) or self.deferred is None:
             return
-        from ferroproc.utils import _UnexpectedErrorOutput
-
         deferred = self.deferred
         self.deferred = None
         self.onProcessEnded = Deferred()
-        deferred.errback(_UnexpectedErrorOutput(data, self.onProcessEnded))
+        deferred.errback(UnexpectedErrorOutput(data, self.onProcessEnded))
         self._processTransport().loseConnection()
 
     def finished(self, deferred: Deferred[Any], out: bytes, err: bytes, reason: Failure) -> None:

@@ -42,12 +42,23 @@ import os
 import weakref
 from typing import Any
 
-from twisted.internet import error as _terror
-from twisted.internet.interfaces import IProcessTransport, IReadDescriptor
-from twisted.internet.posixbase import PosixReactorBase
-from twisted.python import log
-from twisted.python.failure import Failure
-from zope.interface import classImplements, implementer
+try:
+    from twisted.internet import error as _terror
+    from twisted.internet.interfaces import IProcessTransport, IReadDescriptor
+    from twisted.internet.posixbase import PosixReactorBase
+    from twisted.python import log
+    from twisted.python.failure import Failure
+    from zope.interface import classImplements, implementer
+except ModuleNotFoundError as _missing:
+    # Only an absent package is ours to explain; an ImportError from inside
+    # an installed Twisted is reported as it is.
+    if _missing.name not in ("twisted", "zope", "zope.interface"):
+        raise
+    raise ImportError(
+        "ferroproc.twisted runs ferroproc under Twisted's reactor and needs Twisted (24.3 or later), "
+        "which is not installed: pip install 'ferroproc[twisted]'",
+        name=_missing.name,
+    ) from _missing
 
 import ferroproc.error as _ferror
 from ferroproc._core import Engine, Process
