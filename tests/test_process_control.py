@@ -136,15 +136,32 @@ def test_signal_group_once_the_group_is_empty_raises() -> None:
         t.signalGroup("KILL")
 
 
-def test_signal_group_reaches_the_group_after_its_leader_exited(strays: list[int]) -> None:
+def test_signal_group_reaches_the_group_until_its_leader_is_reaped(strays: list[int]) -> None:
+    # A grandchild holds stdout: the exited leader is reaped only when the
+    # pipes close, and its group can be signalled until then.
+    code = "import subprocess\ng = subprocess.Popen(['sleep', '60'])\nprint(g.pid, flush=True)"
+    proto = LineRecorder()
+    t = reactor.spawnProcess(proto, PY, py(code), processGroup=True)
+    grandchild = run_reactor(proto.first_line)
+    strays.append(grandchild)
+    run_reactor(lambda: proto.exited_reason is not None)
+    assert t.pid is None and alive(grandchild)
+    t.signalGroup(signal.SIGTERM)
+    assert wait_dead(grandchild)
+    run_reactor(proto.ended)
+
+
+def test_signal_group_never_reaches_a_group_whose_leader_was_reaped(strays: list[int]) -> None:
+    # Reaped, its group id may be reused: signalGroup refuses, whoever is left.
     proto = LineRecorder()
     t = reactor.spawnProcess(proto, PY, py(DETACHED_GRANDCHILD), processGroup=True)
     grandchild = run_reactor(proto.first_line)
     strays.append(grandchild)
     run_reactor(proto.ended)
     assert alive(grandchild), "without killGroupOnExit the group outlives its leader"
-    t.signalGroup(signal.SIGTERM)
-    assert wait_dead(grandchild)
+    with pytest.raises(ProcessExitedAlready):
+        t.signalGroup(signal.SIGTERM)
+    assert alive(grandchild)
 
 
 def test_kill_group_on_exit_ends_the_grandchildren(strays: list[int]) -> None:
@@ -245,6 +262,25 @@ def test_a_timeout_stops_the_whole_group(strays: list[int]) -> None:
     run_reactor(proto.ended, timeout=15)
     assert isinstance(proto.ended_reason.value, ProcessTimedOut)  # type: ignore[union-attr]
     assert wait_dead(strays[0])
+
+
+def test_grandchildren_that_ignore_sigterm_die_at_the_end_of_the_grace(strays: list[int]) -> None:
+    # The leader dies of the SIGTERM at once; its grandchild ignores it and
+    # holds stdout. The idle limit counts from the grandchild's line, so the
+    # SIGTERM comes after it has set its disposition.
+    script = "(trap '' TERM; exec sh -c 'echo $$; exec sleep 60') & wait"
+    proto = LineRecorder()
+    reactor.spawnProcess(proto, "sh", ["sh", "-c", script], processGroup=True, idleTimeout=1, killGrace=1)
+    grandchild = run_reactor(proto.first_line)
+    strays.append(grandchild)
+    run_reactor(lambda: proto.exited_reason is not None)
+    assert proto.exited_reason.value.signal == signal.SIGTERM  # type: ignore[union-attr]
+    assert alive(grandchild), "it ignores SIGTERM"
+    run_reactor(proto.ended)
+    reason = proto.ended_reason.value  # type: ignore[union-attr]
+    assert isinstance(reason, ProcessTimedOut)
+    assert (reason.kind, reason.killed) == ("idle", False), "SIGTERM ended the child itself"
+    assert wait_dead(grandchild), "the grace's SIGKILL did not reach the group"
 
 
 @pytest.mark.parametrize(
