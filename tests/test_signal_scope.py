@@ -2,7 +2,8 @@
 decision 17). A group is signalled only when our child leads it, and never
 after that child has been reaped (its id may be reused by then); a child that
 joined another group is signalled alone. Every path that signals on its own
-is covered: time limits, kill-on-lost, the grace period's SIGKILL."""
+is covered: time limits, ``maxBytes``, a utility's timeout, a pipeline's stop,
+kill-on-lost, the grace period's SIGKILL."""
 
 from __future__ import annotations
 
@@ -60,10 +61,22 @@ class P(ProcessProtocol):
 t = reactor.spawnProcess(P(), "sleep", ["sleep", "30"], env=None, processGroup=group, timeout=0.3)
 assert t.pgid == group
 """,
+    "utility timeout": """\
+utils.getProcessResult("sleep", ["30"], env=None, timeout=0.3, processGroup=group).addBoth(show)
+""",
+    "maxBytes": """\
+utils.getProcessResult("yes", [], env=None, maxBytes=1000, processGroup=group).addBoth(show)
+""",
+    "pipeline stop": """\
+pipeline.getPipelineOutput([["sleep", "30"], ["false"]], processGroup=group).addBoth(show)
+""",
 }
 
 _EXPECTED = {
     "time limit": "ProcessTimedOut",
+    "utility timeout": "ProcessResult",
+    "maxBytes": "OutputLimitExceeded",
+    "pipeline stop": "PipelineResult",
 }
 
 
