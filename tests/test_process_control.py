@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from engine_support import Recorder
-from helpers import PY, alive, iterate_until, run_reactor, wait_dead
+from helpers import PY, alive, iterate_until, our_children, run_reactor, wait_dead
 
 from ferroproc import reactor
 from ferroproc.error import ProcessDone, ProcessExitedAlready, ProcessTerminated, ProcessTimedOut, ResourceUsage
@@ -281,6 +281,42 @@ def test_grandchildren_that_ignore_sigterm_die_at_the_end_of_the_grace(strays: l
     assert isinstance(reason, ProcessTimedOut)
     assert (reason.kind, reason.killed) == ("idle", False), "SIGTERM ended the child itself"
     assert wait_dead(grandchild), "the grace's SIGKILL did not reach the group"
+
+
+class _BusyAtReady(Recorder):
+    """At the child's first line: tells it to exit, then keeps the loop busy
+    until it has (its exit unseen: this turn has polled already) and its idle
+    limit has run out, so both come due in the same turn."""
+
+    def __init__(self, idle: float) -> None:
+        super().__init__()
+        self.idle = idle
+
+    def childDataReceived(self, childFD: int, data: bytes) -> None:
+        started = time.time()
+        super().childDataReceived(childFD, data)
+        pid = self.transport.pid
+        self.transport.signalProcess("USR1")
+        zombie = lambda: (pid, "Z") in our_children()  # noqa: E731
+        deadline = time.monotonic() + 10
+        while not zombie() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert zombie()
+        while time.time() < started + self.idle + 0.05:
+            time.sleep(0.005)
+
+
+def test_a_child_that_exits_as_its_limit_runs_out_did_not_time_out() -> None:
+    code = """\
+    import os, signal, time
+    signal.signal(signal.SIGUSR1, lambda *a: os._exit(0))
+    print('ready', flush=True)
+    time.sleep(60)
+    """
+    proto = _BusyAtReady(1.0)
+    reactor.spawnProcess(proto, PY, py(code), idleTimeout=1, killGrace=5)
+    run_reactor(proto.ended)
+    assert isinstance(proto.ended_reason.value, ProcessDone), proto.ended_reason  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(

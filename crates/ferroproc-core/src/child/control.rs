@@ -85,6 +85,8 @@ pub(super) struct Watch {
     last_output: f64,
     phase: Phase,
     timed_out: Option<TimedOut>,
+    /// SIGTERM was sent (with no grace, only SIGKILL is).
+    termed: bool,
 }
 
 impl Watch {
@@ -135,7 +137,8 @@ impl<C: AsRef<[u8]>> Child<C> {
     /// Time limits, counted from `now`. Returns when to call
     /// [`Child::on_deadline`] first.
     pub fn set_time_limits(&mut self, limits: TimeLimits, now: f64) -> Option<f64> {
-        let watch = Watch { limits, started: now, last_output: now, phase: Phase::Watching, timed_out: None };
+        let watch =
+            Watch { limits, started: now, last_output: now, phase: Phase::Watching, timed_out: None, termed: false };
         self.watch = Some(watch);
         self.watch.as_ref()?.next_deadline()
     }
@@ -147,9 +150,20 @@ impl<C: AsRef<[u8]>> Child<C> {
         }
     }
 
-    /// How a time limit ended the child, if one did.
+    /// How a time limit ended the child, if one did. If its exit status
+    /// shows that our SIGKILL did not end it (it exited on its own first), it
+    /// did not time out; `killed` only when SIGKILL is what ended it.
     pub fn timed_out(&self) -> Option<TimedOut> {
-        self.watch.as_ref().and_then(|w| w.timed_out)
+        let w = self.watch.as_ref()?;
+        let mut t = w.timed_out?;
+        if let Some(status) = self.exit.and_then(|e| e.status) {
+            let by_kill = libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL;
+            if !w.termed && !by_kill {
+                return None;
+            }
+            t.killed &= by_kill;
+        }
+        Some(t)
     }
 
     /// A deadline came (at `now`): enforce the limits. A limit that ran out
@@ -157,7 +171,8 @@ impl<C: AsRef<[u8]>> Child<C> {
     /// SIGKILL after the grace period; once the child is killed, the
     /// parent's ends of its pipes close, so a grandchild holding them cannot
     /// delay the end (the host flushes what input was queued, as after
-    /// `loseConnection`). Returns when to call again, if at all.
+    /// `loseConnection`). A child that has exited, even if the loop has not
+    /// seen it yet, did not time out. Returns when to call again, if at all.
     pub fn on_deadline(&mut self, now: f64) -> Option<f64> {
         let w = self.watch.as_ref()?;
         match w.phase {
@@ -165,7 +180,7 @@ impl<C: AsRef<[u8]>> Child<C> {
             Phase::Watching => {
                 let hit = w.hit(now);
                 let grace = w.limits.grace;
-                if self.exit.is_some() {
+                if self.exit.is_some() || (hit.is_some() && self.exited_unseen()) {
                     self.watch.as_mut()?.phase = Phase::Done;
                     return None;
                 }
@@ -180,12 +195,13 @@ impl<C: AsRef<[u8]>> Child<C> {
                         return None;
                     }
                     w.timed_out = Some(TimedOut { kind, limit, killed: false });
+                    w.termed = true;
                     w.phase = Phase::Terminated { kill_at: now + grace };
                     let _ = self.signal_tree(libc::SIGTERM);
                 }
             }
             Phase::Terminated { kill_at } if now >= kill_at => {
-                let running = self.exit.is_none();
+                let running = self.exit.is_none() && !self.exited_unseen();
                 let w = self.watch.as_mut()?;
                 w.phase = Phase::Done;
                 if let Some(t) = w.timed_out.as_mut() {

@@ -8,6 +8,7 @@ use mio::{Poll, Token};
 use super::tests::rig;
 use super::*;
 use crate::io::{read_available, VecAlloc};
+use crate::reap::Exit;
 use crate::spawn::tests::{request, sh, NO_SETUP};
 use crate::spawn::{self, Request, Session, Spawned};
 use crate::sys::{pipe_cloexec, set_nonblocking};
@@ -335,4 +336,51 @@ fn a_kill_still_due_when_the_leader_is_reaped_goes_before_the_reap() {
     assert!(r.events().ends_with(&[Event::Exited, Event::Ended]));
     assert!(group_empties(r.pid), "the grandchild outlived its reaped leader");
     assert_eq!(r.child.on_deadline(61.0), None, "nothing left to do at the end of the grace");
+}
+
+// -- a child that exits as its limit runs out did not time out (item 8) ----
+
+#[test]
+fn an_exit_not_seen_yet_is_no_time_out() {
+    let (mut spawned, _out) = grouped("exit 0");
+    let pid = spawned.pid();
+    let mut child: Child<Vec<u8>> = Child::new(pid, spawned.take_pidfd(), false);
+    spawned.disarm();
+    child.set_group(leads(pid));
+    child.set_time_limits(TimeLimits { wall: Some(1.0), idle: None, grace: 1.0 }, 0.0);
+    // The child exits; the deadline comes before the loop sees the exit.
+    wait_exited(child.pidfd().unwrap());
+    assert_eq!(child.on_deadline(1.0), None, "nothing to enforce");
+    assert!(child.timed_out().is_none());
+    assert!(child.try_reap(false).unwrap());
+    assert_eq!(child.exit().unwrap().status, Some(0));
+    assert!(child.timed_out().is_none());
+}
+
+#[test]
+fn an_exit_our_signal_cannot_have_caused_is_no_time_out() {
+    // No grace: only SIGKILL is sent. A child that then shows a plain exit
+    // ended on its own (here its exit is stood in for by hand).
+    let (mut spawned, _out) = spawned_in(Session::Inherit, "sleep 30");
+    let pid = spawned.pid();
+    let mut child: Child<Vec<u8>> = Child::new(pid, spawned.take_pidfd(), false);
+    spawned.disarm();
+    child.set_time_limits(TimeLimits { wall: Some(1.0), idle: None, grace: 0.0 }, 0.0);
+    assert_eq!(child.on_deadline(1.0), None);
+    assert_eq!(child.timed_out().map(|t| t.killed), Some(true));
+    child.on_exit(Exit::status(0));
+    assert!(child.timed_out().is_none(), "exit 0 is not SIGKILL's doing");
+    assert_eq!(crate::reap::wait_blocking(pid).unwrap().status, Some(libc::SIGKILL));
+
+    // SIGTERM, then SIGKILL after the grace; the child exits 0 in between:
+    // SIGTERM may have caused that (a handler), SIGKILL did not.
+    let (mut r, ready) = real("trap '' TERM; echo ready; sleep 30", false);
+    assert_eq!(ready, "ready");
+    r.child.set_time_limits(TimeLimits { wall: Some(1.0), idle: None, grace: 1.0 }, 0.0);
+    assert_eq!(r.child.on_deadline(1.0), Some(2.0));
+    assert_eq!(r.child.on_deadline(2.0), None);
+    assert_eq!(r.child.timed_out().map(|t| t.killed), Some(true));
+    r.child.on_exit(Exit::status(0));
+    assert_eq!(r.child.timed_out().map(|t| t.killed), Some(false));
+    assert_eq!(crate::reap::wait_blocking(r.pid).unwrap().status, Some(libc::SIGKILL));
 }

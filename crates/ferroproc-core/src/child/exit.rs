@@ -78,13 +78,20 @@ impl<C: AsRef<[u8]>> Child<C> {
     }
 
     /// How the child ended, if it has, without reaping it (without pidfds
-    /// only with `pid_fallback`).
+    /// only with `pid_fallback`, or from a child's own thread of control
+    /// that knows the pid is still unreaped).
     pub(super) fn peek_exit(&self, pid_fallback: bool) -> io::Result<Option<Exit>> {
         match (&self.pidfd, self.pid) {
             (Some(fd), _) => reap::peek_pidfd(fd.as_raw_fd()),
             (None, Some(pid)) if pid_fallback => reap::peek_pid(pid),
             _ => Ok(None),
         }
+    }
+
+    /// Whether the child has exited though its exit has not been seen yet
+    /// (the loop has not handled its pidfd, or its waiter, this turn).
+    pub(super) fn exited_unseen(&self) -> bool {
+        self.exit.is_none() && matches!(self.peek_exit(true), Ok(Some(_)))
     }
 
     /// Whether the child (running, or a zombie we hold) has not been reaped:
