@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from engine_support import Recorder
-from helpers import PY, alive, iterate_until, our_children, run_reactor, wait_dead
+from helpers import CHILDREN, PY, alive, iterate_until, our_children, run_reactor, wait_dead
 
 from ferroproc import reactor
 from ferroproc.error import ProcessDone, ProcessExitedAlready, ProcessTerminated, ProcessTimedOut, ResourceUsage
@@ -281,6 +281,33 @@ def test_grandchildren_that_ignore_sigterm_die_at_the_end_of_the_grace(strays: l
     assert isinstance(reason, ProcessTimedOut)
     assert (reason.kind, reason.killed) == ("idle", False), "SIGTERM ended the child itself"
     assert wait_dead(grandchild), "the grace's SIGKILL did not reach the group"
+
+
+class _Paused(Recorder):
+    """Stops reading at the first output for ``pause`` seconds."""
+
+    def __init__(self, pause: float) -> None:
+        super().__init__()
+        self.pause = pause
+        self.paused = False
+
+    def childDataReceived(self, childFD: int, data: bytes) -> None:
+        super().childDataReceived(childFD, data)
+        if not self.paused:
+            self.paused = True
+            self.transport.pauseProducing()
+            reactor.callLater(self.pause, self.transport.resumeProducing)
+
+
+def test_idle_time_does_not_count_while_we_do_not_read() -> None:
+    # A busy child blocks on the full pipe we stopped reading, for longer
+    # than its idle limit: that is our back-pressure, not its idleness.
+    size = 3_276_800
+    proto = _Paused(2.5)
+    reactor.spawnProcess(proto, PY, [PY, str(CHILDREN / "ctl_bulk.py"), str(size)], idleTimeout=1)
+    run_reactor(proto.ended, timeout=30)
+    assert isinstance(proto.ended_reason.value, ProcessDone), proto.ended_reason  # type: ignore[union-attr]
+    assert len(proto.output()) == size
 
 
 class _BusyAtReady(Recorder):

@@ -3,7 +3,8 @@ decision 17). A group is signalled only when our child leads it, and never
 after that child has been reaped (its id may be reused by then); a child that
 joined another group is signalled alone. Every path that signals on its own
 is covered: time limits, ``maxBytes``, a utility's timeout, a pipeline's stop,
-kill-on-lost, the grace period's SIGKILL."""
+kill-on-lost, the grace period's SIGKILL; plus the asyncio host's idle limit
+under back-pressure."""
 
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ import gc
 import signal
 import subprocess
 import textwrap
+from asyncio.subprocess import PIPE
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import pytest
 from engine_support import Recorder
-from helpers import PY, run_reactor
+from helpers import CHILDREN, PY, run_reactor
 
 import ferroproc.asyncio as fa
 from ferroproc import _asynciotransport, reactor
@@ -33,6 +37,14 @@ def settle_engines() -> None:
     if _asynciotransport._thread.driver is None:
         gc.collect()
         asyncio.run(_spawnOnce())
+
+
+Runner = Callable[[Coroutine[Any, Any, Any]], Any]
+
+
+@pytest.fixture(params=[pytest.param(asyncio.run, id="asyncio"), pytest.param(fa.run, id="ferroproc-loop")])
+def run(request: pytest.FixtureRequest) -> Runner:
+    return request.param  # type: ignore[no-any-return]
 
 
 # -- a child that joined our group: the parent must survive ------------------------
@@ -193,3 +205,23 @@ def test_the_graces_sigkill_never_reaches_a_reused_group_id() -> None:
     finally:
         status = _stopped_by_us(victim)
     assert status == -signal.SIGTERM, "the grace's SIGKILL went to a group whose leader was reaped"
+
+
+# -- the asyncio host ---------------------------------------------------------------
+
+
+def test_asyncio_idle_time_does_not_count_while_the_reader_stops(run: Runner) -> None:
+    # The stream's small limit pauses reading; the reader stops for longer
+    # than the idle limit, and the busy child blocks on the full pipe.
+    size = 3_276_800
+    bulk = str(CHILDREN / "ctl_bulk.py")
+
+    async def main() -> tuple[int, int]:
+        p = await fa.create_subprocess_exec(PY, bulk, str(size), stdout=PIPE, limit=4096, idle_timeout=1)
+        assert p.stdout is not None
+        first = await p.stdout.read(1)
+        await asyncio.sleep(2.5)  # the consumer is busy elsewhere
+        rest = await p.stdout.read()
+        return len(first) + len(rest), await p.wait()
+
+    assert run(main()) == (size, 0)

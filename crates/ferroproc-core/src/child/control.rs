@@ -83,6 +83,9 @@ pub(super) struct Watch {
     limits: TimeLimits,
     started: f64,
     last_output: f64,
+    /// We are not reading all of the child's output (the consumer paused
+    /// it): the idle clock stands still, and restarts when reading resumes.
+    paused: bool,
     phase: Phase,
     timed_out: Option<TimedOut>,
     /// SIGTERM was sent (with no grace, only SIGKILL is).
@@ -101,14 +104,18 @@ impl Watch {
         if let Some(limit) = over(self.limits.wall, self.started) {
             return Some((TimeoutKind::Wall, limit));
         }
-        over(self.limits.idle, self.last_output).map(|limit| (TimeoutKind::Idle, limit))
+        let idle = self.limits.idle.filter(|_| !self.paused);
+        over(idle, self.last_output).map(|limit| (TimeoutKind::Idle, limit))
     }
 
-    fn next_deadline(&self) -> Option<f64> {
+    fn next_deadline(&self, now: f64) -> Option<f64> {
         match self.phase {
             Phase::Watching => {
                 let wall = self.limits.wall.map(|l| self.started + l);
-                let idle = self.limits.idle.map(|l| self.last_output + l);
+                // While paused, look again an idle period on (the clock
+                // restarts on resume, so no deadline can come earlier).
+                let since = if self.paused { now } else { self.last_output };
+                let idle = self.limits.idle.map(|l| since + l);
                 match (wall, idle) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
@@ -137,16 +144,38 @@ impl<C: AsRef<[u8]>> Child<C> {
     /// Time limits, counted from `now`. Returns when to call
     /// [`Child::on_deadline`] first.
     pub fn set_time_limits(&mut self, limits: TimeLimits, now: f64) -> Option<f64> {
-        let watch =
-            Watch { limits, started: now, last_output: now, phase: Phase::Watching, timed_out: None, termed: false };
+        let watch = Watch {
+            limits,
+            started: now,
+            last_output: now,
+            paused: false,
+            phase: Phase::Watching,
+            timed_out: None,
+            termed: false,
+        };
         self.watch = Some(watch);
-        self.watch.as_ref()?.next_deadline()
+        self.note_reading();
+        self.watch.as_ref()?.next_deadline(now)
     }
 
     /// Output arrived: an idle limit counts from now.
     pub(super) fn note_output(&mut self) {
         if let Some(w) = self.watch.as_mut().filter(|w| w.limits.idle.is_some()) {
             w.last_output = crate::timers::now();
+        }
+    }
+
+    /// Reading was paused or resumed, or a pipe closed: idle time counts
+    /// only while every output pipe is read (a child blocked on a full pipe
+    /// we stopped reading is not idle), and starts again when it is.
+    pub(super) fn note_reading(&mut self) {
+        let paused = self.pipes.values().any(|p| p.role.reads() && (self.reading_paused || p.paused));
+        let Some(w) = self.watch.as_mut() else { return };
+        if w.paused != paused {
+            w.paused = paused;
+            if !paused {
+                w.last_output = w.last_output.max(crate::timers::now());
+            }
         }
     }
 
@@ -216,7 +245,7 @@ impl<C: AsRef<[u8]>> Child<C> {
             }
             Phase::Terminated { .. } => {}
         }
-        self.watch.as_ref()?.next_deadline()
+        self.watch.as_ref()?.next_deadline(now)
     }
 
     /// `sig` to the group the child leads, else to the child alone.

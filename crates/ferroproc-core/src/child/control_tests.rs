@@ -384,3 +384,35 @@ fn an_exit_our_signal_cannot_have_caused_is_no_time_out() {
     assert_eq!(r.child.timed_out().map(|t| t.killed), Some(false));
     assert_eq!(crate::reap::wait_blocking(r.pid).unwrap().status, Some(libc::SIGKILL));
 }
+
+// -- the idle clock stands still while we do not read (item 5) -------------
+
+#[test]
+fn idle_time_does_not_count_while_reading_is_paused() {
+    let (mut r, ready) = real("echo ready; sleep 30", false);
+    assert_eq!(ready, "ready");
+    let now = crate::timers::now();
+    let limits = TimeLimits { wall: None, idle: Some(10.0), grace: 1.0 };
+    assert!(r.child.set_time_limits(limits, now - 20.0).unwrap() < now, "idle already");
+    r.child.set_reading(false, r.poll.registry()).unwrap();
+    let next = r.child.on_deadline(now).expect("still watching");
+    assert!(r.child.timed_out().is_none(), "back-pressure counted as idleness");
+    assert!(next >= now + 10.0, "{next} vs {now}");
+    let resumed = crate::timers::now();
+    r.child.set_reading(true, r.poll.registry()).unwrap();
+    let next = r.child.on_deadline(resumed + 5.0).expect("still watching");
+    assert!(r.child.timed_out().is_none(), "the clock restarts on resume");
+    assert!(next >= resumed + 10.0);
+    // One pipe paused (asyncio's pause_reading) stops the clock too.
+    r.child.set_fd_reading(1, false, r.poll.registry()).unwrap();
+    assert!(r.child.on_deadline(resumed + 30.0).is_some());
+    assert!(r.child.timed_out().is_none());
+    r.child.set_fd_reading(1, true, r.poll.registry()).unwrap();
+    let resumed = crate::timers::now();
+    assert_eq!(r.child.on_deadline(resumed + 10.0), Some(resumed + 11.0), "idle again: SIGTERM");
+    assert_eq!(r.child.timed_out().map(|t| t.kind), Some(TimeoutKind::Idle));
+    wait_exited(r.child.pidfd().unwrap());
+    r.read_to_eof();
+    assert!(r.child.try_reap(false).unwrap());
+    assert_eq!(r.child.exit().unwrap().status, Some(libc::SIGTERM));
+}

@@ -439,6 +439,7 @@ impl<C: AsRef<[u8]>> Child<C> {
         // the poll (no EPOLL_CTL_DEL needed), unless a read is in flight on
         // the loop thread: its events then find no pipe under that token.
         drop(pipe);
+        self.note_reading();
         self.maybe_end();
     }
 
