@@ -3,13 +3,14 @@ decision 17). A group is signalled only when our child leads it, and never
 after that child has been reaped (its id may be reused by then); a child that
 joined another group is signalled alone. Every path that signals on its own
 is covered: time limits, ``maxBytes``, a utility's timeout, a pipeline's stop,
-kill-on-lost, the grace period's SIGKILL; plus the asyncio host's idle limit
-under back-pressure."""
+kill-on-lost, the grace period's SIGKILL, asyncio's ``close()``; plus the
+asyncio host's idle limit under back-pressure."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import signal
 import subprocess
 import textwrap
@@ -19,7 +20,7 @@ from typing import Any
 
 import pytest
 from engine_support import Recorder
-from helpers import CHILDREN, PY, run_reactor
+from helpers import CHILDREN, PY, run_reactor, wait_dead
 
 import ferroproc.asyncio as fa
 from ferroproc import _asynciotransport, reactor
@@ -208,6 +209,25 @@ def test_the_graces_sigkill_never_reaches_a_reused_group_id() -> None:
 
 
 # -- the asyncio host ---------------------------------------------------------------
+
+
+def test_asyncio_close_kills_the_group_with_kill_group_on_lost(run: Runner) -> None:
+    async def main() -> int:
+        p = await fa.create_subprocess_exec(
+            "sh", "-c", "sleep 60 & echo $!; wait", stdout=PIPE, start_new_session=True, kill_group_on_lost=True
+        )
+        assert p.stdout is not None
+        grandchild = int(await p.stdout.readline())
+        p._transport.close()  # type: ignore[attr-defined]
+        await p.wait()
+        return grandchild
+
+    grandchild = run(main())
+    try:
+        assert wait_dead(grandchild), "close() left the group alive"
+    finally:
+        if not wait_dead(grandchild, 0):
+            os.kill(grandchild, signal.SIGKILL)
 
 
 def test_asyncio_idle_time_does_not_count_while_the_reader_stops(run: Runner) -> None:
