@@ -90,6 +90,9 @@ pub(super) struct Watch {
     timed_out: Option<TimedOut>,
     /// SIGTERM was sent (with no grace, only SIGKILL is).
     termed: bool,
+    /// ... and the child neither blocked, ignored nor caught it: it was
+    /// ended by it at once, unless it was exiting already.
+    term_fatal: bool,
 }
 
 impl Watch {
@@ -152,6 +155,7 @@ impl<C: AsRef<[u8]>> Child<C> {
             phase: Phase::Watching,
             timed_out: None,
             termed: false,
+            term_fatal: false,
         };
         self.watch = Some(watch);
         self.note_reading();
@@ -179,18 +183,23 @@ impl<C: AsRef<[u8]>> Child<C> {
         }
     }
 
-    /// How a time limit ended the child, if one did. If its exit status
-    /// shows that our SIGKILL did not end it (it exited on its own first), it
-    /// did not time out; `killed` only when SIGKILL is what ended it.
+    /// How a time limit ended the child, if one did. A child whose exit
+    /// status our signals cannot have caused did not time out: it was
+    /// exiting on its own when they came (too late for the check before
+    /// them to see it). That is any status but SIGKILL's after SIGKILL
+    /// alone, and any but SIGTERM's or SIGKILL's after a SIGTERM the child
+    /// did not block, ignore or catch (one it catches may end it any way).
+    /// `killed` only when SIGKILL is what ended it.
     pub fn timed_out(&self) -> Option<TimedOut> {
         let w = self.watch.as_ref()?;
         let mut t = w.timed_out?;
         if let Some(status) = self.exit.and_then(|e| e.status) {
-            let by_kill = libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL;
-            if !w.termed && !by_kill {
+            let by = |sig| libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == sig;
+            let ours = by(libc::SIGKILL) || (w.termed && (!w.term_fatal || by(libc::SIGTERM)));
+            if !ours {
                 return None;
             }
-            t.killed &= by_kill;
+            t.killed &= by(libc::SIGKILL);
         }
         Some(t)
     }
@@ -227,6 +236,10 @@ impl<C: AsRef<[u8]>> Child<C> {
                     w.termed = true;
                     w.phase = Phase::Terminated { kill_at: now + grace };
                     let _ = self.signal_tree(libc::SIGTERM);
+                    // Read after sending: the disposition it met. (The pid
+                    // is still ours: the child has not been reaped.)
+                    let fatal = self.pid.is_some_and(term_is_fatal);
+                    self.watch.as_mut()?.term_fatal = fatal;
                 }
             }
             Phase::Terminated { kill_at } if now >= kill_at => {
@@ -306,4 +319,24 @@ impl<C: AsRef<[u8]>> Child<C> {
             let _ = self.signal_group(libc::SIGKILL);
         }
     }
+}
+
+/// Whether SIGTERM is fatal to process `pid` at once: neither blocked (by its
+/// main thread), ignored nor caught, by `/proc/<pid>/status`. The kernel then
+/// ends it as the signal is sent, so its status can only be SIGTERM's. False
+/// when unsure.
+fn term_is_fatal(pid: libc::pid_t) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return false };
+    let bit = 1u64 << (libc::SIGTERM - 1);
+    let mut masks = 0;
+    for line in status.lines() {
+        let Some((key, value)) = line.split_once(':') else { continue };
+        if matches!(key, "SigBlk" | "SigIgn" | "SigCgt") {
+            match u64::from_str_radix(value.trim(), 16) {
+                Ok(mask) if mask & bit == 0 => masks += 1,
+                _ => return false,
+            }
+        }
+    }
+    masks == 3
 }

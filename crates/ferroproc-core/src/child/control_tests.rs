@@ -385,6 +385,30 @@ fn an_exit_our_signal_cannot_have_caused_is_no_time_out() {
     assert_eq!(crate::reap::wait_blocking(r.pid).unwrap().status, Some(libc::SIGKILL));
 }
 
+#[test]
+fn a_status_an_uncaught_sigterm_cannot_have_caused_is_no_time_out() {
+    // SIGTERM at its default ends the child as it is sent, with SIGTERM's
+    // status: a plain exit means it was exiting already, too far for the
+    // check before the signal to see (its exit is stood in for by hand).
+    // (`exec`: a shell waiting for a command blocks every signal meanwhile.)
+    let (mut r, ready) = real("echo ready; exec sleep 30", false);
+    assert_eq!(ready, "ready");
+    r.child.set_time_limits(TimeLimits { wall: Some(1.0), idle: None, grace: 5.0 }, 0.0);
+    assert_eq!(r.child.on_deadline(1.0), Some(6.0));
+    r.child.on_exit(Exit::status(0));
+    assert!(r.child.timed_out().is_none(), "exit 0 is not an uncaught SIGTERM's doing");
+    assert_eq!(crate::reap::wait_blocking(r.pid).unwrap().status, Some(libc::SIGTERM));
+
+    // A child that catches SIGTERM may end in any way: it timed out.
+    let (mut r, ready) = real("trap 'exit 0' TERM; echo ready; while :; do sleep 0.05; done", false);
+    assert_eq!(ready, "ready");
+    r.child.set_time_limits(TimeLimits { wall: Some(1.0), idle: None, grace: 5.0 }, 0.0);
+    assert_eq!(r.child.on_deadline(1.0), Some(6.0));
+    r.child.on_exit(Exit::status(0));
+    assert_eq!(r.child.timed_out().map(|t| t.killed), Some(false));
+    assert_eq!(crate::reap::wait_blocking(r.pid).unwrap().status, Some(0), "its trap ended it");
+}
+
 // -- the idle clock stands still while we do not read (item 5) -------------
 
 #[test]
