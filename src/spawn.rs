@@ -11,7 +11,7 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
-use ferroproc_core::child::{GroupPolicy, Role, TimeLimits, INPUT_FD};
+use ferroproc_core::child::{Group, GroupPolicy, Role, TimeLimits, INPUT_FD};
 use ferroproc_core::creds::{self, Creds, CredsError};
 use ferroproc_core::exec::{ExecError, ExecSpec};
 use ferroproc_core::spawn::{self, Method, Request, Session, Setup, Signals, Stdio};
@@ -380,12 +380,12 @@ pub(crate) fn spawn(
             return Err(os_error(e.error, "spawnProcess: cannot watch the child"));
         }
     };
-    let pgid = match req_session {
-        Session::New | Session::NewGroup => Some(pid),
-        Session::JoinGroup(g) => Some(g),
-        Session::Inherit => None,
+    let group = match req_session {
+        Session::New | Session::NewGroup => Group::Leads(pid),
+        Session::JoinGroup(g) => Group::Joined(g),
+        Session::Inherit => Group::Parents,
     };
-    let group = GroupPolicy { pgid, kill_on_exit: args.kill_group_on_exit, kill_on_lost: args.kill_group_on_lost };
+    let group = GroupPolicy { group, kill_on_exit: args.kill_group_on_exit, kill_on_lost: args.kill_group_on_lost };
     let limits = (args.timeout.is_some() || args.idle_timeout.is_some()).then_some(TimeLimits {
         wall: args.timeout,
         idle: args.idle_timeout,

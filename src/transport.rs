@@ -273,19 +273,20 @@ impl Process {
         self.send(py, "signalProcess", |c| c.signal(sig))
     }
 
-    /// ferroproc extension: send a signal to the child's whole process group
-    /// (kill-tree: its grandchildren too, also those that left its pipes).
-    /// Needs a group of its own (``processGroup=True`` or ``newSession=True``).
-    /// Raises ValueError without one, and ProcessExitedAlready once nothing
-    /// is left in it.
+    /// ferroproc extension: send a signal to the process group the child
+    /// leads (kill-tree: its grandchildren too, also those that left its
+    /// pipes). Needs a group it leads (``processGroup=True`` or
+    /// ``newSession=True``): ValueError without one, or for a group it
+    /// joined. ProcessExitedAlready once the child has been reaped (a leader
+    /// is reaped when its last pipe closes) or nothing is left in the group.
     #[pyo3(name = "signalGroup")]
     fn signal_group(&self, py: Python<'_>, signalID: &Bound<'_, PyAny>) -> PyResult<()> {
         let sig = parse_signal(signalID, "signalGroup")?;
         self.send(py, "signalGroup", |c| c.signal_group(sig))
     }
 
-    /// ferroproc extension: the child's process group id, when it leads or
-    /// joined one of its own (None: it is in ours).
+    /// ferroproc extension: the child's process group id, when it leads a
+    /// group or joined another one (None: it is in ours).
     #[getter]
     fn pgid(&self) -> Option<i32> {
         self.cell.with(|c, _| c.pgid())
@@ -547,6 +548,10 @@ impl Process {
             }
             Err(SignalError::NoGroup) => Err(PyValueError::new_err(format!(
                 "{what}: the child has no process group of its own (spawn it with processGroup=True or newSession=True)"
+            ))),
+            Err(SignalError::NotLeader(pgid)) => Err(PyValueError::new_err(format!(
+                "{what}: the child joined process group {pgid}, which it does not lead; only a group the child \
+                 leads is signalled (signal the child, or the group yourself with os.killpg)"
             ))),
             Err(SignalError::Os(e)) => Err(os_error(e, what)),
         }

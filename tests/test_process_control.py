@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from engine_support import Recorder
-from helpers import PY, alive, iterate_until, run_reactor, wait_dead
+from helpers import CHILDREN, PY, alive, iterate_until, our_children, run_reactor, wait_dead
 
 from ferroproc import reactor
 from ferroproc.error import ProcessDone, ProcessExitedAlready, ProcessTerminated, ProcessTimedOut, ResourceUsage
@@ -136,15 +136,36 @@ def test_signal_group_once_the_group_is_empty_raises() -> None:
         t.signalGroup("KILL")
 
 
-def test_signal_group_reaches_the_group_after_its_leader_exited(strays: list[int]) -> None:
+def test_signal_group_reaches_the_group_until_its_leader_is_reaped(strays: list[int]) -> None:
+    # A grandchild holds stdout: the exited leader is reaped only when the
+    # pipes close, and its group can be signalled until then.
+    code = "import subprocess\ng = subprocess.Popen(['sleep', '60'])\nprint(g.pid, flush=True)"
+    proto = LineRecorder()
+    t = reactor.spawnProcess(proto, PY, py(code), processGroup=True)
+    grandchild = run_reactor(proto.first_line)
+    strays.append(grandchild)
+    run_reactor(lambda: proto.exited_reason is not None)
+    assert t.pid is None and alive(grandchild)
+    t.signalGroup(signal.SIGTERM)
+    assert wait_dead(grandchild)
+    run_reactor(proto.ended)
+
+
+def test_signal_group_never_reaches_a_group_whose_leader_was_reaped(strays: list[int]) -> None:
+    # Reaped, its group id may be reused: signalGroup refuses, whoever is left.
     proto = LineRecorder()
     t = reactor.spawnProcess(proto, PY, py(DETACHED_GRANDCHILD), processGroup=True)
     grandchild = run_reactor(proto.first_line)
     strays.append(grandchild)
     run_reactor(proto.ended)
     assert alive(grandchild), "without killGroupOnExit the group outlives its leader"
-    t.signalGroup(signal.SIGTERM)
-    assert wait_dead(grandchild)
+    try:
+        t.signalGroup(signal.SIGTERM)
+    except ProcessExitedAlready:
+        pass
+    else:
+        pytest.fail(f"signalGroup reached the group after processEnded: {proto.events}, pid {t.pid}, status {t.status}")
+    assert alive(grandchild)
 
 
 def test_kill_group_on_exit_ends_the_grandchildren(strays: list[int]) -> None:
@@ -245,6 +266,88 @@ def test_a_timeout_stops_the_whole_group(strays: list[int]) -> None:
     run_reactor(proto.ended, timeout=15)
     assert isinstance(proto.ended_reason.value, ProcessTimedOut)  # type: ignore[union-attr]
     assert wait_dead(strays[0])
+
+
+def test_grandchildren_that_ignore_sigterm_die_at_the_end_of_the_grace(strays: list[int]) -> None:
+    # The leader dies of the SIGTERM at once; its grandchild ignores it and
+    # holds stdout. The idle limit counts from the grandchild's line, so the
+    # SIGTERM comes after it has set its disposition.
+    script = "(trap '' TERM; exec sh -c 'echo $$; exec sleep 60') & wait"
+    proto = LineRecorder()
+    reactor.spawnProcess(proto, "sh", ["sh", "-c", script], processGroup=True, idleTimeout=1, killGrace=1)
+    grandchild = run_reactor(proto.first_line)
+    strays.append(grandchild)
+    run_reactor(lambda: proto.exited_reason is not None)
+    assert proto.exited_reason.value.signal == signal.SIGTERM  # type: ignore[union-attr]
+    assert alive(grandchild), "it ignores SIGTERM"
+    run_reactor(proto.ended)
+    reason = proto.ended_reason.value  # type: ignore[union-attr]
+    assert isinstance(reason, ProcessTimedOut)
+    assert (reason.kind, reason.killed) == ("idle", False), "SIGTERM ended the child itself"
+    assert wait_dead(grandchild), "the grace's SIGKILL did not reach the group"
+
+
+class _Paused(Recorder):
+    """Stops reading at the first output for ``pause`` seconds."""
+
+    def __init__(self, pause: float) -> None:
+        super().__init__()
+        self.pause = pause
+        self.paused = False
+
+    def childDataReceived(self, childFD: int, data: bytes) -> None:
+        super().childDataReceived(childFD, data)
+        if not self.paused:
+            self.paused = True
+            self.transport.pauseProducing()
+            reactor.callLater(self.pause, self.transport.resumeProducing)
+
+
+def test_idle_time_does_not_count_while_we_do_not_read() -> None:
+    # A busy child blocks on the full pipe we stopped reading, for longer
+    # than its idle limit: that is our back-pressure, not its idleness.
+    size = 3_276_800
+    proto = _Paused(2.5)
+    reactor.spawnProcess(proto, PY, [PY, str(CHILDREN / "ctl_bulk.py"), str(size)], idleTimeout=1)
+    run_reactor(proto.ended, timeout=30)
+    assert isinstance(proto.ended_reason.value, ProcessDone), proto.ended_reason  # type: ignore[union-attr]
+    assert len(proto.output()) == size
+
+
+class _BusyAtReady(Recorder):
+    """At the child's first line: tells it to exit, then keeps the loop busy
+    until it has (its exit unseen: this turn has polled already) and its idle
+    limit has run out, so both come due in the same turn."""
+
+    def __init__(self, idle: float) -> None:
+        super().__init__()
+        self.idle = idle
+
+    def childDataReceived(self, childFD: int, data: bytes) -> None:
+        started = time.time()
+        super().childDataReceived(childFD, data)
+        pid = self.transport.pid
+        self.transport.signalProcess("USR1")
+        zombie = lambda: (pid, "Z") in our_children()  # noqa: E731
+        deadline = time.monotonic() + 10
+        while not zombie() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert zombie()
+        while time.time() < started + self.idle + 0.05:
+            time.sleep(0.005)
+
+
+def test_a_child_that_exits_as_its_limit_runs_out_did_not_time_out() -> None:
+    code = """\
+    import os, signal, time
+    signal.signal(signal.SIGUSR1, lambda *a: os._exit(0))
+    print('ready', flush=True)
+    time.sleep(60)
+    """
+    proto = _BusyAtReady(1.0)
+    reactor.spawnProcess(proto, PY, py(code), idleTimeout=1, killGrace=5)
+    run_reactor(proto.ended)
+    assert isinstance(proto.ended_reason.value, ProcessDone), proto.ended_reason  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(

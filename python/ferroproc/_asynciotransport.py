@@ -242,15 +242,22 @@ class SubprocessTransport(asyncio.SubprocessTransport):
 
     def close(self) -> None:
         """Close every pipe and kill the child if it still runs (as asyncio's
-        transport does); ``connection_lost`` follows once it has gone."""
+        transport does); ``connection_lost`` follows once it has gone. With
+        ``kill_group_on_lost`` the child's group is killed too, as
+        ``loseConnection`` kills it under the reactor."""
         if self._closed:
             return
         self._closed = True
+        process = self._process
+        if process is not None:
+            # Closes every pipe (stdin once its queue is written), killing
+            # the group first with kill_group_on_lost.
+            process.loseConnection()
         for pipe in self._pipes.values():
             pipe.close()
-        if self._process is not None and self._returncode is None:
+        if process is not None and self._returncode is None:
             try:
-                self._process.signalProcess(signal.SIGKILL)
+                process.signalProcess(signal.SIGKILL)
             except ProcessExitedAlready:
                 pass
         if self._driver is not None:

@@ -46,7 +46,8 @@ if TYPE_CHECKING:
 
     class _ProcessTransport(Protocol):
         """What the helpers use of a process transport (``signalGroup`` only
-        where it has a ``pgid``: ferroproc's transports)."""
+        where it has a ``pgid``: ferroproc's transports; it raises
+        ``ValueError`` for a group the child joined but does not lead)."""
 
         def loseConnection(self) -> None: ...
         def signalProcess(self, signalID: str | int) -> None: ...
@@ -102,8 +103,9 @@ class _HelperProtocol(ProcessProtocol):
     and ``timeout``, stops the process on request (:meth:`terminate`), and
     turns the end of the process into the Deferred's result through
     :meth:`finished` (and :meth:`finishedAfterTimeout`), which subclasses
-    define. Signals go to the child's process group when it has one of its
-    own (``processGroup``/``newSession``), as the engine's time limits do.
+    define. Signals go to the child's process group when the child leads
+    one (``processGroup=True``/``newSession``), as the engine's time limits
+    do; a child that joined a group it does not lead is signalled alone.
     """
 
     def __init__(
@@ -147,9 +149,12 @@ class _HelperProtocol(ProcessProtocol):
         transport = self._processTransport()
         try:
             if getattr(transport, "pgid", None) is not None:
-                transport.signalGroup(name)
-            else:
-                transport.signalProcess(name)
+                try:
+                    transport.signalGroup(name)
+                    return
+                except ValueError:
+                    pass  # a group it joined: not ours to signal, the child is
+            transport.signalProcess(name)
         except ProcessExitedAlready:
             pass
 

@@ -291,19 +291,26 @@ class Process:
 
     def signalGroup(self, signalID: str | int) -> None:
         """ferroproc extension: send a signal (as :meth:`signalProcess`
-        takes it) to the child's whole process group: its descendants too,
-        even those that left its pipes behind. Needs a group of its own
-        (``processGroup=True`` or ``newSession=True``).
+        takes it) to the process group the child leads: its descendants too,
+        even those that left its pipes behind (unless they left the group).
+        Needs a group the child leads (``processGroup=True`` or
+        ``newSession=True``). Works until the child has been reaped: a
+        leader is reaped when its last pipe has closed (just before
+        ``processEnded``), not at its exit; after that the group's id may
+        be reused, so it is never signalled.
 
         Raises:
-            ValueError: an unknown signal, or the child has no group of its own.
-            ferroproc.error.ProcessExitedAlready: nothing is left in the group.
+            ValueError: an unknown signal; the child has no group of its
+                own, or joined one it does not lead (signal that group
+                yourself with ``os.killpg`` if it is yours).
+            ferroproc.error.ProcessExitedAlready: the child has been reaped,
+                or nothing is left in the group.
         """
 
     @property
     def pgid(self) -> int | None:
         """ferroproc extension: the child's process group id, when it leads
-        or joined a group of its own (None: it is in ours)."""
+        a group or joined another one (None: it is in ours)."""
 
     @property
     def resourceUsage(self) -> ResourceUsage | None:

@@ -109,7 +109,8 @@ class ChildOptions(TypedDict, total=False):
     value raises ``TypeError``/``ValueError`` naming it."""
 
     #: ``True``: the child leads a new process group (its pgid is its pid);
-    #: an int: it joins that existing group.
+    #: an int: it joins that existing group (never signalled as a whole by
+    #: ferroproc: time limits and the helpers signal the child alone).
     processGroup: bool | int
     #: The child leads a new session (and so a new process group), with no
     #: controlling terminal (but the one ``usePTY`` gives it).
@@ -119,7 +120,8 @@ class ChildOptions(TypedDict, total=False):
     killGroupOnExit: bool
     #: SIGKILL the child's group when its transport is lost: on
     #: ``loseConnection()`` (or ``stopProducing()``), when the reactor drops
-    #: the process (Twisted's ``removeAll()``), or when its engine goes away.
+    #: the process (Twisted's ``removeAll()``), or when its engine goes away,
+    #: until the child is reaped (when its last pipe has closed).
     #: Needs ``processGroup=True`` or ``newSession=True``.
     killGroupOnLost: bool
     #: ``{resource: limit or (soft, hard)}``; a resource is a name
@@ -156,10 +158,11 @@ class SpawnOptions(ChildOptions, TypedDict, total=False):
     #: The terminal's initial ``(rows, cols)`` (with ``usePTY``).
     windowSize: tuple[int, int] | None
     #: Wall-clock limit in seconds: then SIGTERM (to the group, when the
-    #: child has one), SIGKILL after ``killGrace``; the protocol's reason is
+    #: child leads one), SIGKILL after ``killGrace``; the protocol's reason is
     #: a :class:`ferroproc.error.ProcessTimedOut`.
     timeout: float | None
-    #: As ``timeout``, for that long without output on any pipe.
+    #: As ``timeout``, for that long without output on any pipe while its
+    #: output is read (the clock stands still while reading is paused).
     idleTimeout: float | None
     #: Seconds between SIGTERM and SIGKILL for the limits above (default 5;
     #: 0 sends SIGKILL at once).

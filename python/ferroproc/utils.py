@@ -307,9 +307,9 @@ def getProcessResult(
             has ``timedOut=True``.
         options: spawnProcess's :class:`~ferroproc.ChildOptions`
             (``processGroup``/``newSession``, ``killGroupOnExit``, ``rlimits``,
-            ``umask``, ``nice``, ``cpuAffinity``...), passed on. With a group
-            of its own, the time limit and ``maxBytes`` signal the child's
-            whole group.
+            ``umask``, ``nice``, ``cpuAffinity``...), passed on. When the
+            child leads a group of its own, the time limit and ``maxBytes``
+            signal the whole group (one it joined, never: the child alone).
 
     Errors: the exceptions of ``spawnProcess`` are raised here;
     ``ValueError`` for a bad ``maxBytes``, ``timeout`` or ``killGrace``,
