@@ -720,3 +720,28 @@ def test_children_left_when_the_loop_closes_are_reaped(how: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[] []", f"children and fds left: {done.stdout}"
+
+
+def test_names_ferroproc_adds_shadowed_by_a_program_leave_the_transport_working(run: Runner) -> None:
+    """The engine's transport (``get_extra_info("ferroproc")``) takes a
+    program's attributes under any name, as Twisted's transports do, ours
+    included; the asyncio transport over it goes on working."""
+    twisted_process = pytest.importorskip("twisted.internet.process")
+    from ferroproc._core import Process as EngineProcess
+
+    theirs = set(dir(twisted_process.Process)) | set(dir(twisted_process.PTYProcess)) | {"pipes"}
+    names = [n for n in dir(EngineProcess) if n not in theirs and not (n.startswith("__") and n.endswith("__"))]
+
+    async def main() -> Any:
+        p = await fa.create_subprocess_exec("cat", stdin=PIPE, stdout=PIPE)
+        engine = p._transport.get_extra_info("ferroproc")  # type: ignore[attr-defined]
+        for name in names:
+            setattr(engine, name, "the program's")
+        p.stdout._transport.pause_reading()  # type: ignore[union-attr]
+        p.stdout._transport.resume_reading()  # type: ignore[union-attr]
+        p.stdin.write(b"x" * 100_000)  # type: ignore[union-attr]
+        return await p.communicate(b"y"), p.returncode, [getattr(engine, name) for name in names]
+
+    (out, _), code, seen = run(main())
+    assert (len(out), code) == (100_001, 0)
+    assert set(seen) == {"the program's"}

@@ -325,7 +325,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         exc: BaseException | None = None
         if pipe is not None:
             pipe._lost()
-            if isinstance(pipe, _WritePipe) and self._process is not None and self._process._inputBroken:
+            if isinstance(pipe, _WritePipe) and self._process is not None and Process._inputBroken(self._process):
                 exc = BrokenPipeError(32, "Broken pipe")
         if self._protocol is not None:
             self._call(self._protocol.pipe_connection_lost, childFD, exc)
@@ -355,6 +355,11 @@ class SubprocessTransport(asyncio.SubprocessTransport):
                 waiter.set_result(self._returncode)  # type: ignore[arg-type]
 
 
+# The engine's transport is reached by users (``get_extra_info("ferroproc")``),
+# who may hang attributes of their own on it under any name, as on Twisted's
+# transports: its private methods are called through the class.
+
+
 class _ReadPipe(asyncio.ReadTransport):
     """The read end of an output pipe (``get_pipe_transport(1)``, ``(2)``)."""
 
@@ -367,14 +372,14 @@ class _ReadPipe(asyncio.ReadTransport):
 
     def pause_reading(self) -> None:
         if not self._closing:
-            self._process._setFDReading(self._fd, False)
+            Process._setFDReading(self._process, self._fd, False)
 
     def resume_reading(self) -> None:
         if not self._closing:
-            self._process._setFDReading(self._fd, True)
+            Process._setFDReading(self._process, self._fd, True)
 
     def is_reading(self) -> bool:
-        return not self._closing and self._process._isReading(self._fd)
+        return not self._closing and Process._isReading(self._process, self._fd)
 
     def close(self) -> None:
         if not self._closing:
@@ -411,7 +416,7 @@ class _WritePipe(asyncio.Transport):
         self._dropped = 0
         self._high = _HIGH_WATER
         self._low = _HIGH_WATER // 4
-        process._setWriteLimits(self._high, self._low)
+        Process._setWriteLimits(process, self._high, self._low)
         process.registerProducer(self, True)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
@@ -444,13 +449,13 @@ class _WritePipe(asyncio.Transport):
 
     def abort(self) -> None:
         self._closing = True
-        self._process._abortChildFD(self._fd)
+        Process._abortChildFD(self._process, self._fd)
 
     def is_closing(self) -> bool:
         return self._closing
 
     def get_write_buffer_size(self) -> int:
-        return self._process._queued(self._fd)
+        return Process._queued(self._process, self._fd)
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
         return (self._low, self._high)
@@ -463,7 +468,7 @@ class _WritePipe(asyncio.Transport):
         if not high >= low >= 0:
             raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
         self._high, self._low = high, low
-        self._process._setWriteLimits(high, low)
+        Process._setWriteLimits(self._process, high, low)
         if not self._paused and self.get_write_buffer_size() > high:
             # A later write pauses the engine's producer; the protocol hears
             # of it now, as asyncio's transport tells it at once.

@@ -303,13 +303,30 @@ class Process:
     @property
     def pgid(self) -> int | None:
         """ferroproc extension: the child's process group id, when it leads
-        or joined a group of its own (None: it is in ours)."""
+        or joined a group of its own (None: it is in ours).
 
+        A program may set it, as Twisted programs set attributes of their
+        own on Twisted's transports (``self.transport.pgid =
+        self.transport.pid``): the value is stored and read back (``del``
+        forgets it), and changes nothing ferroproc does: ``signalGroup`` and
+        the time limits signal the child's real group.
+        """
+
+    @pgid.setter
+    def pgid(self, value: int | None) -> None: ...
+    @pgid.deleter
+    def pgid(self) -> None: ...
     @property
     def resourceUsage(self) -> ResourceUsage | None:
-        """ferroproc extension: what the child used (CPU times, peak RSS) as
-        the kernel reports it at reap; None until then (or when someone else
-        reaped it)."""
+        """ferroproc extension: what the child used (CPU times, peak RSS:
+        see ``ResourceUsage.maxRSS`` for what Linux counts in it) as the
+        kernel reports it at reap; None until then (or when someone else
+        reaped it). A program may set it, as :attr:`pgid`."""
+
+    @resourceUsage.setter
+    def resourceUsage(self, value: ResourceUsage | None) -> None: ...
+    @resourceUsage.deleter
+    def resourceUsage(self) -> None: ...
 
     def pauseProducing(self) -> None:
         """Stop reading the child's output (the pipe fills, and the child blocks)."""
@@ -358,7 +375,6 @@ class Process:
         """For the asyncio host: close the input pipe of child fd ``childFD``
         now, dropping what is queued (``abort``)."""
 
-    @property
     def _inputBroken(self) -> bool:
         """For the asyncio host: whether stdin was lost with data still
         queued (the child closed its end: a broken pipe)."""
