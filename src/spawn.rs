@@ -8,7 +8,7 @@
 //! taken over only then.
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
 use ferroproc_core::child::{GroupPolicy, Role, TimeLimits, INPUT_FD};
@@ -88,7 +88,38 @@ pub(crate) struct SpawnArgs {
 /// How the parent's side of the child's stdio is laid out.
 enum Plan {
     Pipes { entries: Vec<(RawFd, RawFd)>, parent_ends: Vec<(i32, OwnedFd, Role)>, _child_ends: Vec<(i32, OwnedFd)> },
-    Terminal { master: OwnedFd, slave_path: CString, caller_slave: Option<RawFd> },
+    Terminal { master: Master, slave_path: CString, caller_slave: Option<RawFd> },
+}
+
+/// A terminal's master: one opened for this spawn (closed if it fails), or
+/// the caller's (`usePTY=(m, s, name)`), which stays the caller's, never
+/// closed here, until the loop owns it ([`Master::into_owned`]): whatever
+/// fails before that, the caller still has it.
+enum Master {
+    Ours(OwnedFd),
+    Callers(RawFd),
+}
+
+impl Master {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Master::Ours(fd) => fd.as_fd(),
+            // SAFETY: checked open (a PTY master) in `caller_terminal`; the
+            // caller lends it for the length of the spawn.
+            Master::Callers(fd) => unsafe { BorrowedFd::borrow_raw(*fd) },
+        }
+    }
+
+    /// For the loop, which owns it from now on (as Twisted's transport
+    /// owns a caller's master).
+    fn into_owned(self) -> OwnedFd {
+        match self {
+            Master::Ours(fd) => fd,
+            // SAFETY: the caller handed it over for the child's transport;
+            // nobody else closes it from here.
+            Master::Callers(fd) => unsafe { OwnedFd::from_raw_fd(fd) },
+        }
+    }
 }
 
 /// Whether `proto` uses `ferroproc.protocol.ProcessProtocol`'s own
@@ -164,18 +195,13 @@ fn stdio_plan(args: &SpawnArgs) -> PyResult<Plan> {
     if let Some((m, s)) = args.pty_fds {
         let (m, s, slave_path) = caller_terminal(m, s)?;
         if let Some((rows, cols)) = args.window_size {
-            // SAFETY: borrowed for one ioctl; checked open (a PTY master) above.
-            let master = unsafe { std::os::fd::BorrowedFd::borrow_raw(m) };
-            pty::set_window_size(master, rows, cols).map_err(|e| os_error(e, "windowSize"))?;
+            pty::set_window_size(Master::Callers(m).as_fd(), rows, cols).map_err(|e| os_error(e, "windowSize"))?;
         }
-        // SAFETY: the caller hands its master over to the transport (as in
-        // Twisted); if the spawn fails it is given back unclosed (see below).
-        let master = unsafe { OwnedFd::from_raw_fd(m) };
-        return Ok(Plan::Terminal { master, slave_path, caller_slave: Some(s) });
+        return Ok(Plan::Terminal { master: Master::Callers(m), slave_path, caller_slave: Some(s) });
     }
     if args.pty {
         let t = pty::open(args.window_size).map_err(|e| os_error(e, "usePTY: cannot open a terminal"))?;
-        return Ok(Plan::Terminal { master: t.master, slave_path: t.slave_path, caller_slave: None });
+        return Ok(Plan::Terminal { master: Master::Ours(t.master), slave_path: t.slave_path, caller_slave: None });
     }
     // Every parent fd named must be open *before* the pipes below are made: a
     // closed one could otherwise be taken by a new pipe and be silently
@@ -350,9 +376,6 @@ pub(crate) fn spawn(
                 }
                 _ => None,
             };
-            if let Plan::Terminal { master, .. } = plan {
-                give_back(vec![(INPUT_FD, master, Role::Terminal)]);
-            }
             let rlimit = match e.stage {
                 spawn::Stage::Rlimit => e.entry.and_then(|i| args.rlimits.get(i).copied()),
                 _ => None,
@@ -363,7 +386,7 @@ pub(crate) fn spawn(
     };
     let pipes = match plan {
         Plan::Pipes { parent_ends, .. } => parent_ends,
-        Plan::Terminal { master, .. } => vec![(INPUT_FD, master, Role::Terminal)],
+        Plan::Terminal { master, .. } => vec![(INPUT_FD, master.into_owned(), Role::Terminal)],
     };
     let ext = PyChild {
         proto: protocol.as_ref().map(|p| Arc::new(p.clone_ref(py))),
