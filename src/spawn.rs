@@ -145,6 +145,10 @@ fn keeps_default_dispatch(proto: &Bound<'_, PyAny>) -> bool {
 /// terminal (`/dev/tty`, TIOCSTI), as `su --pty` and sudo's `use_pty` do.
 fn session(args: &SpawnArgs) -> PyResult<Session> {
     let switches = args.uid.is_some() || args.gid.is_some() || args.groups.is_some();
+    if let (true, Some(pgid)) = (args.pty || args.pty_fds.is_some(), args.process_group) {
+        // A PTY child leads a session of its own (see `effective_session`).
+        return Err(PyValueError::new_err(format!("spawnProcess: usePTY and processGroup={pgid} exclude each other")));
+    }
     Ok(match (args.session.as_str(), args.process_group) {
         (_, Some(pgid)) => Session::JoinGroup(pgid),
         ("inherit", None) if switches => Session::New,

@@ -411,6 +411,33 @@ def test_a_spawn_that_cannot_hand_the_terminal_over_leaves_the_callers_pair_open
     ]
 
 
+@pytest.mark.parametrize("usePTY", ["own", "callers"])
+def test_use_pty_with_an_existing_process_group_is_refused(usePTY: str) -> None:
+    """A PTY child leads a session of its own: it cannot join a group, so
+    the combination is refused, as newSession with processGroup is (it
+    used to start a new session silently)."""
+    m, s = os.openpty()
+    try:
+        with pytest.raises(ValueError, match=r"usePTY and processGroup=\d+ exclude each other"):
+            pty(
+                Recorder(),
+                ["/bin/true"],
+                usePTY=True if usePTY == "own" else (m, s, os.ttyname(s)),
+                processGroup=os.getpgrp(),
+            )
+        os.fstat(m)
+    finally:
+        os.close(m)
+        os.close(s)
+
+
+def test_use_pty_with_a_group_of_its_own_is_accepted() -> None:
+    p = Recorder()
+    pty(p, [PY, "-c", "import os; print(os.getpgrp() == os.getpid())"], processGroup=True)
+    run_reactor(p.ended)
+    assert p.out.strip() == b"True"
+
+
 def test_failed_spawn_closes_its_own_terminal() -> None:
     with pytest.raises(FileNotFoundError):
         pty(Recorder(), ["/nonexistent/prog"])

@@ -109,7 +109,8 @@ class ChildOptions(TypedDict, total=False):
     value raises ``TypeError``/``ValueError`` naming it."""
 
     #: ``True``: the child leads a new process group (its pgid is its pid);
-    #: an int: it joins that existing group.
+    #: an int: it joins that existing group (not with ``usePTY``: a PTY
+    #: child leads a session of its own).
     processGroup: bool | int
     #: The child leads a new session (and so a new process group), with no
     #: controlling terminal (but the one ``usePTY`` gives it).
@@ -518,6 +519,13 @@ def prepareSpawn(
     _checkProtocol(processProtocol, bool(usePTY) or any(kind != "fd" for _, kind, _ in fds))
     # No options: every field keeps its default (what _extensions({}) gives).
     fields = {"session": "inherit", "process_group": None, **(_extensions(options) if options else {})}
+    if usePTY and fields["process_group"] is not None:
+        # A PTY child leads a session of its own (its terminal's), so it can
+        # join no other group: refused, as newSession with processGroup is.
+        raise ValueError(
+            f"spawnProcess: usePTY and processGroup={fields['process_group']} exclude each other "
+            "(a PTY child leads a new session, so it cannot join an existing group)"
+        )
 
     return SpawnArgs(
         executable=exe,
