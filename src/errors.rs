@@ -40,6 +40,8 @@ pub(crate) struct SpawnWhat<'a> {
     pub entry: Option<(i32, i32)>,
     /// The rlimits entry `(resource, soft, hard)` a limit failure concerns.
     pub rlimit: Option<(i32, u64, u64)>,
+    /// The cgroup directory asked for.
+    pub cgroup: Option<&'a str>,
 }
 
 /// A resource limit as a reader knows it: `RLIMIT_NOFILE (1024, 4096)`.
@@ -118,7 +120,8 @@ pub(crate) fn spawn_error(e: SpawnError, what: &SpawnWhat<'_>) -> PyErr {
             PyOSError::new_err((errno, format!("spawnProcess: cannot set noNewPrivileges in the child: {why}")))
         }
         Stage::Cgroup => {
-            PyOSError::new_err((errno, format!("spawnProcess: cannot start the child in its cgroup: {why}")))
+            let dir = what.cgroup.unwrap_or("?");
+            os_error_file(errno, format!("spawnProcess: cannot start the child in cgroup {dir:?}: {why}"), dir)
         }
         Stage::Session => {
             PyOSError::new_err((errno, format!("spawnProcess: cannot set the session or process group: {why}")))

@@ -159,13 +159,30 @@ fn session(args: &SpawnArgs) -> PyResult<Session> {
     })
 }
 
-/// An open directory (a cgroup's), close-on-exec.
-fn open_dir(path: &[u8]) -> std::io::Result<OwnedFd> {
-    let path = CString::new(path).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+/// The cgroup v2 directory `path`, open and close-on-exec. Anything else
+/// (a plain directory, a cgroup v1 one) is refused by name here: the kernel
+/// would only say EBADF when the child is started into it.
+fn open_cgroup(path: &[u8]) -> PyResult<OwnedFd> {
+    let shown = String::from_utf8_lossy(path);
+    let c_path = CString::new(path).map_err(|_| PyValueError::new_err("spawnProcess: cgroup contains a NUL byte"))?;
     // SAFETY: a NUL-terminated path; the new fd is ours alone.
-    let fd = sys::cvt(unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) })?;
+    let fd = unsafe { libc::open(c_path.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    let fd = sys::cvt(fd).map_err(|e| os_error(e, &format!("spawnProcess: cgroup '{shown}'")))?;
     // SAFETY: as above.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: statfs is plain data that fstatfs fills, on an fd we own.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    sys::cvt(unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) })
+        .map_err(|e| os_error(e, &format!("spawnProcess: cgroup '{shown}'")))?;
+    #[allow(clippy::unnecessary_cast)] // the two types differ between targets
+    let cgroup2 = st.f_type as i64 == libc::CGROUP2_SUPER_MAGIC as i64;
+    if !cgroup2 {
+        return Err(PyValueError::new_err(format!(
+            "spawnProcess: cgroup '{shown}' is not a cgroup v2 directory (not on a cgroup2 filesystem)"
+        )));
+    }
+    Ok(fd)
 }
 
 /// A caller's `(master, slave)` pair, checked: the master must be a PTY
@@ -317,11 +334,7 @@ pub(crate) fn spawn(
         Some(m) => return Err(PyValueError::new_err(format!("unknown spawn method {m:?}"))),
     };
     let session = session(&args)?;
-    let cgroup = args
-        .cgroup
-        .as_ref()
-        .map(|path| open_dir(path).map_err(|e| os_error(e, &format!("cgroup {:?}", String::from_utf8_lossy(path)))))
-        .transpose()?;
+    let cgroup = args.cgroup.as_deref().map(open_cgroup).transpose()?;
     let signals = match args.signals.as_str() {
         "default" => Signals::Default,
         "restore" => Signals::KeepIgnored { restore: true },
@@ -384,7 +397,16 @@ pub(crate) fn spawn(
                 spawn::Stage::Rlimit => e.entry.and_then(|i| args.rlimits.get(i).copied()),
                 _ => None,
             };
-            let what = SpawnWhat { executable: &exe_display, cwd: cwd_s.as_deref(), uid, gid, entry, rlimit };
+            let cgroup_s = args.cgroup.as_ref().map(|c| String::from_utf8_lossy(c).into_owned());
+            let what = SpawnWhat {
+                executable: &exe_display,
+                cwd: cwd_s.as_deref(),
+                uid,
+                gid,
+                entry,
+                rlimit,
+                cgroup: cgroup_s.as_deref(),
+            };
             return Err(spawn_error(e, &what));
         }
     };

@@ -410,9 +410,28 @@ def test_a_child_starts_in_the_cgroup_given(cgroup: Path) -> None:
     assert line == f"0::/{cgroup.relative_to(root)}"
 
 
-def test_a_directory_that_is_not_a_cgroup_fails_the_spawn(tmp_path: Path) -> None:
-    with pytest.raises(OSError, match="cgroup"):
+def cgroup1_directory() -> Path | None:
+    """A directory of a cgroup v1 hierarchy, if one is mounted."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            if right.split()[0] == "cgroup":
+                return Path(left.split()[4])
+    return None
+
+
+def test_a_directory_that_is_not_a_cgroup_is_named_and_refused(tmp_path: Path) -> None:
+    # The kernel would only say "Bad file descriptor" when starting the child.
+    with pytest.raises(ValueError, match=f"cgroup '{tmp_path}' is not a cgroup v2 directory"):
         reactor.spawnProcess(Recorder(), "true", ["true"], cgroup=tmp_path)
+
+
+def test_a_cgroup_v1_directory_is_named_and_refused() -> None:
+    v1 = cgroup1_directory()
+    if v1 is None:
+        pytest.skip("no cgroup v1 hierarchy is mounted")
+    with pytest.raises(ValueError, match=f"cgroup '{v1}' is not a cgroup v2 directory"):
+        reactor.spawnProcess(Recorder(), "true", ["true"], cgroup=v1)
 
 
 # -- what a child cost ------------------------------------------------------------
