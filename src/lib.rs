@@ -39,6 +39,7 @@ pub fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::Engine>()?;
     m.add_class::<timers::DelayedCall>()?;
     m.add_class::<transport::Process>()?;
+    m.add_function(wrap_pyfunction!(errors::parse_signal_py, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -15,10 +15,21 @@ from ferroproc._spawnargs import SpawnArgs
 from ferroproc.error import ResourceUsage
 from ferroproc.interfaces import IProcessProtocol, IPullProducer, IPushProducer
 
-__all__ = ["DelayedCall", "Engine", "Process", "__version__"]
+__all__ = ["DelayedCall", "Engine", "Process", "__version__", "parseSignal"]
 
 #: The version of the compiled extension (the Cargo package version).
 __version__: str
+
+def parseSignal(signal: object, what: str) -> int:
+    """The number of ``signal``: a name with or without ``SIG`` in any case
+    (``"TERM"``, ``"sigkill"``, ``"RTMIN+1"``, ``"RTMAX-2"``) or a number from
+    0 to ``SIGRTMAX``. The one parser of signals: ``signalProcess``,
+    ``signalGroup`` and every spawn option that takes a signal use it.
+
+    Raises:
+        TypeError: neither a str nor an int (``what`` names the parameter).
+        ValueError: an unknown name or a number out of range.
+    """
 
 @final
 class Engine:

@@ -365,18 +365,15 @@ def _rlimits(rlimits: object) -> tuple[tuple[int, int, int], ...]:
 
 
 def _signalNumber(value: object, what: str) -> int:
-    import signal
+    """A signal option's number: the engine's one parser, so every option
+    takes what ``signalProcess`` takes (a name with or without ``SIG``, any
+    case, ``RTMIN+n``/``RTMAX-n``, a number)."""
+    from ferroproc._core import parseSignal
 
-    if _isInt(value):
-        assert isinstance(value, int)
-        if 0 < value <= signal.SIGRTMAX:
-            return value
-    elif isinstance(value, str):
-        name = value.upper()
-        found = getattr(signal.Signals, name if name.startswith("SIG") else "SIG" + name, None)
-        if found is not None:
-            return int(found)
-    raise ValueError(f"spawnProcess: {what} {value!r} is not a signal name or number")
+    number = parseSignal(value, f"spawnProcess: {what}")
+    if number == 0:
+        raise ValueError(f"spawnProcess: {what}: 0 is not a signal")
+    return number
 
 
 def _extensions(ext: Mapping[str, Any]) -> dict[str, Any]:
