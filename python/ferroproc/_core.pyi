@@ -142,6 +142,14 @@ class Engine:
         engine (a host driving it from that thread), or with ``bound=False``
         none. ``spawn`` from another thread is then refused."""
 
+    def abandon(self) -> None:
+        """For a host whose loop has closed for good while transports of
+        this engine live on (asyncio's, kept by the program): nothing will
+        turn the engine again. Every pipe is closed; children that have
+        exited are reaped now, the others as they exit (on a thread), and
+        until then a transport can still signal its child. Protocols get no
+        more calls, and ``processCount`` is 0."""
+
     def forgetAfterFork(self) -> None:
         """In a child made by ``os.fork()``: the engine's children and fds
         belong to the parent. It refuses to run or spawn from now on, its
