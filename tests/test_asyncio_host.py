@@ -897,3 +897,47 @@ def test_a_loop_closed_from_another_thread_retires_its_engine() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["0", "0"], f"children and fds left: {done.stdout}"
+
+
+_ENGINE_CANNOT_BE_MADE = r"""
+import asyncio, os, resource
+from asyncio.subprocess import DEVNULL
+import ferroproc.asyncio as fa
+
+async def main():
+    # Leave exactly one fd free: DEVNULL takes it, so the thread's first
+    # engine cannot be made (EMFILE).
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(map(int, os.listdir("/proc/self/fd"))) + 2, hard))
+    fillers = []
+    try:
+        while True:
+            fillers.append(os.open(os.devnull, os.O_RDONLY))
+    except OSError:
+        pass
+    os.close(fillers.pop())
+    try:
+        await fa.create_subprocess_exec("true", stdin=DEVNULL, stdout=DEVNULL)
+    except OSError as e:
+        print("refused:", e.errno == 24)
+    try:
+        fillers.append(os.open(os.devnull, os.O_RDONLY))  # the fd DEVNULL took is free again
+        print("free again")
+    except OSError as e:
+        print("leaked:", e)
+    for fd in fillers:
+        os.close(fd)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+asyncio.run(main())
+"""
+
+
+def test_devnull_is_closed_when_the_engine_cannot_be_made() -> None:
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", _ENGINE_CANNOT_BE_MADE], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["refused: True", "free again"], done.stdout

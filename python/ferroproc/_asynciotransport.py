@@ -573,8 +573,10 @@ async def makeTransport(
     if spawn is None:
         return None
     transport._pipeKinds = spawn.pipes
-    driver = transport._driver = driverFor(loop)
     try:
+        # Making the thread's engine can fail too (EMFILE): what the spawn
+        # opened is closed whatever happens.
+        driver = transport._driver = driverFor(loop)
         driver.engine.spawn(cast("IProcessProtocol", bridge), spawn.args)
     finally:
         for fd in spawn.opened:
