@@ -274,8 +274,9 @@ impl Process {
         self.send(py, "signalProcess", |c| c.signal(sig))
     }
 
-    /// ferroproc extension: send a signal to the child's whole process group
-    /// (kill-tree: its grandchildren too, also those that left its pipes).
+    /// ferroproc extension: send a signal to the child's process group (every
+    /// process still in it, those that left its pipes too; not one that left
+    /// the group with `setsid`/`setpgid`).
     /// Needs a group of its own (``processGroup=True`` or ``newSession=True``).
     /// Raises ValueError without one, and ProcessExitedAlready once nothing
     /// is left in it.

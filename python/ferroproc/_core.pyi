@@ -310,9 +310,10 @@ class Process:
 
     def signalGroup(self, signalID: str | int) -> None:
         """ferroproc extension: send a signal (as :meth:`signalProcess`
-        takes it) to the child's whole process group: its descendants too,
-        even those that left its pipes behind. Needs a group of its own
-        (``processGroup=True`` or ``newSession=True``).
+        takes it) to the child's process group: every process still in it,
+        descendants that left its pipes behind too (not one that left the
+        group with ``setsid``/``setpgid``: a ``cgroup`` holds a whole tree).
+        Needs a group of its own (``processGroup=True`` or ``newSession=True``).
 
         Raises:
             ValueError: an unknown signal, or the child has no group of its own.
