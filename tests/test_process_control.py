@@ -5,6 +5,7 @@ child cost. Every check is made by a real child reporting on itself."""
 from __future__ import annotations
 
 import os
+import re
 import resource
 import signal
 import sys
@@ -437,7 +438,7 @@ def test_without_options_the_child_has_ours() -> None:
         ({"nice": 20}, ValueError, "nice must be an int from -20 to 19"),
         ({"cpuAffinity": []}, ValueError, "cpuAffinity must name CPUs"),
         ({"cpuAffinity": "0"}, TypeError, "cpuAffinity must be an iterable"),
-        ({"parentDeathSignal": "SIGNOPE"}, ValueError, "parentDeathSignal 'SIGNOPE' is not a signal"),
+        ({"parentDeathSignal": "SIGNOPE"}, ValueError, "parentDeathSignal: unknown signal name 'SIGNOPE'"),
         ({"noNewPrivileges": 1}, TypeError, "noNewPrivileges must be a bool"),
         ({"cgroup": "/nonexistent/group"}, ValueError, "cgroup '/nonexistent/group' is not a directory"),
     ],
@@ -450,6 +451,49 @@ def test_hygiene_options_are_checked(options: dict[str, Any], error: type[Except
 def test_an_affinity_of_cpus_we_do_not_have_fails_by_name() -> None:
     with pytest.raises(OSError, match="cpuAffinity"):
         reactor.spawnProcess(Recorder(), "true", ["true"], cpuAffinity=[1023])
+
+
+@pytest.mark.parametrize(
+    ("name", "number"),
+    [
+        ("RTMIN+1", signal.SIGRTMIN + 1),
+        ("sigrtmax-2", signal.SIGRTMAX - 2),
+        ("usr1", signal.SIGUSR1),
+        ("SIGTERM", signal.SIGTERM),
+        (signal.SIGHUP, signal.SIGHUP),
+        (int(signal.SIGKILL), signal.SIGKILL),
+    ],
+)
+def test_parent_death_signal_takes_what_signal_process_takes(name: str | int, number: int) -> None:
+    # One parser: whatever signalProcess accepts, as the child sees it.
+    code = """
+        import ctypes, signal
+        sig = ctypes.c_int()
+        ctypes.CDLL(None, use_errno=True).prctl(2, ctypes.byref(sig))  # PR_GET_PDEATHSIG
+        print(sig.value)
+    """
+    proto = run(py(code), parentDeathSignal=name)
+    assert int(proto.output()) == number
+
+
+@pytest.mark.parametrize("name", ["NOPE", "RTMIN+999"])
+def test_an_unknown_signal_name_is_refused_alike_everywhere(name: str) -> None:
+    with pytest.raises(ValueError, match=f"parentDeathSignal: unknown signal name '{re.escape(name)}'"):
+        reactor.spawnProcess(Recorder(), "true", ["true"], parentDeathSignal=name)
+    proto = Recorder()
+    t = reactor.spawnProcess(proto, "sleep", ["sleep", "30"], childFDs={})
+    try:
+        with pytest.raises(ValueError, match=f"signalProcess: unknown signal name '{re.escape(name)}'"):
+            t.signalProcess(name)
+    finally:
+        t.signalProcess("KILL")
+        run_reactor(proto.ended)
+
+
+@pytest.mark.parametrize("bad", [0, True, 1.5])
+def test_a_parent_death_signal_that_is_no_signal_is_refused(bad: object) -> None:
+    with pytest.raises((ValueError, TypeError), match="parentDeathSignal"):
+        reactor.spawnProcess(Recorder(), "true", ["true"], parentDeathSignal=bad)
 
 
 def test_parent_death_signal_kills_the_child_when_its_parent_dies(tmp_path: Path) -> None:
@@ -513,9 +557,28 @@ def test_a_child_starts_in_the_cgroup_given(cgroup: Path) -> None:
     assert line == f"0::/{cgroup.relative_to(root)}"
 
 
-def test_a_directory_that_is_not_a_cgroup_fails_the_spawn(tmp_path: Path) -> None:
-    with pytest.raises(OSError, match="cgroup"):
+def cgroup1_directory() -> Path | None:
+    """A directory of a cgroup v1 hierarchy, if one is mounted."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            if right.split()[0] == "cgroup":
+                return Path(left.split()[4])
+    return None
+
+
+def test_a_directory_that_is_not_a_cgroup_is_named_and_refused(tmp_path: Path) -> None:
+    # The kernel would only say "Bad file descriptor" when starting the child.
+    with pytest.raises(ValueError, match=f"cgroup '{tmp_path}' is not a cgroup v2 directory"):
         reactor.spawnProcess(Recorder(), "true", ["true"], cgroup=tmp_path)
+
+
+def test_a_cgroup_v1_directory_is_named_and_refused() -> None:
+    v1 = cgroup1_directory()
+    if v1 is None:
+        pytest.skip("no cgroup v1 hierarchy is mounted")
+    with pytest.raises(ValueError, match=f"cgroup '{v1}' is not a cgroup v2 directory"):
+        reactor.spawnProcess(Recorder(), "true", ["true"], cgroup=v1)
 
 
 # -- what a child cost ------------------------------------------------------------

@@ -247,7 +247,9 @@ class _EngineReader:
         """The processes' reactor entries: readers, or writers."""
         out: list[Any] = []
         for t in self.engine.processes():
-            for childFD, parentFD, kind, queued in t._selectables():
+            # Through the class: a program may have hung an attribute of its
+            # own on the transport under any name, ours included.
+            for childFD, parentFD, kind, queued in Process._selectables(t):
                 if kind == "pty":
                     # Twisted's PTYProcess is itself the reactor's entry.
                     if not writers or queued:
@@ -266,7 +268,7 @@ class _EngineReader:
         as under Twisted."""
         removed = self.entries(False) + self.entries(True)
         for t in self.engine.processes():
-            t._removeFromReactor()
+            Process._removeFromReactor(t)
         return removed
 
     def afterFork(self) -> None:

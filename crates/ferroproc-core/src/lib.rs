@@ -17,7 +17,8 @@
 //! - [`evloop`]: the poll, the lists of children with work, the waker;
 //! - [`io`]: reading output into a host's buffers;
 //! - [`timers`]: the timer queue;
-//! - [`reap`]: exit status and resource usage through a pidfd.
+//! - [`reap`]: exit status and resource usage through a pidfd;
+//! - [`orphans`]: the children of a loop no host will turn again.
 //!
 //! And [`sys`] (syscalls, capabilities), [`signals`] (names).
 
@@ -27,6 +28,7 @@ pub mod evloop;
 pub mod exec;
 pub mod fdplan;
 pub mod io;
+pub mod orphans;
 pub mod pty;
 pub mod reap;
 pub mod signals;

@@ -278,15 +278,27 @@ fn sigpipe_pending() -> bool {
     }
 }
 
+thread_local! {
+    /// A write under this thread's [`SigpipeShield`] failed with EPIPE (see
+    /// [`SigpipeShield::note_write_error`]).
+    static EPIPE_WRITTEN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// While this lives, writes from this thread to a pipe whose reader has gone
 /// fail with EPIPE and never raise a SIGPIPE that could kill a host which
 /// restored SIGPIPE's default. One syscall when SIGPIPE is ignored (the usual
 /// case, looked at each time: a cached answer could be stale); otherwise
-/// SIGPIPE is blocked in this thread, and a SIGPIPE our writes raised is
-/// consumed before the old mask comes back.
+/// SIGPIPE is blocked in this thread, and the SIGPIPE our writes raised is
+/// consumed before the old mask comes back, and nothing else: a SIGPIPE
+/// someone sent the process meanwhile (`kill`) is delivered as it would
+/// have been.
+///
+/// A write under the shield that fails tells it with
+/// [`SigpipeShield::note_write_error`]; only after an EPIPE is a SIGPIPE
+/// consumed.
 pub struct SigpipeShield {
-    /// The mask to restore, when we blocked SIGPIPE; and whether one was
-    /// pending before (not ours to consume).
+    /// The mask to restore, when we blocked SIGPIPE; and the EPIPE flag of
+    /// an enclosing shield, put back when this one goes.
     blocked: Option<(SigSet, bool)>,
 }
 
@@ -302,21 +314,61 @@ impl SigpipeShield {
         if pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&pipe), Some(&mut old)).is_err() {
             return SigpipeShield { blocked: None };
         }
-        let pending_before = sigpipe_pending();
-        SigpipeShield { blocked: Some((old, pending_before)) }
+        SigpipeShield { blocked: Some((old, EPIPE_WRITTEN.replace(false))) }
+    }
+
+    /// A write from this thread failed with `e`. After EPIPE the kernel has
+    /// raised a SIGPIPE for it (on this thread), which the shield consumes.
+    pub fn note_write_error(e: &io::Error) {
+        if e.raw_os_error() == Some(libc::EPIPE) {
+            EPIPE_WRITTEN.set(true);
+        }
+    }
+}
+
+/// Take the SIGPIPE an EPIPE write of this thread raised. The kernel puts
+/// it on the writing thread's own pending set, which `sigtimedwait` serves
+/// before the process's, so a `kill` waiting there stays pending. If what
+/// comes out was sent by someone (a `tgkill` merged with ours: standard
+/// signals do not queue), it is raised again, so it is not lost. (Where
+/// the kernel reports a `tgkill` as `SI_USER`, a SIGPIPE this process sent
+/// to this very thread during the write cannot be told from ours.)
+fn consume_written_sigpipe() {
+    if !sigpipe_pending() {
+        return;
+    }
+    let mut pipe = SigSet::empty();
+    pipe.add(Signal::SIGPIPE);
+    let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: siginfo_t is plain data that sigtimedwait fills.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: the set, info and timeout are valid for the call.
+    if unsafe { libc::sigtimedwait(pipe.as_ref(), &mut info, &zero) } != libc::SIGPIPE {
+        return;
+    }
+    // SAFETY: getpid only reads; si_pid is valid for SI_USER (the kernel's
+    // own write SIGPIPE is SI_USER from the writer, or 0 when no siginfo
+    // could be queued).
+    let (me, sender) = unsafe { (libc::getpid(), info.si_pid()) };
+    if info.si_code == libc::SI_USER && (sender == me || sender == 0) {
+        return;
+    }
+    // SAFETY: signals this process (or thread) with SIGPIPE, still blocked
+    // here: it is delivered when the shield puts the old mask back.
+    unsafe {
+        if info.si_code == libc::SI_TKILL {
+            libc::syscall(libc::SYS_tgkill, me, libc::syscall(libc::SYS_gettid), libc::SIGPIPE);
+        } else {
+            libc::kill(me, libc::SIGPIPE);
+        }
     }
 }
 
 impl Drop for SigpipeShield {
     fn drop(&mut self) {
-        let Some((old, pending_before)) = self.blocked.take() else { return };
-        if !pending_before && sigpipe_pending() {
-            let mut pipe = SigSet::empty();
-            pipe.add(Signal::SIGPIPE);
-            let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-            // SAFETY: consumes the pending SIGPIPE our write raised; the set
-            // and timeout are valid for the call.
-            unsafe { libc::sigtimedwait(pipe.as_ref(), std::ptr::null_mut(), &zero) };
+        let Some((old, outer)) = self.blocked.take() else { return };
+        if EPIPE_WRITTEN.replace(outer) {
+            consume_written_sigpipe();
         }
         let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
     }
@@ -348,6 +400,7 @@ mod tests {
                 let shield = SigpipeShield::raise();
                 let n = libc::write(fd_raw(&w), b"x".as_ptr().cast(), 1);
                 let e = errno();
+                SigpipeShield::note_write_error(&io::Error::from_raw_os_error(e));
                 drop(shield);
                 libc::_exit(if n < 0 && e == libc::EPIPE { 0 } else { 1 });
             }
@@ -356,5 +409,97 @@ mod tests {
         // SAFETY: waiting for the child forked above.
         unsafe { libc::waitpid(pid, &mut status, 0) };
         assert_eq!(status, 0, "raw wait status {status} (13 = killed by SIGPIPE)");
+    }
+
+    static SIGPIPES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    extern "C" fn count_sigpipe(_: c_int) {
+        SIGPIPES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// One scenario in a forked child (so the runner's dispositions and mask
+    /// are untouched): under a shield, `send` signals the process or thread,
+    /// then a write to a pipe whose reader is gone (`epipe`) or to one still
+    /// read. Returns how many SIGPIPEs the process got.
+    fn sigpipes_delivered(send: fn(), epipe: bool) -> i32 {
+        // SAFETY: fork in a test; the child makes syscalls and _exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: child side: a handler that only counts, plain syscalls, _exit.
+            unsafe {
+                libc::signal(libc::SIGPIPE, count_sigpipe as extern "C" fn(c_int) as libc::sighandler_t);
+                let (r, w) = pipe_cloexec().unwrap();
+                let r = if epipe {
+                    drop(r);
+                    None
+                } else {
+                    Some(r)
+                };
+                let shield = SigpipeShield::raise();
+                send();
+                if libc::write(fd_raw(&w), b"x".as_ptr().cast(), 1) < 0 {
+                    SigpipeShield::note_write_error(&io::Error::last_os_error());
+                }
+                drop(shield);
+                drop(r);
+                libc::_exit(SIGPIPES.load(std::sync::atomic::Ordering::SeqCst) as c_int);
+            }
+        }
+        let mut status = 0;
+        // SAFETY: waiting for the child forked above.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert!(libc::WIFEXITED(status), "raw wait status {status} (13 = killed by SIGPIPE)");
+        libc::WEXITSTATUS(status)
+    }
+
+    fn kill_process() {
+        // SAFETY: signals this (forked, test) process.
+        unsafe { libc::kill(libc::getpid(), libc::SIGPIPE) };
+    }
+
+    fn kill_thread() {
+        // SAFETY: signals this thread of this (forked, test) process.
+        unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), libc::syscall(libc::SYS_gettid), libc::SIGPIPE) };
+    }
+
+    fn send_nothing() {}
+
+    #[test]
+    fn sigpipe_shield_consumes_only_the_sigpipe_its_write_raised() {
+        // Its own write's SIGPIPE is taken; nothing else happened.
+        assert_eq!(sigpipes_delivered(send_nothing, true), 0);
+        // A kill(SIGPIPE) while a write went through: not ours, delivered.
+        assert_eq!(sigpipes_delivered(kill_process, false), 1);
+        assert_eq!(sigpipes_delivered(kill_thread, false), 1);
+        // A kill beside our own EPIPE: ours is taken, the kill delivered
+        // (also when the two merged into one pending thread signal).
+        assert_eq!(sigpipes_delivered(kill_process, true), 1);
+        if tgkill_is_told_apart() {
+            assert_eq!(sigpipes_delivered(kill_thread, true), 1);
+        }
+    }
+
+    /// Whether this kernel marks a `tgkill` as such (`SI_TKILL`); some
+    /// report it as `SI_USER` from this process, as its own write SIGPIPE is.
+    fn tgkill_is_told_apart() -> bool {
+        // SAFETY: fork in a test; the child makes syscalls and _exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: child side: plain syscalls, then _exit.
+            unsafe {
+                let mut set = SigSet::empty();
+                set.add(Signal::SIGPIPE);
+                let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None);
+                kill_thread();
+                let mut info: libc::siginfo_t = std::mem::zeroed();
+                let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+                libc::sigtimedwait(set.as_ref(), &mut info, &zero);
+                libc::_exit(c_int::from(info.si_code == libc::SI_TKILL));
+            }
+        }
+        let mut status = 0;
+        // SAFETY: waiting for the child forked above.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 1
     }
 }
