@@ -127,6 +127,14 @@ pub fn wait_exited_nowait(pid: libc::pid_t) -> io::Result<Exit> {
     Ok(wait_id(libc::P_PID, pid as libc::id_t, libc::WEXITED | libc::WNOWAIT)?.unwrap_or(Exit::UNKNOWN))
 }
 
+/// Block until the child behind `pidfd` has exited and reap it.
+///
+/// # Errors
+/// Unexpected waitid errors (EBADF); ECHILD becomes `Exit::UNKNOWN`.
+pub fn wait_blocking_pidfd(pidfd: RawFd) -> io::Result<Exit> {
+    Ok(wait_id(libc::P_PIDFD, pidfd as libc::id_t, libc::WEXITED)?.unwrap_or(Exit::UNKNOWN))
+}
+
 /// Block until child `pid` has exited and reap it.
 ///
 /// # Errors
