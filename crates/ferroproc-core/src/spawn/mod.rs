@@ -19,6 +19,8 @@ mod clone3;
 mod dumpable;
 mod pool;
 mod posix;
+#[cfg(test)]
+mod sharing_tests;
 mod stack;
 #[cfg(test)]
 pub(crate) mod tests;

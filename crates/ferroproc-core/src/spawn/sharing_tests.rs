@@ -1,0 +1,264 @@
+//! What spawns share (fd channels, stacks, the credential window) and what
+//! they must not: a child gets exactly its own fds, whatever happens to
+//! another spawn; no spawn waits for another's child; a credential child
+//! shares our memory only where that is safe. On real children.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::ptr;
+
+use super::clone::{TestHook, HOOK};
+use super::tests::{output_of, request, sh, NO_SETUP};
+use super::*;
+use crate::creds::Creds;
+use crate::exec::ExecSpec;
+use crate::sys::pipe_cloexec;
+
+/// Spawn `req` with `hook` in the child.
+fn spawn_hooked(req: &Request<'_>, hook: TestHook) -> Result<Spawned, SpawnError> {
+    HOOK.with(|h| h.set(hook));
+    let r = spawn(req);
+    HOOK.with(|h| h.set(TestHook::None));
+    r
+}
+
+/// Read `r` to its end, or give up after `secs` (a pipe someone else still
+/// holds never ends): what was read, and whether the end came.
+fn read_to_end_within(r: OwnedFd, secs: i32) -> (Vec<u8>, bool) {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let mut pfd = libc::pollfd { fd: r.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one pollfd on the stack.
+        if unsafe { libc::poll(&mut pfd, 1, secs * 1000) } <= 0 {
+            return (out, false);
+        }
+        match crate::sys::read(r.as_raw_fd(), &mut buf).unwrap() {
+            0 => return (out, true),
+            n => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[test]
+fn a_child_killed_before_it_takes_its_fds_leaves_nothing_for_the_next_one() {
+    let spec = sh("echo mine");
+    for round in 0..3 {
+        // The first child dies (SIGKILL) between its clone and its receive,
+        // its fds still in the channel.
+        let (r1, w1) = pipe_cloexec().unwrap();
+        let plan = [(1, w1.as_raw_fd())];
+        let req = Request { method: Some(Method::CloneVfork), ..request(&spec, &plan, &NO_SETUP) };
+        let child = spawn_hooked(&req, TestHook::KillBeforeReceive).expect("started, then killed");
+        let pid = child.pid();
+        child.disarm();
+        assert_eq!(crate::reap::wait_blocking(pid).unwrap().status, Some(libc::SIGKILL), "round {round}");
+        drop(w1);
+        // Nothing of the dead child's is held anywhere: its pipe ends now.
+        assert_eq!(read_to_end_within(r1, 10), (Vec::new(), true), "round {round}");
+        // The next child gets exactly its own fds.
+        let (r2, w2) = pipe_cloexec().unwrap();
+        let plan = [(1, w2.as_raw_fd())];
+        let req = Request { method: Some(Method::CloneVfork), ..request(&spec, &plan, &NO_SETUP) };
+        let child = spawn(&req).unwrap();
+        let pid = child.pid();
+        child.disarm();
+        drop(w2);
+        assert_eq!(read_to_end_within(r2, 10), (b"mine\n".to_vec(), true), "round {round}");
+        assert_eq!(crate::reap::wait_blocking(pid).unwrap().status, Some(0));
+    }
+}
+
+#[test]
+fn a_stale_message_is_refused_by_the_child() {
+    // A message for another spawn left in a channel (what a lost drain
+    // would leave): the child must refuse it, never use its fds.
+    let (r_other, w_other) = pipe_cloexec().unwrap();
+    let mut lease = channel::take().unwrap();
+    lease.send(&[w_other.as_raw_fd()]).unwrap();
+    let recv = lease.recv_fd();
+    // The child expects the next sequence number, not this message's.
+    let (_r, w) = pipe_cloexec().unwrap();
+    let control_len = channel::control_len(1);
+    let mut control = vec![0u64; control_len.div_ceil(8)];
+    let expect = channel::Header { pid: std::process::id(), count: 1, seq: u64::MAX };
+    // SAFETY: a plain call in this thread (the child's side of the check).
+    let ok = unsafe { channel::child_receive(recv, control.as_mut_ptr().cast(), control_len, &expect) };
+    assert!(!ok);
+    assert_eq!(crate::sys::errno(), libc::EBADMSG);
+    // (The fds it received are in our table: close them as the dying child would.)
+    // SAFETY: walking the control message recvmsg filled in.
+    unsafe {
+        let msg = libc::msghdr {
+            msg_control: control.as_mut_ptr().cast(),
+            msg_controllen: control_len,
+            ..std::mem::zeroed()
+        };
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        libc::close(libc::CMSG_DATA(cmsg).cast::<i32>().read_unaligned());
+    }
+    drop((lease, w, w_other));
+    // No other message waits: the receive does not block, it says EAGAIN.
+    let lease = channel::take().unwrap();
+    // SAFETY: as above.
+    let ok = unsafe { channel::child_receive(lease.recv_fd(), control.as_mut_ptr().cast(), control_len, &expect) };
+    assert!(!ok);
+    assert_eq!(crate::sys::errno(), libc::EAGAIN);
+    drop(r_other);
+}
+
+#[test]
+fn a_child_stuck_before_its_exec_holds_up_no_other_spawn() {
+    // One spawn's child stops itself just before exec: that spawn waits
+    // (CLONE_VFORK) until it execs; every other spawn goes on.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stuck = std::thread::spawn(move || {
+        let spec = sh("exit 7");
+        let (_r, w) = pipe_cloexec().unwrap();
+        let plan = [(1, w.as_raw_fd())];
+        let req = Request { method: Some(Method::CloneVfork), ..request(&spec, &plan, &NO_SETUP) };
+        let child = spawn_hooked(&req, TestHook::StopBeforeExec).unwrap();
+        let pid = child.pid();
+        child.disarm();
+        tx.send(crate::reap::wait_blocking(pid).unwrap()).unwrap();
+    });
+    let stopped = (0..1000).find_map(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        stopped_child()
+    });
+    let stopped = stopped.expect("the hooked child stopped");
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for _ in 0..20 {
+            let spec = sh("echo ok");
+            let (out, _) = output_of(&Request { method: Some(Method::CloneVfork), ..request(&spec, &[], &NO_SETUP) });
+            assert_eq!(out.status, Some(0));
+        }
+        done_tx.send(()).unwrap();
+    });
+    let others = done_rx.recv_timeout(std::time::Duration::from_secs(30));
+    // SAFETY: our own stopped child: let it go on.
+    unsafe { libc::kill(stopped, libc::SIGCONT) };
+    assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap().status, Some(7 << 8));
+    stuck.join().unwrap();
+    assert!(others.is_ok(), "other spawns waited for a child stuck before its exec");
+}
+
+/// A child of ours that is stopped (state T), if any.
+fn stopped_child() -> Option<libc::pid_t> {
+    let me = std::process::id() as libc::pid_t;
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: libc::pid_t = e.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let rest: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        (rest.first() == Some(&"T") && rest.get(1)?.parse::<libc::pid_t>().ok()? == me).then_some(pid)
+    })
+}
+
+#[test]
+fn a_forced_posix_spawn_takes_the_clone_path_where_libc_cannot_do_it() {
+    let spec = ExecSpec::new(b"/bin/true", &[b"true".to_vec()], &[], None, None).unwrap();
+    let plan = [(0, 0)];
+    let forced = Request { method: Some(Method::PosixSpawn), ..request(&spec, &plan, &NO_SETUP) };
+    let full = caps();
+    let old_glibc = sys::Caps { addchdir: full.addchdir, addclosefrom: None, pidfd: true, close_range_unshare: false };
+    assert_eq!(method_with(&forced, full), Method::PosixSpawn);
+    assert_eq!(method_with(&forced, &old_glibc), Method::CloneVfork);
+    let no_chdir = sys::Caps { addchdir: None, ..old_glibc };
+    let no_chdir = sys::Caps { addclosefrom: full.addclosefrom, ..no_chdir };
+    assert_eq!(method_with(&Request { cwd: Some(c"/"), ..forced }, &no_chdir), Method::CloneVfork);
+    assert_eq!(method_with(&forced, &no_chdir), Method::PosixSpawn);
+}
+
+#[test]
+fn the_guard_kills_and_reaps_by_pidfd_never_a_reused_pid() {
+    // The guard's child is reaped by someone else, and its pid goes to a
+    // new child of ours (steered there with ns_last_pid): dropping the
+    // guard must leave that one alone.
+    let Ok(last_pid) = std::fs::OpenOptions::new().write(true).open("/proc/sys/kernel/ns_last_pid") else {
+        eprintln!("skipped: /proc/sys/kernel/ns_last_pid is not writable");
+        return;
+    };
+    let sleeper = ExecSpec::new(b"/bin/sleep", &[b"sleep".to_vec(), b"30".to_vec()], &[], None, None).unwrap();
+    let req = Request { method: Some(Method::CloneVfork), ..request(&sleeper, &[], &NO_SETUP) };
+    for _ in 0..50 {
+        let guard = spawn(&req).unwrap();
+        let pid = guard.pid();
+        // Someone else reaps it.
+        // SAFETY: signalling and reaping our own child by pid.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, ptr::null_mut(), 0);
+        }
+        use std::io::Write;
+        let _ = (&last_pid).write_all(format!("{}", pid - 1).as_bytes());
+        let next = spawn(&req).unwrap();
+        let reused = next.pid() == pid;
+        drop(guard);
+        let alive = crate::reap::try_wait_pid(next.pid()).unwrap().is_none();
+        drop(next);
+        if reused {
+            assert!(alive, "the guard killed the new owner of its child's pid");
+            return;
+        }
+    }
+    eprintln!("skipped: the pid was never reused (a busy machine)");
+}
+
+#[test]
+fn where_sharing_memory_is_unsafe_a_credential_child_gets_a_copy() {
+    use super::clone::{run, Files};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    // The child stores 1 at an address of ours: we see it only if it shares
+    // our memory.
+    let flag = Box::new(AtomicU32::new(0));
+    let addr = flag.as_ptr() as usize;
+    let spec = sh("ls /proc/self/fd | tr '\\n' ' '");
+    for (separate, seen) in [(false, 1), (true, 0)] {
+        flag.store(0, Ordering::SeqCst);
+        let (r, w) = pipe_cloexec().unwrap();
+        let plan = [(1, w.as_raw_fd())];
+        let req = request(&spec, &plan, &NO_SETUP);
+        HOOK.with(|h| h.set(TestHook::Poke(addr)));
+        let child = run(&req, Files::Copied, separate);
+        HOOK.with(|h| h.set(TestHook::None));
+        let child = child.unwrap();
+        drop(w);
+        let (out, _) = read_to_end_within(r, 10);
+        let pid = child.pid();
+        child.disarm();
+        assert_eq!(crate::reap::wait_blocking(pid).unwrap().status, Some(0));
+        assert_eq!(flag.load(Ordering::SeqCst), seen, "separate memory: {separate}");
+        // Only its fds (the error pipe went at exec); 0 is ls's own.
+        assert_eq!(String::from_utf8_lossy(&out), "0 1 ", "separate memory: {separate}");
+    }
+    // Its failures come back on the error pipe, each step named.
+    let missing = ExecSpec::new(b"/no/such/prog", &[b"x".to_vec()], &[], None, None).unwrap();
+    let e = run(&request(&missing, &[], &NO_SETUP), Files::Copied, true).unwrap_err();
+    assert_eq!((e.stage, e.errno, e.path.as_deref()), (Stage::Exec, libc::ENOENT, Some(c"/no/such/prog")));
+    let e = run(&Request { cwd: Some(c"/no/such/dir"), ..request(&spec, &[], &NO_SETUP) }, Files::Copied, true)
+        .unwrap_err();
+    assert_eq!((e.stage, e.errno), (Stage::Chdir, libc::ENOENT));
+    let limits = [(libc::RLIMIT_NOFILE as i32, 64, 32)];
+    let setup = Setup { rlimits: &limits, ..Setup::default() };
+    let e = run(&request(&spec, &[], &setup), Files::Copied, true).unwrap_err();
+    assert_eq!((e.stage, e.errno, e.entry), (Stage::Rlimit, libc::EINVAL, Some(0)));
+}
+
+#[test]
+fn a_credential_child_with_its_own_memory_runs_as_the_user() {
+    if !nix::unistd::Uid::effective().is_root() {
+        return;
+    }
+    let spec = sh("id -u; id -g; id -G");
+    let creds = Creds { uid: Some(65534), gid: Some(65534), groups: Some(vec![65534]) };
+    let (r, w) = pipe_cloexec().unwrap();
+    let plan = [(1, w.as_raw_fd())];
+    let req = Request { creds: Some(&creds), ..request(&spec, &plan, &NO_SETUP) };
+    let child = super::clone::run(&req, super::clone::Files::Copied, true).unwrap();
+    drop(w);
+    let (out, _) = read_to_end_within(r, 10);
+    let pid = child.pid();
+    child.disarm();
+    assert_eq!(crate::reap::wait_blocking(pid).unwrap().status, Some(0));
+    assert_eq!(String::from_utf8_lossy(&out), "65534\n65534\n65534\n");
+}
