@@ -6,13 +6,12 @@ spawn."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
+import cgroup_support
 import pytest
-from helpers import PY, iterate_until
+from helpers import PY
 
 #: A thread spawns children without pause through its own reactor while the
 #: main thread does something fork-based many times.
@@ -102,6 +101,9 @@ t.join(15)
 print(f"hung={hung} failed={failed} spawning={spawned[0] >= before + 3}")
 """
 
+#: The fixture (see cgroup_support).
+frozen_cgroup = cgroup_support.frozen_cgroup
+
 
 @pytest.mark.parametrize("how", ["fork", "twisted-fork", "preexec_fn"])
 def test_forking_beside_a_spawning_thread_never_hangs(how: str) -> None:
@@ -113,38 +115,6 @@ def test_forking_beside_a_spawning_thread_never_hangs(how: str) -> None:
         pytest.fail(f"never returned: {e.stdout!r} {e.stderr!r}")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "hung=0 failed=0 spawning=True", out.stderr
-
-
-def cgroup2_root() -> Path | None:
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            if right.split()[0] == "cgroup2":
-                return Path(left.split()[4])
-    return None
-
-
-@pytest.fixture
-def frozen_cgroup() -> Iterator[Path]:
-    """A new cgroup v2 group, frozen: a child started in it stops at birth,
-    before its exec, and its spawn waits until it is thawed."""
-    root = cgroup2_root()
-    if root is None:
-        pytest.skip("no cgroup v2 hierarchy is mounted")
-    path = root / f"ferroproc-fork-{os.getpid()}"
-    try:
-        path.mkdir()
-    except OSError as e:
-        pytest.skip(f"cannot create a cgroup under {root}: {e}")
-    try:
-        if not (path / "cgroup.freeze").exists():
-            pytest.skip("this kernel's cgroups cannot freeze (Linux 5.2)")
-        (path / "cgroup.freeze").write_text("1")
-        yield path
-    finally:
-        (path / "cgroup.freeze").write_text("0")
-        iterate_until(lambda: not (path / "cgroup.procs").read_text(), 10.0)
-        path.rmdir()
 
 
 #: One thread's spawn is stuck (its child frozen at birth in a cgroup);

@@ -7,54 +7,19 @@ output must reach its own protocol and its ``processEnded`` must come."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
+import cgroup_support
 from engine_support import Recorder
 from helpers import PY, iterate_until, run_reactor
 
 from ferroproc import reactor
 
-
-def cgroup2_root() -> Path | None:
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            if right.split()[0] == "cgroup2":
-                return Path(left.split()[4])
-    return None
-
-
-@pytest.fixture
-def frozen_cgroup() -> Iterator[Path]:
-    """A new cgroup v2 group, frozen: a child started in it stops at birth,
-    before it runs a single instruction of its own."""
-    root = cgroup2_root()
-    if root is None:
-        pytest.skip("no cgroup v2 hierarchy is mounted")
-    path = root / f"ferroproc-channel-{os.getpid()}"
-    try:
-        path.mkdir()
-    except OSError as e:
-        pytest.skip(f"cannot create a cgroup under {root}: {e}")
-    try:
-        if not (path / "cgroup.freeze").exists() or not (path / "cgroup.kill").exists():
-            pytest.skip("this kernel's cgroups cannot freeze or kill (Linux 5.14)")
-        (path / "cgroup.freeze").write_text("1")
-        yield path
-    finally:
-        (path / "cgroup.freeze").write_text("0")
-        iterate_until(lambda: not (path / "cgroup.procs").read_text(), 10.0)
-        path.rmdir()
-
-
-def members(group: Path) -> list[int]:
-    return [int(p) for p in (group / "cgroup.procs").read_text().split()]
+#: The fixture (see cgroup_support).
+frozen_cgroup = cgroup_support.frozen_cgroup
 
 
 def spawn_in_thread(group: Path, argv: list[str]) -> tuple[threading.Thread, dict[str, Any]]:
@@ -70,7 +35,7 @@ def spawn_in_thread(group: Path, argv: list[str]) -> tuple[threading.Thread, dic
 
     t = threading.Thread(target=go)
     t.start()
-    assert iterate_until(lambda: bool(members(group)), 10.0), "the child never appeared in its cgroup"
+    assert iterate_until(lambda: bool(cgroup_support.members(group)), 10.0), "the child never appeared in its cgroup"
     return t, result
 
 
