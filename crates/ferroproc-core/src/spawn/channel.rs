@@ -76,6 +76,11 @@ static CHANNELS: Pool<Channel, 4> = Pool::new();
 /// The next spawn's sequence number.
 static SEQ: AtomicU64 = AtomicU64::new(1);
 
+/// A sequence number no other spawn of this process has.
+pub(super) fn next_seq() -> u64 {
+    SEQ.fetch_add(1, Ordering::Relaxed)
+}
+
 fn my_pid() -> u32 {
     std::process::id()
 }
@@ -187,7 +192,7 @@ impl Lease {
     /// EBADF when one of them is not open; ENOMEM/ENOBUFS. Nothing was sent.
     pub(super) fn send(&mut self, fds: &[RawFd]) -> io::Result<Header> {
         debug_assert!(fds.len() <= MAX_FDS);
-        let header = Header { pid: my_pid(), count: fds.len() as u32, seq: SEQ.fetch_add(1, Ordering::Relaxed) };
+        let header = Header { pid: my_pid(), count: fds.len() as u32, seq: next_seq() };
         let mut payload = header;
         let mut iov = libc::iovec { iov_base: (&mut payload as *mut Header).cast(), iov_len: size_of::<Header>() };
         let data_len = std::mem::size_of_val(fds);

@@ -26,7 +26,7 @@ use super::child::{child_main, ChildCtx, ErrRecord, SignalReset};
 use super::clone3::{clone3, CloneArgs, CLONE_INTO_CGROUP, SUPPORTED as CLONE3_SUPPORTED};
 use super::dumpable::{enter_cred_window, leave_cred_window, shared_memory_is_safe};
 use super::stack::Stack;
-use super::{Request, Signals, SpawnError, Spawned, Stage, Stdio};
+use super::{spawner, Request, Signals, SpawnError, Spawned, Stage, Stdio};
 use crate::exec::ptr_array;
 use crate::fdplan::{gaps, received_numbers, received_plan, Action};
 use crate::sys::{caps, cvt, errno, open_file_limit};
@@ -150,11 +150,43 @@ pub(super) fn spawn(req: &Request<'_>) -> Result<Spawned, SpawnError> {
     let separate_memory = req.creds.is_some() && !shared_memory_is_safe();
     let shared_files =
         caps().close_range_unshare && entries.len() <= channel::MAX_FDS && !req.setup.keep_fds && !separate_memory;
-    run(req, if shared_files { Files::Shared } else { Files::Copied }, separate_memory)
+    if !shared_files {
+        return run(req, Files::Copied, separate_memory, None);
+    }
+    if entries.is_empty() {
+        // Nothing to send: the child keeps no fd of ours at all.
+        return run(req, Files::Shared, separate_memory, None);
+    }
+    let lease = channel::take().map_err(|e| SpawnError::at(Stage::Spawn, e.raw_os_error().unwrap_or(0)))?;
+    if lease.recv_fd() > spawner::SPAWNER_ABOVE && spawner::suits(req) {
+        // The child would copy every fd below the channel: cheaper to have
+        // a spawner thread, with a table of a few fds, start it.
+        drop(lease);
+        if let Some(result) = spawner::spawn(req) {
+            return result;
+        }
+        let lease = channel::take().map_err(|e| SpawnError::at(Stage::Spawn, e.raw_os_error().unwrap_or(0)))?;
+        return run(req, Files::Shared, separate_memory, Some(lease));
+    }
+    run(req, Files::Shared, separate_memory, Some(lease))
+}
+
+/// Start the child with a copy of our fd table (on a spawner thread, whose
+/// table holds a few fds).
+pub(super) fn run_copied(req: &Request<'_>) -> Result<Spawned, SpawnError> {
+    let separate_memory = req.creds.is_some() && !shared_memory_is_safe();
+    run(req, Files::Copied, separate_memory, None)
 }
 
 /// Start the child with `files`; with `separate_memory`, without `CLONE_VM`.
-pub(super) fn run(req: &Request<'_>, files: Files, separate_memory: bool) -> Result<Spawned, SpawnError> {
+/// `lease`: the channel for a child that shares our table (taken here if
+/// `None` and needed).
+pub(super) fn run(
+    req: &Request<'_>,
+    files: Files,
+    separate_memory: bool,
+    lease: Option<Lease>,
+) -> Result<Spawned, SpawnError> {
     let setup = req.setup;
     if setup.cgroup.is_some() && !CLONE3_SUPPORTED {
         return Err(SpawnError::at(Stage::Cgroup, libc::ENOSYS));
@@ -175,13 +207,17 @@ pub(super) fn run(req: &Request<'_>, files: Files, separate_memory: bool) -> Res
         .collect();
     let affinity = setup.affinity.map(cpu_set).transpose()?;
     let stack = Stack::take()?;
+    let mut given = lease;
     let mut lease: Option<Lease> = None;
     let mut prepared = None;
     let mut control = Vec::new();
     let actions = match (files, req.stdio) {
         (Files::Shared, _) if entries.is_empty() => plan_for_received(&[], &[]),
         (Files::Shared, _) => {
-            let l = channel::take().map_err(|e| SpawnError::at(Stage::Spawn, e.raw_os_error().unwrap_or(0)))?;
+            let l = match given.take() {
+                Some(l) => l,
+                None => channel::take().map_err(|e| SpawnError::at(Stage::Spawn, e.raw_os_error().unwrap_or(0)))?,
+            };
             control = vec![0u64; channel::control_len(entries.len()).div_ceil(8)];
             let targets: Vec<c_int> = entries.iter().map(|e| e.0).collect();
             let actions = plan_for_received(&targets, &received_numbers(entries.len(), l.recv_fd()));

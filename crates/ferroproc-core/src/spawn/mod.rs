@@ -21,9 +21,11 @@ mod pool;
 mod posix;
 #[cfg(test)]
 mod sharing_tests;
+mod spawner;
 mod stack;
 #[cfg(test)]
 pub(crate) mod tests;
+mod thread_state;
 
 use std::ffi::{c_int, CStr, CString};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -72,7 +74,7 @@ pub enum Signals {
 
 /// What else the child sets up before exec. posix_spawn can do only the
 /// defaults (and the signal rules); anything more takes the clone path.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy)]
 pub struct Setup<'a> {
     pub signals: Signals,
     /// Keep the fds no entry names (Popen's `close_fds=False`; only

@@ -219,7 +219,7 @@ fn where_sharing_memory_is_unsafe_a_credential_child_gets_a_copy() {
         let plan = [(1, w.as_raw_fd())];
         let req = request(&spec, &plan, &NO_SETUP);
         HOOK.with(|h| h.set(TestHook::Poke(addr)));
-        let child = run(&req, Files::Copied, separate);
+        let child = run(&req, Files::Copied, separate, None);
         HOOK.with(|h| h.set(TestHook::None));
         let child = child.unwrap();
         drop(w);
@@ -233,14 +233,14 @@ fn where_sharing_memory_is_unsafe_a_credential_child_gets_a_copy() {
     }
     // Its failures come back on the error pipe, each step named.
     let missing = ExecSpec::new(b"/no/such/prog", &[b"x".to_vec()], &[], None, None).unwrap();
-    let e = run(&request(&missing, &[], &NO_SETUP), Files::Copied, true).unwrap_err();
+    let e = run(&request(&missing, &[], &NO_SETUP), Files::Copied, true, None).unwrap_err();
     assert_eq!((e.stage, e.errno, e.path.as_deref()), (Stage::Exec, libc::ENOENT, Some(c"/no/such/prog")));
-    let e = run(&Request { cwd: Some(c"/no/such/dir"), ..request(&spec, &[], &NO_SETUP) }, Files::Copied, true)
+    let e = run(&Request { cwd: Some(c"/no/such/dir"), ..request(&spec, &[], &NO_SETUP) }, Files::Copied, true, None)
         .unwrap_err();
     assert_eq!((e.stage, e.errno), (Stage::Chdir, libc::ENOENT));
     let limits = [(libc::RLIMIT_NOFILE as i32, 64, 32)];
     let setup = Setup { rlimits: &limits, ..Setup::default() };
-    let e = run(&request(&spec, &[], &setup), Files::Copied, true).unwrap_err();
+    let e = run(&request(&spec, &[], &setup), Files::Copied, true, None).unwrap_err();
     assert_eq!((e.stage, e.errno, e.entry), (Stage::Rlimit, libc::EINVAL, Some(0)));
 }
 
@@ -254,11 +254,92 @@ fn a_credential_child_with_its_own_memory_runs_as_the_user() {
     let (r, w) = pipe_cloexec().unwrap();
     let plan = [(1, w.as_raw_fd())];
     let req = Request { creds: Some(&creds), ..request(&spec, &plan, &NO_SETUP) };
-    let child = super::clone::run(&req, super::clone::Files::Copied, true).unwrap();
+    let child = super::clone::run(&req, super::clone::Files::Copied, true, None).unwrap();
     drop(w);
     let (out, _) = read_to_end_within(r, 10);
     let pid = child.pid();
     child.disarm();
     assert_eq!(crate::reap::wait_blocking(pid).unwrap().status, Some(0));
     assert_eq!(String::from_utf8_lossy(&out), "65534\n65534\n65534\n");
+}
+
+/// Run `script` through a spawner thread (whatever our channel's number),
+/// stdout on a pipe: its exit and output.
+fn through_spawner(script: &str, setup: &Setup<'_>) -> (crate::reap::Exit, String) {
+    let spec = sh(script);
+    let (r, w) = pipe_cloexec().unwrap();
+    let plan = [(1, w.as_raw_fd())];
+    let req = request(&spec, &plan, setup);
+    let mut child = super::spawner::spawn(&req).expect("a spawner").unwrap();
+    drop(w);
+    let (out, _) = read_to_end_within(r, 10);
+    let pidfd = child.take_pidfd().expect("a pidfd from the spawner");
+    child.disarm();
+    (crate::reap::wait_blocking_pidfd(pidfd.as_raw_fd()).unwrap(), String::from_utf8(out).unwrap())
+}
+
+#[test]
+fn a_spawner_thread_starts_children_with_exactly_their_fds() {
+    let before = std::fs::read_dir("/proc/self/fd").unwrap().count();
+    for _ in 0..3 {
+        let (exit, out) = through_spawner("ls /proc/self/fd | tr '\\n' ' '; exit 5", &NO_SETUP);
+        assert_eq!(exit.status, Some(5 << 8));
+        // 0 is ls's own directory.
+        assert_eq!(out, "0 1 ");
+    }
+    // One spawner (its end of one socket pair) at most, whichever test ran.
+    let after = std::fs::read_dir("/proc/self/fd").unwrap().count();
+    assert!(after <= before + 4, "{before} fds before, {after} after");
+    let spawners = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .flatten()
+        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "ferroproc-spawn"))
+        .count();
+    assert!((1..=4).contains(&spawners), "{spawners} spawner threads");
+    // Its failures are the child's, named as on any path.
+    let missing = ExecSpec::new(b"/no/such/prog", &[b"x".to_vec()], &[], None, None).unwrap();
+    let e = super::spawner::spawn(&request(&missing, &[], &NO_SETUP)).unwrap().unwrap_err();
+    assert_eq!((e.stage, e.errno, e.path.as_deref()), (Stage::Exec, libc::ENOENT, Some(c"/no/such/prog")));
+    let (closed, _) = pipe_cloexec().unwrap();
+    let bad = [(1, closed.as_raw_fd() + 1000)];
+    let e = super::spawner::spawn(&request(&missing, &bad, &NO_SETUP)).unwrap().unwrap_err();
+    assert_eq!((e.stage, e.errno, e.entry), (Stage::Fds, libc::EBADF, Some(0)));
+}
+
+#[test]
+fn a_spawner_gives_the_child_what_the_calling_thread_would() {
+    // A thread that lowered its own priority: its children must be as
+    // nice as it is, not as the spawner thread made by another thread.
+    let _ = through_spawner("true", &NO_SETUP);
+    let (exit, out) = std::thread::spawn(|| {
+        // SAFETY: this thread's own nice value.
+        let mine = unsafe {
+            let now = libc::getpriority(libc::PRIO_PROCESS, 0);
+            libc::setpriority(libc::PRIO_PROCESS, 0, (now + 3).min(19));
+            libc::getpriority(libc::PRIO_PROCESS, 0)
+        };
+        let (exit, out) = through_spawner("cut -d' ' -f19 /proc/self/stat", &NO_SETUP);
+        (exit, (out, mine))
+    })
+    .join()
+    .unwrap();
+    assert_eq!(exit.status, Some(0));
+    assert_eq!(out.0.trim(), out.1.to_string());
+}
+
+#[test]
+fn a_spawner_starts_a_child_in_its_cgroup() {
+    let base = std::path::Path::new("/sys/fs/cgroup/unified");
+    let dir = base.join(format!("ferroproc-spawner-{}", std::process::id()));
+    if !nix::unistd::Uid::effective().is_root() || std::fs::create_dir(&dir).is_err() {
+        eprintln!("skipped: needs root and a writable cgroup v2 hierarchy at {}", base.display());
+        return;
+    }
+    let fd = std::fs::File::open(&dir).unwrap();
+    let setup = Setup { cgroup: Some(fd.as_raw_fd()), ..Setup::default() };
+    let (exit, out) = through_spawner("grep '^0::' /proc/self/cgroup", &setup);
+    assert_eq!(exit.status, Some(0));
+    assert!(out.trim().ends_with(dir.file_name().unwrap().to_str().unwrap()), "{out}");
+    drop(fd);
+    std::fs::remove_dir(&dir).unwrap();
 }
