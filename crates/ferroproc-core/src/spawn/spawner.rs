@@ -124,17 +124,19 @@ pub(super) fn suits(req: &Request<'_>) -> bool {
 /// Start the child of `req` on a spawner thread. `None`: no spawner could
 /// be had (the caller starts the child itself).
 pub(super) fn spawn(req: &Request<'_>) -> Option<Result<Spawned, SpawnError>> {
-    for _ in 0..2 {
-        let spawner = take()?;
-        match spawner.run(req) {
-            Some(result) => {
-                drop(SPAWNERS.give(Box::new(spawner)));
-                return Some(result);
-            }
-            // Made by a thread whose state differs from ours: retire it;
-            // the next is started from this thread.
-            None => drop(spawner),
+    let mut spawner = take()?;
+    for fresh in [false, true] {
+        if let Some(result) = spawner.run(req) {
+            drop(SPAWNERS.give(Box::new(spawner)));
+            return Some(result);
         }
+        // Made by a thread whose state differs from ours: retire it and
+        // start one from this thread (which then is as this thread is).
+        drop(spawner);
+        if fresh {
+            break;
+        }
+        spawner = Spawner::start().ok()?;
     }
     None
 }
@@ -297,26 +299,42 @@ fn receive(sock: RawFd, max: usize, wait: bool) -> io::Result<(Header, Vec<Owned
     Ok((header, fds))
 }
 
-/// The spawner thread: take a table of its own holding only `sock`, at 0,
-/// say so on `ready`, then serve jobs until the other end closes.
+/// The spawner thread: take a table of its own holding only `sock` (moved
+/// to 0) and the process's stdout and stderr (1 and 2, or /dev/null there),
+/// say so on `ready`, then serve jobs until the other end closes. Fds 1 and
+/// 2 stay taken so that nothing this thread might print (a panic message)
+/// can land in a child's fd received at that number.
 fn serve(sock: RawFd, mailbox: &Mailbox, ready: &std::sync::mpsc::Sender<io::Result<()>>) {
     // SAFETY: (this block) this thread's own fd table: unshared first, so
-    // every close below touches no fd of the process's.
+    // every close, dup and open below touches no fd of the process's.
     let setup = unsafe {
         if libc::unshare(libc::CLONE_FILES) < 0 {
             Err(io::Error::last_os_error())
         } else {
-            if sock > 0 {
-                libc::syscall(libc::SYS_close_range, 0 as libc::c_uint, (sock - 1) as libc::c_uint, 0);
-            }
-            libc::syscall(libc::SYS_close_range, (sock + 1) as libc::c_uint, libc::c_uint::MAX, 0);
-            if sock != 0 {
-                // Our socket at 0, so that only a few numbers are ever in use
-                // here (a child copies the table up to the highest).
-                libc::dup3(sock, 0, libc::O_CLOEXEC);
+            let close_range = |first: RawFd, last: RawFd| {
+                if first <= last {
+                    libc::syscall(libc::SYS_close_range, first as libc::c_uint, last as libc::c_uint, 0);
+                }
+            };
+            close_range(3, sock - 1);
+            close_range(sock.max(2) + 1, RawFd::MAX);
+            // Our socket at 0, so that only a few numbers are ever in use
+            // here (a child copies the table up to the highest).
+            let moved = sock == 0 || libc::dup3(sock, 0, libc::O_CLOEXEC) == 0;
+            if moved && sock != 0 {
                 libc::close(sock);
             }
-            Ok(())
+            for fd in [1, 2] {
+                if libc::fcntl(fd, libc::F_GETFD) < 0 {
+                    // The lowest free number: `fd` itself.
+                    libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                }
+            }
+            if moved {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
         }
     };
     let failed = setup.is_err();
