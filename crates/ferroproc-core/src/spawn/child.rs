@@ -113,7 +113,8 @@ pub(crate) enum TestHook {
     None,
     /// SIGKILL itself before it receives its fds.
     KillBeforeReceive,
-    /// SIGSTOP itself just before exec (after every other step).
+    /// SIGSTOP itself before exec: after every other step, before it
+    /// unblocks signals.
     StopBeforeExec,
     /// Store 1 at this address of the parent's (if it shares our memory,
     /// the parent sees it).
@@ -480,17 +481,17 @@ pub(super) unsafe fn child_steps(ctx: &mut ChildCtx) {
             fail!(Stage::NoNewPrivs);
         }
 
+        #[cfg(test)]
+        if ctx.hook == TestHook::StopBeforeExec {
+            libc::syscall(libc::SYS_kill, libc::syscall(libc::SYS_getpid), libc::SIGSTOP);
+        }
+
         // An empty signal mask for the new program (8 bytes: the kernel's sigset size).
         let empty: u64 = 0;
         if libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, &empty as *const u64, ptr::null_mut::<u64>(), 8)
             < 0
         {
             fail!(Stage::Spawn);
-        }
-
-        #[cfg(test)]
-        if ctx.hook == TestHook::StopBeforeExec {
-            libc::syscall(libc::SYS_kill, libc::syscall(libc::SYS_getpid), libc::SIGSTOP);
         }
 
         let mut i = 0;

@@ -106,8 +106,12 @@ fn a_stale_message_is_refused_by_the_child() {
     drop(r_other);
 }
 
+/// Tests whose child stops itself take turns (each looks for a stopped child of ours).
+static STOPPING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn a_child_stuck_before_its_exec_holds_up_no_other_spawn() {
+    let _turn = STOPPING.lock().unwrap_or_else(|e| e.into_inner());
     // One spawn's child stops itself just before exec: that spawn waits
     // (CLONE_VFORK) until it execs; every other spawn goes on.
     let (tx, rx) = std::sync::mpsc::channel();
@@ -342,4 +346,59 @@ fn a_spawner_starts_a_child_in_its_cgroup() {
     assert!(out.trim().ends_with(dir.file_name().unwrap().to_str().unwrap()), "{out}");
     drop(fd);
     std::fs::remove_dir(&dir).unwrap();
+}
+
+#[test]
+fn until_its_exec_the_child_blocks_every_signal_and_has_no_handler() {
+    let _turn = STOPPING.lock().unwrap_or_else(|e| e.into_inner());
+    // glibc's own posix_spawn blocks all 64 with the raw syscall; its
+    // pthread_sigmask leaves its internal 32 and 33 out, whose handlers
+    // would run in a child sharing our memory.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawner = std::thread::spawn(move || {
+        let spec = sh("exit 0");
+        let req = Request { method: Some(Method::CloneVfork), ..request(&spec, &[], &NO_SETUP) };
+        let child = spawn_hooked(&req, TestHook::StopBeforeExec).unwrap();
+        let pid = child.pid();
+        child.disarm();
+        tx.send(crate::reap::wait_blocking(pid).unwrap()).unwrap();
+    });
+    let pid = (0..1000)
+        .find_map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            stopped_child()
+        })
+        .expect("the hooked child stopped");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    // SAFETY: our own stopped child: let it go on.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap().status, Some(0));
+    spawner.join().unwrap();
+    let field = |name: &str| {
+        let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+        u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+    };
+    let unblockable = (1u64 << (libc::SIGKILL - 1)) | (1u64 << (libc::SIGSTOP - 1));
+    assert_eq!(field("SigBlk:"), !unblockable, "{status}");
+    assert_eq!(field("SigCgt:"), 0, "{status}");
+}
+
+#[test]
+fn the_child_calls_no_glibc_cancellation_point() {
+    // It shares the parent thread's TLS: a cancellation point would act on
+    // a cancellation pending for that thread. Every fd or wait call in the
+    // child's code is a raw syscall.
+    let source = include_str!("child.rs");
+    // Less glibc's sigaction, used only where the kernel's struct is unknown.
+    let fallback = source.find("#[cfg(not(any(").expect("the fallback sigaction module");
+    let fallback_end = fallback + source[fallback..].find("\n}\n").unwrap();
+    let child = format!("{}{}", &source[..fallback], &source[fallback_end..]);
+    assert!(child.contains("fn child_steps"));
+    let channel = include_str!("channel.rs");
+    let receive = &channel[channel.find("pub(super) unsafe fn child_receive").unwrap()..];
+    let receive = &receive[..receive.find("\n}\n").unwrap()];
+    for call in ["open", "openat", "close", "read", "write", "recvmsg", "sendmsg", "fcntl", "nanosleep", "waitpid"] {
+        let pattern = format!("libc::{call}(");
+        assert!(!child.contains(&pattern) && !receive.contains(&pattern), "the child calls {pattern}");
+    }
 }
