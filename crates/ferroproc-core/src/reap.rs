@@ -203,9 +203,17 @@ mod tests {
         // SAFETY: fork in a test; the child burns CPU and _exits.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
+            // 60 ms of its own CPU time, however busy the machine (wall
+            // time would leave it less CPU on a loaded one).
+            let cpu = || {
+                let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+                // SAFETY: writes the process's CPU clock into `t`.
+                unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
+                Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+            };
             let mut x = 0u64;
-            let start = std::time::Instant::now();
-            while start.elapsed() < Duration::from_millis(60) {
+            let start = cpu();
+            while cpu() - start < Duration::from_millis(60) {
                 x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
             }
             std::hint::black_box(x);
