@@ -52,6 +52,16 @@ while spawned[0] < 5:
     time.sleep(0.01)
 
 def in_fork():
+    if sys.argv[1] == "asyncio-fork":
+        import asyncio
+        import ferroproc.asyncio
+        async def main():
+            proc = await ferroproc.asyncio.create_subprocess_exec(
+                "/bin/echo", "from-the-fork", stdout=asyncio.subprocess.PIPE)
+            out, _ = await proc.communicate()
+            return out
+        out = asyncio.run(asyncio.wait_for(main(), 10))
+        os._exit(0 if out == b"from-the-fork\n" else 3)
     if sys.argv[1] == "twisted-fork":
         got = []
         d = utils.getProcessOutput("/bin/echo", ["from-the-fork"])
@@ -105,7 +115,7 @@ print(f"hung={hung} failed={failed} spawning={spawned[0] >= before + 3}")
 frozen_cgroup = cgroup_support.frozen_cgroup
 
 
-@pytest.mark.parametrize("how", ["fork", "twisted-fork", "preexec_fn"])
+@pytest.mark.parametrize("how", ["fork", "twisted-fork", "asyncio-fork", "preexec_fn"])
 def test_forking_beside_a_spawning_thread_never_hangs(how: str) -> None:
     try:
         out = subprocess.run(
