@@ -69,6 +69,30 @@ fn a_child_killed_before_it_takes_its_fds_leaves_nothing_for_the_next_one() {
 }
 
 #[test]
+fn a_clone_that_fails_after_the_send_leaves_the_channel_clean() {
+    // clone3 refuses a cgroup fd that is no cgroup v2 directory: the fds
+    // were sent already; the lease drains them.
+    let not_a_cgroup = std::fs::File::open("/tmp").unwrap();
+    let setup = Setup { cgroup: Some(not_a_cgroup.as_raw_fd()), ..Setup::default() };
+    let spec = sh("echo mine");
+    let (r1, w1) = pipe_cloexec().unwrap();
+    let plan = [(1, w1.as_raw_fd())];
+    let req = Request { method: Some(Method::CloneVfork), ..request(&spec, &plan, &setup) };
+    assert_eq!(spawn(&req).unwrap_err().stage, Stage::Cgroup);
+    drop(w1);
+    assert_eq!(read_to_end_within(r1, 10), (Vec::new(), true), "the failed spawn's fds are held somewhere");
+    let (r2, w2) = pipe_cloexec().unwrap();
+    let plan = [(1, w2.as_raw_fd())];
+    let req = Request { method: Some(Method::CloneVfork), ..request(&spec, &plan, &NO_SETUP) };
+    let child = spawn(&req).unwrap();
+    let pid = child.pid();
+    child.disarm();
+    drop(w2);
+    assert_eq!(read_to_end_within(r2, 10), (b"mine\n".to_vec(), true));
+    assert_eq!(crate::reap::wait_blocking(pid).unwrap().status, Some(0));
+}
+
+#[test]
 fn a_stale_message_is_refused_by_the_child() {
     // A message for another spawn left in a channel (what a lost drain
     // would leave): the child must refuse it, never use its fds.
