@@ -154,8 +154,9 @@ class _EngineReader:
 
     def __init__(self, reactor: Any) -> None:
         self.reactor = reactor
-        self._engine: Engine | None = None
-        self._fd = self.engine.fileno()
+        #: The engine; None in a forked child until it is first needed.
+        self._engine: Engine | None = Engine(_reason, _log_error, _ProcessExitedAlready)
+        self._fd = self._engine.fileno()
         self._reading = False
         self._bound = False
         #: The reactor's call that runs the engine's next timer (a spawn's
