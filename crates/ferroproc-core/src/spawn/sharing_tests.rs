@@ -74,11 +74,26 @@ fn a_clone_that_fails_after_the_send_leaves_the_channel_clean() {
     // were sent already; the lease drains them.
     let not_a_cgroup = std::fs::File::open("/tmp").unwrap();
     let setup = Setup { cgroup: Some(not_a_cgroup.as_raw_fd()), ..Setup::default() };
+    fails_then_the_next_gets_its_own(&setup, Stage::Cgroup);
+}
+
+#[test]
+fn a_step_that_fails_in_the_parent_fails_before_anything_is_sent() {
+    // A CPU number past the set: the spawn fails in the parent, before the
+    // fds go (the core's own check; Python refuses it earlier).
+    let cpus = [1 << 20];
+    let setup = Setup { affinity: Some(&cpus), ..Setup::default() };
+    fails_then_the_next_gets_its_own(&setup, Stage::Affinity);
+}
+
+/// A spawn with `setup` fails at `stage`; its fds are held nowhere, and
+/// the next spawn's child gets exactly its own.
+fn fails_then_the_next_gets_its_own(setup: &Setup<'_>, stage: Stage) {
     let spec = sh("echo mine");
     let (r1, w1) = pipe_cloexec().unwrap();
     let plan = [(1, w1.as_raw_fd())];
-    let req = Request { method: Some(Method::CloneVfork), ..request(&spec, &plan, &setup) };
-    assert_eq!(spawn(&req).unwrap_err().stage, Stage::Cgroup);
+    let req = Request { method: Some(Method::CloneVfork), ..request(&spec, &plan, setup) };
+    assert_eq!(spawn(&req).unwrap_err().stage, stage);
     drop(w1);
     assert_eq!(read_to_end_within(r1, 10), (Vec::new(), true), "the failed spawn's fds are held somewhere");
     let (r2, w2) = pipe_cloexec().unwrap();
