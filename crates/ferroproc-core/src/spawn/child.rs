@@ -466,6 +466,12 @@ pub(super) unsafe fn child_steps(ctx: &mut ChildCtx) {
                 fail!(Stage::Uid);
             }
         }
+        if ctx.err_fd >= 0 && (ctx.uid >= 0 || ctx.gid >= 0) {
+            // Our own copy of the parent's memory, left dumpable by the
+            // switch (fs.suid_dumpable=1): not readable by the target user
+            // from here to the exec (which sets the flag for the new program).
+            libc::syscall(libc::SYS_prctl, libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        }
 
         // After the credentials (a switch clears it). Then the classic race:
         // the parent may have died before it was set; if so, act now.

@@ -14,7 +14,8 @@
 //! bpo-35823; we call the raw syscalls, which act on the calling task
 //! alone.) With `fs.suid_dumpable=1` the memory stays dumpable and the
 //! argument fails, so [`shared_memory_is_safe`] sends such spawns down a
-//! path whose child has its own copy of our memory.
+//! path whose child has its own copy of our memory (and makes it undumpable
+//! itself right after the switch, so that copy is not readable either).
 //!
 //! Once every such child has exec'd or exited — with CLONE_VFORK, when its
 //! `clone` has returned — nothing running as another user shares our

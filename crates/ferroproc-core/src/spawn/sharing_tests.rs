@@ -441,3 +441,45 @@ fn the_child_calls_no_glibc_cancellation_point() {
         assert!(!child.contains(&pattern) && !receive.contains(&pattern), "the child calls {pattern}");
     }
 }
+
+#[test]
+fn with_suid_dumpable_1_a_switched_child_is_not_dumpable_before_its_exec() {
+    // A child with its own copy of our memory: the switch leaves it
+    // dumpable (that is what fs.suid_dumpable=1 means), so it makes itself
+    // undumpable: /proc/<pid>/* then belongs to root, not to the new user.
+    let setting = std::path::Path::new("/proc/sys/fs/suid_dumpable");
+    let Ok(old) = std::fs::read_to_string(setting) else { return };
+    if !nix::unistd::Uid::effective().is_root() || std::fs::write(setting, &old).is_err() {
+        eprintln!("skipped: needs root and a writable fs.suid_dumpable");
+        return;
+    }
+    let _turn = STOPPING.lock().unwrap_or_else(|e| e.into_inner());
+    std::fs::write(setting, "1\n").unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawner = std::thread::spawn(move || {
+        let spec = sh("exit 0");
+        let creds = Creds { uid: Some(65534), gid: Some(65534), groups: Some(vec![65534]) };
+        let req = Request { creds: Some(&creds), ..request(&spec, &[], &NO_SETUP) };
+        HOOK.with(|h| h.set(TestHook::StopBeforeExec));
+        let child = super::clone::run(&req, super::clone::Files::Copied, true, None);
+        HOOK.with(|h| h.set(TestHook::None));
+        let child = child.unwrap();
+        let pid = child.pid();
+        child.disarm();
+        tx.send(crate::reap::wait_blocking(pid).unwrap()).unwrap();
+    });
+    let pid = (0..1000).find_map(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        stopped_child()
+    });
+    let owner =
+        pid.map(|pid| std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(format!("/proc/{pid}/status")).unwrap()));
+    std::fs::write(setting, &old).unwrap();
+    if let Some(pid) = pid {
+        // SAFETY: our own stopped child: let it go on.
+        unsafe { libc::kill(pid, libc::SIGCONT) };
+    }
+    assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap().status, Some(0));
+    spawner.join().unwrap();
+    assert_eq!(owner, Some(0), "the child's /proc entry belongs to the user it switched to");
+}
