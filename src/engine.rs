@@ -310,7 +310,9 @@ impl Engine {
     /// In a child made by `os.fork()`: this engine's children and fds belong
     /// to the parent. From now on it refuses to run or spawn, its transports
     /// act as if their child had gone, and nothing of the parent's is
-    /// touched. (The host replaces it with a fresh engine.)
+    /// touched. It takes no lock (another thread may have held one when the
+    /// process forked): the host calls it from its fork hook, drops the
+    /// engine, and makes a fresh one on first use.
     #[pyo3(name = "forgetAfterFork")]
     fn forget_after_fork(&self) {
         self.shared.lp.forget_after_fork();

@@ -165,8 +165,9 @@ class _EngineReader:
 
     def __init__(self, reactor: Any) -> None:
         self.reactor = reactor
-        self.engine = Engine(_reason, _log_error, _ProcessExitedAlready)
-        self._fd = self.engine.fileno()
+        #: The engine; None in a forked child until it is first needed.
+        self._engine: Engine | None = Engine(_reason, _log_error, _ProcessExitedAlready)
+        self._fd = self._engine.fileno()
         self._reading = False
         self._bound = False
         #: The reactor's call that runs the engine's next timer (a spawn's
@@ -175,9 +176,19 @@ class _EngineReader:
         self._timerAt: float | None = None
         _allReaders.add(self)
 
+    @property
+    def engine(self) -> Engine:
+        """The engine, made on first use (again in a forked child, where the
+        fork hook only forgets the parent's)."""
+        engine = self._engine
+        if engine is None:
+            engine = self._engine = Engine(_reason, _log_error, _ProcessExitedAlready)
+            self._fd = engine.fileno()
+        return engine
+
     # IReadDescriptor / ILoggingContext
     def fileno(self) -> int:
-        return self._fd
+        return self._fd if self._engine is not None else self.engine.fileno()
 
     def logPrefix(self) -> str:
         return "ferroproc"
@@ -272,12 +283,15 @@ class _EngineReader:
         return removed
 
     def afterFork(self) -> None:
-        """In a child made by ``os.fork()``: a fresh engine; the old one's
-        children belong to the parent (and its fd stays registered with
-        the reactor the two processes share, untouched)."""
-        self.engine.forgetAfterFork()
-        self.engine = Engine(_reason, _log_error, _ProcessExitedAlready)
-        self._fd = self.engine.fileno()
+        """In a child made by ``os.fork()``: forget the engine, whose
+        children belong to the parent (its fd stays registered with the
+        reactor the two processes share, untouched). A fresh one is made on
+        first use, not here: this runs in every forked child, also one that
+        only goes on to exec (``subprocess`` with ``preexec_fn``), where
+        nothing may be built."""
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.forgetAfterFork()
         self._reading = False
         self._bound = False
         if self._timer is not None and self._timer.active():

@@ -134,6 +134,14 @@ pub fn wait_exited_nowait(pid: libc::pid_t) -> io::Result<Exit> {
     Ok(wait_id(libc::P_PID, pid as libc::id_t, libc::WEXITED | libc::WNOWAIT)?.unwrap_or(Exit::UNKNOWN))
 }
 
+/// Block until the child behind `pidfd` has exited and reap it.
+///
+/// # Errors
+/// Unexpected waitid errors (EBADF); ECHILD becomes `Exit::UNKNOWN`.
+pub fn wait_blocking_pidfd(pidfd: RawFd) -> io::Result<Exit> {
+    Ok(wait_id(libc::P_PIDFD, pidfd as libc::id_t, libc::WEXITED)?.unwrap_or(Exit::UNKNOWN))
+}
+
 /// Block until child `pid` has exited and reap it.
 ///
 /// # Errors
@@ -202,9 +210,17 @@ mod tests {
         // SAFETY: fork in a test; the child burns CPU and _exits.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
+            // 60 ms of its own CPU time, however busy the machine (wall
+            // time would leave it less CPU on a loaded one).
+            let cpu = || {
+                let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+                // SAFETY: writes the process's CPU clock into `t`.
+                unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
+                Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+            };
             let mut x = 0u64;
-            let start = std::time::Instant::now();
-            while start.elapsed() < Duration::from_millis(60) {
+            let start = cpu();
+            while cpu() - start < Duration::from_millis(60) {
                 x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
             }
             std::hint::black_box(x);

@@ -60,17 +60,48 @@ fn probe_pidfd() -> bool {
     r == 0 || errno() != libc::EINVAL
 }
 
-/// Whether `CLOSE_RANGE_UNSHARE` can be used: `close_range` (Linux 5.9) came
-/// with that flag, so closing an empty range proves both. (Never probe with
-/// the flag itself here: in a threaded process it would give the calling
-/// thread an fd table of its own.)
+/// Whether `CLOSE_RANGE_UNSHARE` can be used: `close_range` (Linux 5.9),
+/// then the flag itself, which a seccomp policy may refuse alone (every
+/// spawn sharing our fd table would then fail). The flag gives the calling
+/// thread an fd table of its own, so it is tried on a thread made for it,
+/// over every fd: the kernel then copies none, and the empty table goes
+/// with the thread. (Signals are blocked there, so no handler runs where
+/// our fds are not.)
 fn probe_close_range_unshare() -> bool {
     if env_flag("FERROPROC_NO_CLONE_FILES") {
         return false;
     }
     // SAFETY: integer-only syscall; the range holds no open fd.
     let r = unsafe { libc::syscall(libc::SYS_close_range, c_int::MAX as libc::c_uint, c_int::MAX as libc::c_uint, 0) };
-    r == 0
+    if r != 0 {
+        return false;
+    }
+    let probe = spawn_thread_without_signals("ferroproc-probe", || {
+        let unshare = libc::CLOSE_RANGE_UNSHARE as libc::c_uint;
+        // SAFETY: integer-only syscall on this thread's own (new, empty) table.
+        unsafe { libc::syscall(libc::SYS_close_range, 0 as libc::c_uint, libc::c_uint::MAX, unshare) == 0 }
+    });
+    // No thread to try it on (out of threads for a moment): what close_range
+    // alone says, rather than no fast path for the life of the process.
+    probe.map_or(true, |t| t.join().unwrap_or(false))
+}
+
+/// A thread running `f` with every signal blocked (glibc's internal ones
+/// aside, which its `set*id` machinery needs answered), so that no signal
+/// handler of the process ever runs on it.
+///
+/// # Errors
+/// The thread cannot be created.
+pub fn spawn_thread_without_signals<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> io::Result<std::thread::JoinHandle<T>> {
+    let mut old = SigSet::empty();
+    let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::all()), Some(&mut old));
+    // The new thread starts with this thread's mask.
+    let t = std::thread::Builder::new().name(name.into()).spawn(f);
+    let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+    t
 }
 
 /// Whether an environment variable is set to something other than "" or "0".
@@ -164,14 +195,23 @@ pub fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(nix_err)
 }
 
+/// `fd` borrowed for one call: EBADF for a negative number, which
+/// `BorrowedFd` must never hold (-1 is its niche).
+fn borrow(fd: RawFd) -> io::Result<BorrowedFd<'static>> {
+    if fd < 0 {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    // SAFETY: not -1 (checked); the callers use it only for calls that give
+    // EBADF if the number is not open, and drop it before they return.
+    Ok(unsafe { BorrowedFd::borrow_raw(fd) })
+}
+
 /// Set or clear O_NONBLOCK on `fd`.
 ///
 /// # Errors
-/// EBADF for a closed fd.
+/// EBADF for a closed or negative fd.
 pub fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
-    // SAFETY: the fd is only used for the two fcntl calls below; a closed
-    // one gives EBADF.
-    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    let fd = borrow(fd)?;
     let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL).map_err(nix_err)?);
     let new = if on { flags | OFlag::O_NONBLOCK } else { flags & !OFlag::O_NONBLOCK };
     if new != flags {
@@ -192,11 +232,27 @@ pub fn set_nonblocking_fresh(fd: impl AsFd) -> io::Result<()> {
 /// Grow a pipe's buffer (`F_SETPIPE_SZ`).
 ///
 /// # Errors
-/// EPERM past the user's pipe quota (harmless: the pipe keeps its size).
+/// EPERM past the user's pipe quota (harmless: the pipe keeps its size);
+/// EBADF for a closed or negative fd.
 pub fn set_pipe_size(fd: RawFd, size: c_int) -> io::Result<()> {
-    // SAFETY: borrowed for the one fcntl call.
-    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    let fd = borrow(fd)?;
     fcntl(fd, FcntlArg::F_SETPIPE_SZ(size)).map(drop).map_err(nix_err)
+}
+
+/// What an open fd refers to: its device and inode (two fds with the same
+/// id are the same file, socket or pipe).
+pub type FileId = (u64, u64);
+
+/// The [`FileId`] of `fd`.
+///
+/// # Errors
+/// EBADF when `fd` is not open.
+pub fn file_id(fd: RawFd) -> io::Result<FileId> {
+    // SAFETY: stat is plain data; fstat fills it or fails.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat on an fd number writes into `st`; a closed fd gives EBADF.
+    cvt(unsafe { libc::fstat(fd, &mut st) })?;
+    Ok((st.st_dev as u64, st.st_ino as u64))
 }
 
 /// Whether `fd` is open in this process.
@@ -384,6 +440,57 @@ mod tests {
         if std::env::var_os("FERROPROC_NO_PIDFD").is_none() {
             assert!(caps().pidfd);
         }
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn the_unshare_probe_tries_the_flag_itself() {
+        assert!(probe_close_range_unshare() || env_flag("FERROPROC_NO_CLONE_FILES"));
+        // In a child process under a seccomp filter that refuses
+        // close_range with CLOSE_RANGE_UNSHARE, and only that.
+        // SAFETY: fork in a test; the child makes syscalls, creates one
+        // thread (the probe's) and _exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
+            const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
+            let stmt = |code: u16, k: u32| libc::sock_filter { code, jt: 0, jf: 0, k };
+            let jump = |code: u16, k: u32, jt: u8, jf: u8| libc::sock_filter { code, jt, jf, k };
+            let (ld, jeq, jset, ret) = (0x20, 0x15, 0x45, 0x06); // BPF_LD|W|ABS, JMP|JEQ|K, JMP|JSET|K, RET|K
+            let prog = [
+                stmt(ld, 0), // seccomp_data.nr
+                jump(jeq, libc::SYS_close_range as u32, 0, 2),
+                stmt(ld, 32), // args[2], low word
+                jump(jset, libc::CLOSE_RANGE_UNSHARE, 1, 0),
+                stmt(ret, SECCOMP_RET_ALLOW),
+                stmt(ret, SECCOMP_RET_ERRNO | libc::EPERM as u32),
+            ];
+            let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr().cast_mut() };
+            // SAFETY: installing a filter on this (forked, single-threaded) process.
+            let ok = unsafe {
+                libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+                    && libc::syscall(libc::SYS_seccomp, 1, 0, &fprog as *const libc::sock_fprog) == 0
+            };
+            let code = if !ok {
+                2
+            } else if probe_close_range_unshare() {
+                1
+            } else {
+                0
+            };
+            // SAFETY: leaving the forked test child.
+            unsafe { libc::_exit(code) };
+        }
+        let mut status = 0;
+        // SAFETY: waiting for the child forked above.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert_eq!(status, 0, "exit status {} (1: the probe missed the filter)", status >> 8);
+    }
+
+    #[test]
+    fn negative_fds_are_refused_not_borrowed() {
+        assert_eq!(set_nonblocking(-1, true).unwrap_err().raw_os_error(), Some(libc::EBADF));
+        assert_eq!(set_pipe_size(-1, 65536).unwrap_err().raw_os_error(), Some(libc::EBADF));
     }
 
     #[test]
