@@ -117,6 +117,8 @@ frozen_cgroup = cgroup_support.frozen_cgroup
 
 @pytest.mark.parametrize("how", ["fork", "twisted-fork", "asyncio-fork", "preexec_fn"])
 def test_forking_beside_a_spawning_thread_never_hangs(how: str) -> None:
+    if how == "twisted-fork":
+        pytest.importorskip("twisted", reason="Twisted is not installed: pip install 'ferroproc[twisted]'")
     try:
         out = subprocess.run(
             [PY, "-c", _BESIDE_A_SPAWNING_THREAD, how, "40"], capture_output=True, text=True, timeout=120
