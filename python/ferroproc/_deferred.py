@@ -372,9 +372,11 @@ class Deferred(Generic[_T]):
             d = utils.getProcessOutput("/usr/bin/make", ["all"])
             d.addTimeout(10, reactor)
 
-        The helpers of :mod:`ferroproc.utils` give their Deferreds no
-        canceller (as in Twisted), so there the child keeps running after
-        the time-out; their own ``timeout=`` argument kills it instead.
+        The Deferreds of :mod:`ferroproc.utils` and :mod:`ferroproc.pipeline`
+        have a canceller that stops the child (SIGTERM, then SIGKILL after
+        ``killGrace``), so a time-out here ends it too (Twisted's helpers
+        leave it running). Their own ``timeout=`` argument instead keeps
+        the Deferred and reports the time-out in its result.
         """
         timedOut = False
 

@@ -132,9 +132,11 @@ class _StageProtocol(_ResultGetter):
         killGrace: float,
         stdinBytes: bytes | None,
     ) -> None:
-        deferred: Deferred[ProcessResult] = Deferred()
-        _ResultGetter.__init__(self, deferred, command, maxBytes, None, killGrace, user is None, stdinBytes=stdinBytes)
-        self.ended = deferred
+        _ResultGetter.__init__(
+            self, pipeline._reactor, command, maxBytes, None, killGrace, user is None, stdinBytes=stdinBytes
+        )
+        assert self.deferred is not None
+        self.ended: Deferred[ProcessResult] = self.deferred
         self.pipeline = pipeline
         self.index = index
         self.user = user
@@ -208,7 +210,7 @@ class Pipeline:
         self._stopping = True
         self._cancelTimeout()
         for stage in self._stages:
-            stage.terminate(self._reactor)
+            stage.terminate()
 
     def __repr__(self) -> str:
         pids = [getattr(t, "pid", None) for t in self.transports]
@@ -286,14 +288,14 @@ class Pipeline:
             self._stopping = True
             self._cancelTimeout()
             for other in self._stages:
-                if other is not stage and other.terminate(self._reactor):
+                if other is not stage and other.terminate():
                     other.stoppedAfterFailure = True
 
     def _onTimeout(self) -> None:
         self._timeoutCall = None
         self._stopping = True
         for stage in self._stages:
-            stage.timeOut(self._reactor)
+            stage.timeOut()
 
     def _cancelTimeout(self) -> None:
         if self._timeoutCall is not None and self._timeoutCall.active():
