@@ -212,9 +212,9 @@ class _HelperProtocol(ProcessProtocol):
         seconds later to whatever of it is left, and the reactor reaps it.
         The Deferred is not fired here, so ``cancel()`` fails it with
         ``CancelledError`` at once: the caller gave up waiting, and a child
-        that ignores SIGTERM must not hold it for the grace. Nothing of the
-        child waits for anyone: the reactor (or the loop that drives it)
-        finishes the stop in the background.
+        that ignores SIGTERM must not hold it for the grace. The reactor (or
+        the asyncio loop that drives it) finishes the stop and the reap in
+        the background.
 
         A child that has already exited, leaving something that holds our
         pipes, is no longer signalled; only its group, while we may still

@@ -383,8 +383,9 @@ class Deferred(Generic[_T]):
         The Deferreds of :mod:`ferroproc.utils` and :mod:`ferroproc.pipeline`
         have a canceller that stops the child (SIGTERM, then SIGKILL after
         ``killGrace``), so a time-out here ends it too (Twisted's helpers
-        leave it running). Their own ``timeout=`` argument instead keeps
-        the Deferred and reports the time-out in its result.
+        leave it running). Their own ``timeout=`` argument stops the child
+        the same way but fires only once it has ended, reporting the
+        time-out (``ProcessTimeout``, or ``timedOut`` in a result).
         """
         timedOut = False
 
