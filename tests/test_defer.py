@@ -837,6 +837,70 @@ def test_from_future_cancel() -> None:
     assert asyncio.run(main())
 
 
+def test_awaited_under_twisteds_own_coroutine_driver() -> None:
+    """Twisted's ensureDeferred hands back what is not a Twisted Deferred: a
+    ferroproc Deferred awaited there is bridged (it used to be yielded again
+    and again, hanging the program)."""
+    tdefer = pytest.importorskip("twisted.internet.defer")
+    first: Deferred[int] = Deferred()
+    bad: Deferred[int] = Deferred()
+
+    async def work() -> tuple[int, str]:
+        value = await first
+        try:
+            await bad
+        except ValueError as e:
+            return value, str(e)
+        return value, "no error"
+
+    td = tdefer.ensureDeferred(work())
+    assert not td.called
+    first.callback(1)
+    bad.errback(ValueError("no"))
+    assert td.called and td.result == (1, "no")
+    assert first.result is None and bad.result is None, "the coroutine took both results"
+
+
+def test_cancelling_twisteds_coroutine_cancels_the_deferred_it_awaits() -> None:
+    tdefer = pytest.importorskip("twisted.internet.defer")
+    cancelled: list[Deferred[int]] = []
+    d: Deferred[int] = Deferred(cancelled.append)
+
+    async def work() -> int:
+        return await d
+
+    td = tdefer.ensureDeferred(work())
+    outcome: list[Any] = []
+    td.addBoth(outcome.append)
+    td.cancel()
+    assert cancelled == [d] and d.called
+    assert len(outcome) == 1 and outcome[0].check(tdefer.CancelledError)
+
+
+def test_awaited_under_twisteds_driver_inside_a_running_loop() -> None:
+    """Twisted's asyncio reactor runs its coroutine driver from the loop's
+    callbacks, outside any task: the Deferred goes to Twisted's driver there,
+    not to asyncio's."""
+    tdefer = pytest.importorskip("twisted.internet.defer")
+
+    async def work(d: Deferred[int]) -> int:
+        return (await d) + 1
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        d: Deferred[int] = Deferred()
+        done: asyncio.Future[int] = loop.create_future()
+
+        def start() -> None:
+            tdefer.ensureDeferred(work(d)).addBoth(done.set_result)
+
+        loop.call_soon(start)
+        loop.call_soon(d.callback, 41)
+        return await asyncio.wait_for(done, 10)
+
+    assert asyncio.run(main()) == 42
+
+
 def test_defer_module_import_is_light() -> None:
     import subprocess
     import sys

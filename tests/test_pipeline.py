@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -177,12 +178,21 @@ def test_pipefail_reports_the_failing_stage() -> None:
 
 
 def test_a_failing_first_stage_fails_the_pipeline_although_the_last_succeeds() -> None:
-    result = run(getPipelineOutput([["sh", "-c", "echo partial; exit 3"], ["cat"]]))
-    # `cat` is stopped unless it has already finished: its output may be cut short.
-    assert result.out in (b"", b"partial\n")
-    assert result.stages[1].stoppedAfterFailure or result.stages[1].exitCode == 0
-    assert not result.stages[1].failed
+    """The issue's case: as in a shell, `cat` prints what the failed stage
+    wrote (it used to be stopped, and its output lost)."""
+    result = run(getPipelineOutput([["sh", "-c", "echo x; exit 3"], ["cat"]]))
+    assert result.out == b"x\n"
+    assert statuses(result) == [(3, None), (0, None)]
+    assert not result.stages[1].stoppedAfterFailure and not result.stages[1].failed
     assert result.stages[0].failed and result.exitCode == 3 and not result.ok
+
+
+def test_a_later_failure_gives_the_status_as_pipefail_does() -> None:
+    # Both fail; the later stage reads to its end first, then fails too:
+    # bash's pipefail reports the last (rightmost) failure.
+    result = run(getPipelineOutput([["sh", "-c", "echo x; exit 3"], ["sh", "-c", "cat; exit 4"]]))
+    assert result.out == b"x\n" and statuses(result) == [(3, None), (4, None)]
+    assert [s.failed for s in result.stages] == [True, True] and result.exitCode == 4
 
 
 def test_exit_code_is_the_status_of_the_last_failed_stage() -> None:
@@ -200,17 +210,121 @@ def test_exit_code_is_the_status_of_the_last_failed_stage() -> None:
     assert stage(None, None).status == 255
 
 
-# -- one failure ends the others ---------------------------------------------------
+# -- a failure stops the stages before it; those after it read to their end ----------
 
 
-def test_a_failing_middle_stage_ends_the_others() -> None:
-    stages = [["sleep", "30"], ["sh", "-c", "echo boom >&2; exit 7"], ["sleep", "30"]]
+class Gate:
+    """A FIFO that a stage's shell reads a line from (``wait``) before it
+    goes on; :meth:`open` lets it through. The tests below open it only once
+    an earlier stage has ended, so the stage is still running when the
+    pipeline learns of that failure, whatever the machine's speed."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.path = tmp_path / "gate"
+        os.mkfifo(self.path)
+        # Held open (read-write, so this never blocks) until the test ends:
+        # the line stays in the FIFO however late the stage opens it.
+        self.fd = os.open(self.path, os.O_RDWR | os.O_NONBLOCK)
+        self.wait = f"read go < {self.path}"
+
+    def open(self) -> None:
+        os.write(self.fd, b"go\n")
+
+
+@pytest.fixture
+def gate(tmp_path: Path) -> Iterator[Gate]:
+    g = Gate(tmp_path)
+    yield g
+    os.close(g.fd)
+
+
+def after_stage_ended(pipeline: Pipeline, index: int, gate: Gate) -> PipelineResult:
+    """Run ``pipeline`` until stage ``index`` has exited, open ``gate``,
+    then run it to its end."""
+    run_reactor(lambda: pipeline.transports[index].pid is None)
+    gate.open()
+    return run(pipeline.ended)
+
+
+def test_make_tee_keeps_the_whole_log_when_the_build_fails(tmp_path: Path, gate: Gate) -> None:
+    """``make 2>&1 | tee build.log``: the log ends where the build did,
+    although the build failed before `tee` had read any of it."""
+    log = tmp_path / "build.log"
+    build = ["sh", "-c", "exec 2>&1; echo a; echo b >&2; exit 2"]
+    pipeline = spawnPipeline([build, ["sh", "-c", f"{gate.wait}; exec tee {log}"]])
+    result = after_stage_ended(pipeline, 0, gate)
+    assert log.read_bytes() == b"a\nb\n" and result.out == b"a\nb\n"
+    assert statuses(result) == [(2, None), (0, None)]
+    assert not result.stages[1].stoppedAfterFailure
+    assert result.exitCode == 2 and not result.ok
+
+
+def test_make_tee_as_written(tmp_path: Path) -> None:
+    log = tmp_path / "build.log"
+    result = run(getPipelineOutput([["sh", "-c", "echo a; echo b >&2; exit 2"], ["tee", str(log)]]))
+    assert log.read_bytes() == b"a\n" == result.out
+    assert result.stages[0].err == b"b\n" and result.exitCode == 2
+
+
+def test_the_stage_after_a_failed_one_reads_to_its_end(gate: Gate) -> None:
+    pipeline = spawnPipeline([["sh", "-c", "echo x; exit 3"], ["sh", "-c", f"{gate.wait}; exec cat"]])
+    result = after_stage_ended(pipeline, 0, gate)
+    assert result.out == b"x\n" and statuses(result) == [(3, None), (0, None)]
+    assert result.exitCode == 3
+
+
+def test_a_failing_middle_stage_stops_the_stages_before_it_only() -> None:
+    stages = [["sleep", "30"], ["sh", "-c", "echo boom >&2; echo out; exit 7"], ["cat"]]
     result = run(getPipelineOutput(stages, killGrace=10))
+    assert statuses(result) == [(None, signal.SIGTERM), (7, None), (0, None)]
+    assert [s.stoppedAfterFailure for s in result.stages] == [True, False, False]
+    assert [s.failed for s in result.stages] == [False, True, False]
+    assert result.stages[1].err == b"boom\n" and result.out == b"out\n"
+    assert result.exitCode == 7 and not result.ok and not result.timedOut
+
+
+def test_each_failure_stops_the_stages_before_it() -> None:
+    # Stage 0 fails; stage 1 reads to its end, then waits; stage 2 then
+    # fails, which stops stage 1 (what it would write cannot be read).
+    stages = [["sh", "-c", "echo x; exit 3"], ["sh", "-c", "cat; exec sleep 30"], ["sh", "-c", "read l; exit 5"]]
+    result = run(getPipelineOutput(stages, killGrace=10))
+    assert result.stages[1].stoppedAfterFailure and result.stages[1].signal == signal.SIGTERM
+    assert result.stages[2].failed and result.exitCode == 5
+
+
+def test_the_time_limit_still_bounds_the_stages_after_a_failure() -> None:
+    result = run(getPipelineOutput([["sh", "-c", "exit 3"], ["sleep", "30"]], timeout=0.5, killGrace=10))
+    assert statuses(result) == [(3, None), (None, signal.SIGTERM)]
+    assert result.stages[1].timedOut and not result.stages[1].stoppedAfterFailure
+    assert result.timedOut and result.exitCode == 128 + signal.SIGTERM
+
+
+def test_a_stage_over_max_bytes_stops_the_stages_before_it() -> None:
+    # The middle stage floods its stderr: killed at the cap, it has failed.
+    stages = [["sleep", "30"], ["sh", "-c", "yes >&2"], ["cat"]]
+    failure = outcome(getPipelineOutput(stages, maxBytes=10_000, killGrace=10))
+    assert isinstance(failure, Failure)
+    assert isinstance(failure.value, OutputLimitExceeded) and failure.value.command == ("sh", "-c", "yes >&2")
+
+
+def test_stop_all_on_failure_ends_the_others() -> None:
+    stages = [["sleep", "30"], ["sh", "-c", "echo boom >&2; exit 7"], ["sleep", "30"]]
+    result = run(getPipelineOutput(stages, killGrace=10, stopAllOnFailure=True))
     assert statuses(result) == [(None, signal.SIGTERM), (7, None), (None, signal.SIGTERM)]
     assert [s.stoppedAfterFailure for s in result.stages] == [True, False, True]
     assert [s.failed for s in result.stages] == [False, True, False]
     assert result.stages[1].err == b"boom\n"
     assert result.exitCode == 7 and not result.ok and not result.timedOut
+
+
+def test_stop_all_on_failure_on_a_spawned_pipeline(gate: Gate) -> None:
+    pipeline = spawnPipeline(
+        [["sh", "-c", "echo x; exit 3"], ["sh", "-c", f"{gate.wait}; exec cat"]], stopAllOnFailure=True
+    )
+    assert pipeline.stopAllOnFailure and not spawnPipeline([["true"]]).stopAllOnFailure
+    result = after_stage_ended(pipeline, 0, gate)
+    assert result.out == b"" and result.stages[1].stoppedAfterFailure
+    assert result.stages[1].signal == signal.SIGTERM and result.exitCode == 3
 
 
 def test_a_stage_that_ignores_sigterm_gets_sigkill_after_the_grace() -> None:
@@ -219,9 +333,9 @@ def test_a_stage_that_ignores_sigterm_gets_sigkill_after_the_grace() -> None:
     assert result.stages[0].stoppedAfterFailure and result.exitCode == 1
 
 
-def test_a_stage_killed_by_a_signal_ends_the_others() -> None:
-    result = run(getPipelineOutput([["sh", "-c", "kill -KILL $$"], ["sleep", "30"]]))
-    assert statuses(result) == [(None, signal.SIGKILL), (None, signal.SIGTERM)]
+def test_a_stage_killed_by_a_signal_stops_the_stages_before_it() -> None:
+    result = run(getPipelineOutput([["sleep", "30"], ["sh", "-c", "kill -KILL $$"]]))
+    assert statuses(result) == [(None, signal.SIGTERM), (None, signal.SIGKILL)]
     assert result.exitCode == 128 + signal.SIGKILL
 
 
@@ -312,6 +426,7 @@ def test_a_stage_without_a_protocol_is_still_captured() -> None:
         ([["ls"]], {"stdout": "1"}, TypeError, "stdout must be an fd number"),
         ([["ls"]], {"timeout": 0}, ValueError, "timeout"),
         ([["ls"]], {"maxBytes": -1}, ValueError, "maxBytes"),
+        ([["ls"]], {"stopAllOnFailure": 1}, TypeError, "stopAllOnFailure must be True or False, not 1"),
         ([["ls"]], {"idleTimeout": 1}, TypeError, "unexpected keyword argument 'idleTimeout'"),
         ([["ls"], ["cat"]], {"umask": 0o1000}, ValueError, "umask"),
         ([["ls"], ["cat"]], {"env": {"A": 1}}, TypeError, "env"),

@@ -813,6 +813,8 @@ async def pipelines(r: Reactor, sink: int) -> int:
         assert_type(stage.resourceUsage, error.ResourceUsage | None)
         assert_type(stage.timedOut | stage.stoppedAfterFailure | stage.failed, bool)
     getPipelineOutput([["cat"], ["wc"]], stdin=0, stdout=sink, stderr=2)
+    getPipelineOutput([["make"], ["tee", "build.log"]], stopAllOnFailure=True)
+    getPipelineOutput([["ls"]], stopAllOnFailure="yes")  # type: ignore[arg-type]
     getPipelineOutput([["ls", 1]])  # type: ignore[list-item]
     getPipelineOutput([["ls"]], idleTimeout=1.0)  # type: ignore[call-arg]
     getPipelineOutput([["ls"]], stdout="out.txt")  # type: ignore[arg-type]
@@ -821,6 +823,7 @@ async def pipelines(r: Reactor, sink: int) -> int:
     assert_type(pipeline, Pipeline)
     assert_type(pipeline.transports, tuple[IProcessTransport, ...])
     assert_type(pipeline.ended, Deferred[PipelineResult])
+    assert_type(pipeline.stopAllOnFailure, bool)
     pipeline.stop()
     spawnPipeline([["ls"]], [object()])  # type: ignore[list-item]
     return result.exitCode

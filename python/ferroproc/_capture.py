@@ -1,9 +1,9 @@
 """The protocols behind :mod:`ferroproc.utils` and each stage of a
 :mod:`ferroproc.pipeline`: they capture a child's output, enforce
-``maxBytes`` and ``timeout``, stop the child on request, and turn its end
-into the result of a Deferred (bytes, an exit code, a tuple, a
-:class:`~ferroproc.utils.ProcessResult`, or one of the utilities'
-exceptions from the leaf module ``_utilerrors.py``).
+``maxBytes`` and ``timeout``, stop the child on request or when their
+Deferred is cancelled, and turn its end into the result of that Deferred
+(bytes, an exit code, a tuple, a :class:`~ferroproc.utils.ProcessResult`, or
+one of the utilities' exceptions from the leaf module ``_utilerrors.py``).
 """
 
 from __future__ import annotations
@@ -100,24 +100,28 @@ class _HelperProtocol(ProcessProtocol):
     """The machinery the helpers (and each stage of a pipeline) share.
 
     Collects stdout and stderr (see :class:`_Output`), enforces ``maxBytes``
-    and ``timeout``, stops the process on request (:meth:`terminate`), and
-    turns the end of the process into the Deferred's result through
-    :meth:`finished` (and :meth:`finishedAfterTimeout`), which subclasses
-    define. Signals go to the child's process group when the child leads
-    one (``processGroup=True``/``newSession``), as the engine's time limits
-    do; a child that joined a group it does not lead is signalled alone.
+    and ``timeout``, stops the process on request (:meth:`terminate`) or
+    when :attr:`deferred` is cancelled, and turns the end of the process
+    into the Deferred's result through :meth:`finished` (and
+    :meth:`finishedAfterTimeout`), which subclasses define. Signals go to
+    the child's process group when the child leads one
+    (``processGroup=True``/``newSession``), as the engine's time limits do;
+    a child that joined a group it does not lead is signalled alone.
     """
 
     def __init__(
         self,
-        deferred: Deferred[Any],
+        reactor: _ProcessReactor,
         command: _Command,
         maxBytes: int | None,
         timeout: float | None,
         killGrace: float,
         keepOutput: bool,
     ) -> None:
-        self.deferred: Deferred[Any] | None = deferred
+        #: Fires with the result once the process has ended; cancelling it
+        #: stops the process (see :meth:`_cancel`). None once it has fired.
+        self.deferred: Deferred[Any] | None = Deferred(self._cancel)
+        self.reactor = reactor
         self.command = command
         self.outChunks = _Output()
         self.errChunks = _Output()
@@ -132,37 +136,49 @@ class _HelperProtocol(ProcessProtocol):
         self._timedOut = False
         self._terminating = False
         self._killed = False
+        self._cancelled = False
+        # Cancelled, and the TERM reached a group the child leads: our pipes
+        # stay open past its exit (the engine holds a leader unreaped while
+        # they are open) so that the group can still get the SIGKILL.
+        self._holdingGroup = False
         self._exited = False
         self._ended = False
 
     # -- limits ----------------------------------------------------------------
 
-    def startTimer(self, reactor: _ProcessReactor) -> None:
+    def startTimer(self) -> None:
         """Start the ``timeout`` clock, unless the process has already ended."""
         if self._timeout is not None and not self._ended:
-            self._timeoutCall = reactor.callLater(self._timeout, self._onTimeout, reactor)
+            self._timeoutCall = self.reactor.callLater(self._timeout, self._onTimeout)
 
     def _processTransport(self) -> _ProcessTransport:
         return cast("_ProcessTransport", self.transport)
 
-    def _signal(self, name: str) -> None:
+    def _signal(self, name: str) -> bool:
+        """Send signal ``name`` to the child's group if it leads one, else to
+        the child; nothing once it is gone. Returns whether a group got it."""
         transport = self._processTransport()
+        # Asked of the transport, not read from its ``pgid``: that attribute
+        # holds whatever the program set, and Twisted's own transports have
+        # no signalGroup.
+        signalGroup = getattr(transport, "signalGroup", None)
         try:
-            if getattr(transport, "pgid", None) is not None:
+            if signalGroup is not None:
                 try:
-                    transport.signalGroup(name)
-                    return
+                    signalGroup(name)
+                    return True
                 except ValueError:
-                    pass  # a group it joined: not ours to signal, the child is
+                    pass  # no group of its own, or one it joined: the child alone
             transport.signalProcess(name)
         except ProcessExitedAlready:
             pass
+        return False
 
-    def _onTimeout(self, reactor: _ProcessReactor) -> None:
+    def _onTimeout(self) -> None:
         self._timeoutCall = None
-        self.timeOut(reactor)
+        self.timeOut()
 
-    def timeOut(self, reactor: _ProcessReactor) -> None:
+    def timeOut(self) -> None:
         """The time limit ran out: :meth:`terminate` the process, or, if it
         has exited already and only a grandchild keeps its pipes open, close
         them. The result says it timed out."""
@@ -172,9 +188,9 @@ class _HelperProtocol(ProcessProtocol):
         if self._exited:
             self._processTransport().loseConnection()
             return
-        self.terminate(reactor)
+        self.terminate()
 
-    def terminate(self, reactor: _ProcessReactor) -> bool:
+    def terminate(self) -> bool:
         """Stop a running process: SIGTERM now, SIGKILL ``killGrace`` seconds
         later if it is still there, and our ends of its pipes closed once it
         has exited. Returns whether it was running (and so was signalled);
@@ -182,9 +198,45 @@ class _HelperProtocol(ProcessProtocol):
         if self._exited or self._terminating:
             return False
         self._terminating = True
-        self._signal("TERM")
-        self._killCall = reactor.callLater(self._killGrace, self._onKillGrace)
+        if self._signal("TERM") and self._cancelled:
+            self._holdingGroup = True
+        self._killCall = self.reactor.callLater(self._killGrace, self._onKillGrace)
         return True
+
+    def _cancel(self, deferred: Deferred[Any]) -> None:
+        """The canceller of :attr:`deferred` (decision 18: cancelling stops
+        the work).
+
+        The child is stopped as :meth:`terminate` stops it: SIGTERM to its
+        group when it leads one (else to it alone), SIGKILL ``killGrace``
+        seconds later to whatever of it is left, and the reactor reaps it.
+        The Deferred is not fired here, so ``cancel()`` fails it with
+        ``CancelledError`` at once: the caller gave up waiting, and a child
+        that ignores SIGTERM must not hold it for the grace. The reactor (or
+        the asyncio loop that drives it) finishes the stop and the reap in
+        the background.
+
+        A child that has already exited, leaving something that holds our
+        pipes, is no longer signalled; only its group, while we may still
+        signal it, is stopped the same way. Otherwise our ends of its pipes
+        are closed at once, as for a time-out.
+        """
+        self.deferred = None  # cancel() fires it; the end of the process must not
+        self._cancelled = True
+        timeoutCall, self._timeoutCall = self._timeoutCall, None
+        if timeoutCall is not None and timeoutCall.active():
+            timeoutCall.cancel()
+        if self._ended or self._terminating:
+            return
+        if not self._exited:
+            self.terminate()
+            return
+        # Exited, and whatever holds its pipes is not the child any more.
+        if self._signal("TERM"):
+            self._terminating = self._holdingGroup = True
+            self._killCall = self.reactor.callLater(self._killGrace, self._onKillGrace)
+        else:
+            self._processTransport().loseConnection()
 
     def kill(self) -> None:
         """SIGKILL the process now, unless it has exited, and close our ends
@@ -199,9 +251,14 @@ class _HelperProtocol(ProcessProtocol):
         """Whether the process has been reaped."""
         return self._exited
 
+    @property
+    def terminating(self) -> bool:
+        """Whether the process is being stopped (:meth:`terminate`)."""
+        return self._terminating
+
     def _onKillGrace(self) -> None:
         self._killCall = None
-        if not self._exited:
+        if not self._exited or self._holdingGroup:
             self._killed = True
             self._signal("KILL")
         self._processTransport().loseConnection()
@@ -210,9 +267,10 @@ class _HelperProtocol(ProcessProtocol):
         """Count ``data`` against ``maxBytes`` and keep what fits.
 
         Returns False once the limit has been exceeded (the child is then
-        being killed and the rest of its output is dropped).
+        being killed and the rest of its output is dropped), and after a
+        cancel (nobody will read it).
         """
-        if self._limitHit:
+        if self._limitHit or self._cancelled:
             return False
         maxBytes = self._maxBytes
         if maxBytes is not None and self._received + len(data) > maxBytes:
@@ -245,6 +303,10 @@ class _HelperProtocol(ProcessProtocol):
 
     def processExited(self, reason: Failure) -> None:
         self._exited = True
+        if self._holdingGroup:
+            # Cancelled: nobody waits for the end, and the group's members
+            # that outlive their leader still get the SIGKILL at the grace.
+            return
         if self._timedOut or self._limitHit or self._terminating:
             # Do not let a grandchild holding our pipes delay the result.
             self._processTransport().loseConnection()

@@ -171,6 +171,14 @@ class _DriverState(_local):
 _driverState = _DriverState()
 
 
+def _inAsyncioTask(loop: AbstractEventLoop) -> bool:
+    """Whether an asyncio task of ``loop`` is running the calling code (so
+    that asyncio is the coroutine's driver: Twisted's asyncio reactor runs
+    its own driver from the loop's callbacks, outside any task)."""
+    asyncio = sys.modules["asyncio"]
+    return asyncio.current_task(loop) is not None
+
+
 def _runningAsyncioLoop() -> AbstractEventLoop | None:
     """The asyncio loop running in this thread, without importing asyncio."""
     asyncio = sys.modules.get("asyncio")
@@ -372,9 +380,12 @@ class Deferred(Generic[_T]):
             d = utils.getProcessOutput("/usr/bin/make", ["all"])
             d.addTimeout(10, reactor)
 
-        The helpers of :mod:`ferroproc.utils` give their Deferreds no
-        canceller (as in Twisted), so there the child keeps running after
-        the time-out; their own ``timeout=`` argument kills it instead.
+        The Deferreds of :mod:`ferroproc.utils` and :mod:`ferroproc.pipeline`
+        have a canceller that stops the child (SIGTERM, then SIGKILL after
+        ``killGrace``), so a time-out here ends it too (Twisted's helpers
+        leave it running). Their own ``timeout=`` argument stops the child
+        the same way but fires only once it has ended, reporting the
+        time-out (``ProcessTimeout``, or ``timedOut`` in a result).
         """
         timedOut = False
 
@@ -591,18 +602,64 @@ class Deferred(Generic[_T]):
         Under :func:`ensureDeferred` (or another Twisted-style driver) the
         Deferred itself is handed to the driver. In an asyncio task it is
         bridged to an asyncio future on the running loop (see
-        :meth:`asFuture`). A Deferred that already has its result needs
-        neither. A failure is raised as its exception.
+        :meth:`asFuture`). Under Twisted's own driver (Twisted's
+        ``ensureDeferred``, ``Deferred.fromCoroutine``, a coroutine yielded
+        from its ``inlineCallbacks``), which hands back what is not a
+        Twisted Deferred, it is bridged to a Twisted Deferred: cancelling
+        that one cancels this one. A Deferred that already has its result
+        needs none of these. A failure is raised as its exception.
         """
         if not self._hasResult():
             loop = _runningAsyncioLoop()
             state = _driverState
-            if loop is not None and not (state.active and state.loop is loop):
+            if loop is not None and not (state.active and state.loop is loop) and _inAsyncioTask(loop):
                 result: _T = yield from self.asFuture(loop).__await__()
                 return result
             while not self._hasResult():
-                yield self
+                sent = yield self
+                if sent is self and not self._hasResult():
+                    # The driver handed the Deferred back: it does not know
+                    # ours, and yielding it again would spin for ever.
+                    bridged: _T = yield from self._awaitUnderTwisted()
+                    return bridged
         return self._takeResult()
+
+    def _awaitUnderTwisted(self) -> Generator[Any, Any, _T]:
+        """``await self`` under Twisted's coroutine driver: it waits for a
+        Twisted Deferred that fires (with None) once this one has, which
+        then hands its result to the coroutine. Cancelling the Twisted
+        Deferred (Twisted cancels what a cancelled coroutine awaits) cancels
+        this one, and the coroutine gets Twisted's ``CancelledError``, as it
+        would from any Twisted Deferred."""
+        tdefer = sys.modules.get("twisted.internet.defer")
+        if tdefer is None:
+            raise TypeError(
+                f"await {self!r}: the coroutine's driver gave the Deferred back without waiting for it; "
+                "await it under ferroproc's ensureDeferred, Twisted's, or in an asyncio task"
+            )
+        taken: list[object] = []
+        cancelled = False
+
+        def cancel(_: object) -> None:
+            nonlocal cancelled
+            cancelled = True
+            self.cancel()
+
+        waiter = tdefer.Deferred(cancel)
+
+        def wake(result: object) -> None:
+            if not cancelled:
+                taken.append(result)
+                waiter.callback(None)
+            # None: the coroutine took the result (or, once cancelled, gets
+            # Twisted's CancelledError instead), so it is not left unhandled.
+
+        self.addBoth(wake)
+        yield waiter
+        result = taken[0]
+        if isinstance(result, Failure):
+            raise result._exceptionToRaise()
+        return cast(_T, result)
 
     def asFuture(self, loop: AbstractEventLoop) -> Future[_T]:
         """Return an asyncio future on ``loop`` that completes with this Deferred.

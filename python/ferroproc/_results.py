@@ -67,8 +67,9 @@ class StageResult(NamedTuple):
     #: Whether the pipeline's ``timeout`` ran out while the stage ran (it was
     #: then stopped).
     timedOut: bool
-    #: Whether the pipeline stopped the stage because another one failed:
-    #: its status is then not its own doing and does not count.
+    #: Whether the pipeline stopped the stage because a stage after it
+    #: failed (any other stage, with ``stopAllOnFailure=True``): its status
+    #: is then not its own doing and does not count.
     stoppedAfterFailure: bool
     #: Whether the stage counts as failed for the pipeline's ``exitCode``
     #: and ``ok`` (pipefail).

@@ -33,7 +33,7 @@ then writes to it through its transport and closes it.
 :attr:`StageResult.err` (or given to ``protocols[i]``); ``stderr=fd`` sends
 every stage's stderr to that fd instead.
 
-**When a stage fails, the others are ended.** A stage *fails* when it exits
+**When a stage fails: as in a shell.** A stage *fails* when it exits
 non-zero, is killed by a signal, or writes more than ``maxBytes`` — except
 that
 
@@ -41,26 +41,51 @@ that
   stage after it stopped reading, as ``head`` does (in ``yes | head -1``,
   ``yes`` is killed by SIGPIPE and the pipeline succeeds); bash's
   ``pipefail`` would report 141 there;
-* a stage that the pipeline stopped because another one had failed has not
-  failed either (:attr:`StageResult.stoppedAfterFailure`): its status is
-  the stop's doing.
+* a stage that the pipeline stopped because of a failure has not failed
+  either (:attr:`StageResult.stoppedAfterFailure`): its status is the
+  stop's doing.
 
-As soon as a stage fails, every other stage still running gets SIGTERM (its
-process group's, when ``processGroup=True``/``newSession`` made it lead one;
-a stage that joined an existing group is signalled alone) and,
-``killGrace`` seconds later, SIGKILL if it is still there; our ends of its
-pipes are closed once it has exited, so what it had not yet delivered is
-dropped (a grandchild holding them cannot delay the result). A stage that
-exits 0 ends nothing: as in a shell, ``sleep 5 | true`` takes five seconds.
+What happens then is what a shell does:
+
+* **The stages after the failed one read to their end.** They get what it
+  wrote, then end-of-file, and finish as they would have: in
+  ``make 2>&1 | tee build.log`` a failing ``make`` still has its whole log
+  written. They may fail in turn, with the same effect.
+* **The stages before it are stopped.** What they write can no longer be
+  read (a shell would let SIGPIPE end them at their next write, or leave
+  them running unseen). Each one still running gets SIGTERM (its process
+  group's, when ``processGroup=True``/``newSession`` made it lead one; a
+  stage that joined an existing group is signalled alone) and,
+  ``killGrace`` seconds later, SIGKILL if it is still there; our ends of
+  its pipes are closed once it has exited, so what it had not yet delivered
+  is dropped (a grandchild holding them cannot delay the result). Its
+  :attr:`~StageResult.stoppedAfterFailure` is true, and its status (143
+  after SIGTERM, 137 after SIGKILL, 141 when a write's SIGPIPE came first)
+  does not count.
+
+``stopAllOnFailure=True`` stops every other stage still running at the
+first failure instead, the stages after it too (their output is then cut
+short, and the result comes as soon as they have ended). A stage that exits
+0 ends nothing: as in a shell, ``sleep 5 | true`` takes five seconds.
 
 **Status (pipefail).** :attr:`PipelineResult.exitCode` is the status of the
 last stage that failed (shell numbering: 128 + N after signal N), 0 if none
 did; :attr:`PipelineResult.ok` is true when no stage failed and the time
 limit was not reached.
 
-**Time limit.** ``timeout`` counts from the start, for the whole pipeline.
-When it runs out, every stage still running is stopped as above and marked
-:attr:`~StageResult.timedOut` (a stage killed that way has failed).
+**Time limit.** ``timeout`` counts from the start, for the whole pipeline,
+and a failure does not end it: the stages that read to their end after a
+failure are bound by it too. When it runs out, every stage still running
+that is not already being stopped is stopped as above and marked
+:attr:`~StageResult.timedOut` (a stage stopped that way has failed).
+
+**Output limit.** ``maxBytes`` caps what is captured from each stage (its
+stderr, and the last stage's stdout). A stage over it is killed at once
+with SIGKILL (its group's when it leads one) and has failed: the stages
+before it are stopped, those after it read to their end, as above. Once
+every stage has ended, the Deferred fails with
+:class:`ferroproc.utils.OutputLimitExceeded` (a truncated result would
+pass for a whole one).
 
 **Errors.** Bad arguments (no stages, an empty argv, an argument that is not
 str, bytes or path-like, a closed fd...) raise ``TypeError``/``ValueError``
@@ -70,12 +95,13 @@ stage, before any child exists too. If stage *k* fails to start (a missing
 program: ``FileNotFoundError``), the stages already started are killed with
 SIGKILL, our ends of their pipes and every pipe made for the pipeline are
 closed, and the error is raised; the reactor reaps them as usual (their
-protocols, if yours, still get ``processEnded``). A stage over ``maxBytes``
-fails the Deferred with :class:`ferroproc.utils.OutputLimitExceeded` once
-every stage has ended (a truncated result would pass for a whole one).
+protocols, if yours, still get ``processEnded``).
 
-Cancelling the Deferred (``d.cancel()``, ``d.addTimeout(...)``) stops the
-pipeline as :meth:`Pipeline.stop` does.
+**Cancelling** the Deferred (``d.cancel()``, ``d.addTimeout(...)``, the
+asyncio task awaiting it) stops every stage as :meth:`Pipeline.stop` does,
+and the Deferred fails with ``CancelledError`` at once; the reactor, or the
+asyncio loop driving it, finishes the stop and reaps the stages in the
+background.
 """
 
 from __future__ import annotations
@@ -132,13 +158,20 @@ class _StageProtocol(_ResultGetter):
         killGrace: float,
         stdinBytes: bytes | None,
     ) -> None:
-        deferred: Deferred[ProcessResult] = Deferred()
-        _ResultGetter.__init__(self, deferred, command, maxBytes, None, killGrace, user is None, stdinBytes=stdinBytes)
-        self.ended = deferred
+        _ResultGetter.__init__(
+            self, pipeline._reactor, command, maxBytes, None, killGrace, user is None, stdinBytes=stdinBytes
+        )
+        assert self.deferred is not None
+        self.ended: Deferred[ProcessResult] = self.deferred
         self.pipeline = pipeline
         self.index = index
         self.user = user
         self.stoppedAfterFailure = False
+
+    @property
+    def overLimit(self) -> bool:
+        """Whether the stage wrote more than ``maxBytes`` (it was killed)."""
+        return self._limitHit
 
     def makeConnection(self, transport: IProcessTransport) -> None:
         _ResultGetter.makeConnection(self, transport)
@@ -185,10 +218,14 @@ class Pipeline:
     #: (fails with :class:`ferroproc.utils.OutputLimitExceeded` for a stage
     #: over ``maxBytes``). Cancelling it stops the pipeline (:meth:`stop`).
     ended: Deferred[PipelineResult]
+    #: Whether a failure stops every other stage (``stopAllOnFailure=True``),
+    #: or, as in a shell, only the stages before it (the default).
+    stopAllOnFailure: bool
 
-    def __init__(self, reactor: _OptionsReactor, killGrace: float) -> None:
+    def __init__(self, reactor: _OptionsReactor, killGrace: float, stopAllOnFailure: bool = False) -> None:
         self.transports = ()
         self.ended = Deferred(canceller=lambda _: self.stop())
+        self.stopAllOnFailure = stopAllOnFailure
         self._reactor = reactor
         self._killGrace = killGrace
         self._stages: list[_StageProtocol] = []
@@ -202,13 +239,14 @@ class Pipeline:
         """End every stage still running: SIGTERM, then SIGKILL ``killGrace``
         seconds later, as if killed from outside (their statuses count:
         143 after SIGTERM). :attr:`ended` still fires once they have all
-        ended. Does nothing once the pipeline is being stopped."""
+        ended (unless it was cancelled, which calls this). Does nothing once
+        the pipeline is being stopped."""
         if self._stopping:
             return
         self._stopping = True
         self._cancelTimeout()
         for stage in self._stages:
-            stage.terminate(self._reactor)
+            stage.terminate()
 
     def __repr__(self) -> str:
         pids = [getattr(t, "pid", None) for t in self.transports]
@@ -279,21 +317,36 @@ class Pipeline:
     # -- stage events ------------------------------------------------------
 
     def _stageExited(self, stage: _StageProtocol, reason: Failure) -> None:
+        """The module's "When a stage fails": a failed stage stops the stages
+        before it (with ``stopAllOnFailure``, every other one)."""
         if self._stopping or self._abandoned:
             return
         ended = reason.value
-        if _failed(ended.exitCode, ended.signal, stage.index == self._count - 1, False):
+        last = stage.index == self._count - 1
+        if not (stage.overLimit or _failed(ended.exitCode, ended.signal, last, stage.stoppedAfterFailure)):
+            return
+        if self.stopAllOnFailure:
             self._stopping = True
             self._cancelTimeout()
-            for other in self._stages:
-                if other is not stage and other.terminate(self._reactor):
-                    other.stoppedAfterFailure = True
+            others = [other for other in self._stages if other is not stage]
+        else:
+            # What the stages before it write can no longer be read: a shell
+            # would let SIGPIPE end them at their next write (or never). The
+            # stages after it read what it wrote to the end, and the time
+            # limit still bounds them.
+            others = self._stages[: stage.index]
+        for other in others:
+            if other.terminate():
+                other.stoppedAfterFailure = True
 
     def _onTimeout(self) -> None:
         self._timeoutCall = None
         self._stopping = True
         for stage in self._stages:
-            stage.timeOut(self._reactor)
+            # A stage already being stopped after a failure was not stopped
+            # by the time limit.
+            if not stage.terminating:
+                stage.timeOut()
 
     def _cancelTimeout(self) -> None:
         if self._timeoutCall is not None and self._timeoutCall.active():
@@ -419,17 +472,20 @@ def _spawn(
     maxBytes: int | None,
     timeout: float | None,
     killGrace: float,
+    stopAllOnFailure: bool,
     options: Mapping[str, Any],
 ) -> Pipeline:
     commands = _commands(function, stages)
     users = _protocols(function, protocols, len(commands))
     _checkLimits(function, maxBytes, timeout, killGrace)
+    if not isinstance(stopAllOnFailure, bool):
+        raise TypeError(f"{function}: stopAllOnFailure must be True or False, not {stopAllOnFailure!r}")
     _checkStdinBytes(function, stdinBytes)
     _checkChildOptions(function, options)
     if stdinBytes is not None and stdin is not None:
         raise ValueError(f"{function}: give stdinBytes or stdin, not both")
     fds = {name: _fd(function, name, fd) for name, fd in (("stdin", stdin), ("stdout", stdout), ("stderr", stderr))}
-    pipeline = Pipeline(reactor if reactor is not None else _defaultReactor(), killGrace)
+    pipeline = Pipeline(reactor if reactor is not None else _defaultReactor(), killGrace, stopAllOnFailure)
     pipeline._start(commands, users, env, path, stdinBytes, fds, maxBytes, timeout, options)
     return pipeline
 
@@ -451,6 +507,7 @@ def spawnPipeline(
     maxBytes: int | None = None,
     timeout: float | None = None,
     killGrace: float = 5.0,
+    stopAllOnFailure: bool = False,
     **options: Unpack[ChildOptions],
 ) -> Pipeline:
     """Start the stages as a pipeline and return the :class:`Pipeline`
@@ -472,20 +529,24 @@ def spawnPipeline(
         stdout: an fd for the last stage's stdout, instead of capturing it.
         stderr: an fd for every stage's stderr, instead of capturing each.
         maxBytes: a cap on the bytes captured from each stage (stdout and
-            stderr together).
+            stderr together); a stage over it is killed and has failed.
         timeout, killGrace: the time limit for the whole pipeline, and the
             seconds between SIGTERM and SIGKILL when stages are stopped.
+        stopAllOnFailure: at the first failure, stop every other stage
+            still running, instead of only the stages before it (the
+            shell's way, the default).
         options: spawnProcess's :class:`~ferroproc.ChildOptions`, for every
             stage (``processGroup=True`` gives each stage a group of its own,
             which stopping it then signals; a group id makes each join that
             group, and stopping then signals each stage alone).
 
     The fds given are not closed. For the rules (when stages are stopped,
-    pipefail, errors) see :mod:`ferroproc.pipeline`.
+    pipefail, errors) see :mod:`ferroproc.pipeline`. Errors: also
+    ``TypeError`` for a ``stopAllOnFailure`` that is not a bool.
     """
     return _spawn(
         "spawnPipeline", stages, protocols, env, path, reactor, stdinBytes, stdin, stdout, stderr,
-        maxBytes, timeout, killGrace, options,
+        maxBytes, timeout, killGrace, stopAllOnFailure, options,
     )  # fmt: skip
 
 
@@ -502,6 +563,7 @@ def getPipelineOutput(
     maxBytes: int | None = None,
     timeout: float | None = None,
     killGrace: float = 5.0,
+    stopAllOnFailure: bool = False,
     **options: Unpack[ChildOptions],
 ) -> Deferred[PipelineResult]:
     """Run the stages as a pipeline; the Deferred fires with a
@@ -518,5 +580,5 @@ def getPipelineOutput(
     """
     return _spawn(
         "getPipelineOutput", stages, None, env, path, reactor, stdinBytes, stdin, stdout, stderr,
-        maxBytes, timeout, killGrace, options,
+        maxBytes, timeout, killGrace, stopAllOnFailure, options,
     ).ended  # fmt: skip

@@ -28,6 +28,19 @@ ferroproc extensions (keyword-only, on all three helpers):
   ``killGrace`` seconds later if it is still there; the Deferred fails with
   :class:`ProcessTimeout` once the process has ended.
 
+Cancelling the Deferred stops the child (a deliberate improvement: Twisted's
+helpers leave it running): ``d.cancel()``, ``d.addTimeout(...)``, cancelling
+a coroutine or ``inlineCallbacks`` function waiting for it, or cancelling
+the asyncio task that awaits it (``asyncio.wait_for``, ``TaskGroup``...).
+The child gets SIGTERM (its process group does, when it leads one:
+:func:`getProcessResult` with ``processGroup=True`` or ``newSession=True``)
+and, ``killGrace`` seconds later, SIGKILL if anything of it is left. The
+Deferred fails with :class:`~ferroproc.defer.CancelledError` at once (with
+``addTimeout``, its ``TimeoutError``): the caller gave up waiting, so the
+stop and the reap happen in the background, driven by the reactor or by the
+asyncio loop that drives it, which must keep running until then (as for any
+child still running).
+
 Without ``errortoo``, :func:`getProcessOutput` fails with
 :class:`UnexpectedErrorOutput` as soon as the child writes to stderr (as
 Twisted's does, under the private name ``_UnexpectedErrorOutput``, which is
@@ -155,17 +168,16 @@ def _defaultReactor() -> _OptionsReactor:
 
 def _run(
     protocol: _HelperProtocol,
-    deferred: Deferred[Any],
     executable: _Executable,
     command: _Command,
     env: Mapping[Any, Any] | None,
     path: _Executable | None,
-    reactor: _ProcessReactor | None,
+    options: Mapping[str, Any],
 ) -> Deferred[Any]:
-    if reactor is None:
-        reactor = _defaultReactor()
-    reactor.spawnProcess(protocol, executable, command, env, path)
-    protocol.startTimer(reactor)
+    deferred = protocol.deferred
+    assert deferred is not None
+    protocol.reactor.spawnProcess(protocol, executable, command, env, path, **options)
+    protocol.startTimer()
     return deferred
 
 
@@ -205,9 +217,9 @@ def getProcessOutput(
     """
     _checkLimits("getProcessOutput", maxBytes, timeout, killGrace)
     command = _command("getProcessOutput", executable, args)
-    deferred: Deferred[bytes] = Deferred()
-    protocol = _OutputGetter(deferred, command, maxBytes, timeout, killGrace, True, errortoo=bool(errortoo))
-    return _run(protocol, deferred, executable, command, env, path, reactor)
+    reactor = reactor if reactor is not None else _defaultReactor()
+    protocol = _OutputGetter(reactor, command, maxBytes, timeout, killGrace, True, errortoo=bool(errortoo))
+    return _run(protocol, executable, command, env, path, {})
 
 
 def getProcessValue(
@@ -229,9 +241,9 @@ def getProcessValue(
     """
     _checkLimits("getProcessValue", maxBytes, timeout, killGrace)
     command = _command("getProcessValue", executable, args)
-    deferred: Deferred[int | None] = Deferred()
-    protocol = _ValueGetter(deferred, command, maxBytes, timeout, killGrace, False)
-    return _run(protocol, deferred, executable, command, env, path, reactor)
+    reactor = reactor if reactor is not None else _defaultReactor()
+    protocol = _ValueGetter(reactor, command, maxBytes, timeout, killGrace, False)
+    return _run(protocol, executable, command, env, path, {})
 
 
 def getProcessOutputAndValue(
@@ -262,9 +274,9 @@ def getProcessOutputAndValue(
     _checkLimits("getProcessOutputAndValue", maxBytes, timeout, killGrace)
     _checkStdinBytes("getProcessOutputAndValue", stdinBytes)
     command = _command("getProcessOutputAndValue", executable, args)
-    deferred: Deferred[tuple[bytes, bytes, int]] = Deferred()
-    protocol = _EverythingGetter(deferred, command, maxBytes, timeout, killGrace, True, stdinBytes=stdinBytes)
-    return _run(protocol, deferred, executable, command, env, path, reactor)
+    reactor = reactor if reactor is not None else _defaultReactor()
+    protocol = _EverythingGetter(reactor, command, maxBytes, timeout, killGrace, True, stdinBytes=stdinBytes)
+    return _run(protocol, executable, command, env, path, {})
 
 
 def getProcessResult(
@@ -320,10 +332,6 @@ def getProcessResult(
     _checkStdinBytes("getProcessResult", stdinBytes)
     _checkChildOptions("getProcessResult", options)
     command = _command("getProcessResult", executable, args)
-    deferred: Deferred[ProcessResult] = Deferred()
-    protocol = _ResultGetter(deferred, command, maxBytes, timeout, killGrace, True, stdinBytes=stdinBytes)
-    if reactor is None:
-        reactor = _defaultReactor()
-    reactor.spawnProcess(protocol, executable, command, env, path, **options)
-    protocol.startTimer(reactor)
-    return deferred
+    resolved: _OptionsReactor = reactor if reactor is not None else _defaultReactor()
+    protocol = _ResultGetter(resolved, command, maxBytes, timeout, killGrace, True, stdinBytes=stdinBytes)
+    return _run(protocol, executable, command, env, path, options)
