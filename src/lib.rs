@@ -19,9 +19,11 @@
 //! - [`handle`]: what an engine shares with its transports and timers;
 //! - [`host`]: `bytes` buffers and per-child protocol objects for the core;
 //! - [`errors`]: OS errors and spawn failures as Python exceptions;
-//! - [`attrs`]: a program's own values under the transport's ferroproc names.
+//! - [`attrs`]: a program's own values under the transport's ferroproc names;
+//! - [`debuglog`]: spawns, exits and signals at DEBUG on the `ferroproc` logger.
 
 mod attrs;
+mod debuglog;
 mod dispatch;
 mod engine;
 mod errors;
@@ -40,6 +42,8 @@ pub fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<timers::DelayedCall>()?;
     m.add_class::<transport::Process>()?;
     m.add_function(wrap_pyfunction!(errors::parse_signal_py, m)?)?;
+    m.add_function(wrap_pyfunction!(debuglog::signal_for, m)?)?;
+    m.add_function(wrap_pyfunction!(debuglog::records_made, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -31,6 +31,16 @@ def parseSignal(signal: object, what: str) -> int:
         ValueError: an unknown name or a number out of range.
     """
 
+def _signalFor(process: Process, signalID: str | int, group: bool, code: str, text: str) -> None:
+    """``process.signalGroup(signalID)`` (``group``) or
+    ``process.signalProcess(signalID)``, sent by ferroproc itself: the debug
+    log gives ``code`` (a short reason to filter on) and ``text`` (why, in
+    words). Raises what those methods raise."""
+
+def _debugRecords() -> int:
+    """How many debug records the engine has made since the process started
+    (for tests: none is made while the debug log is off)."""
+
 @final
 class Engine:
     """The engine behind a reactor: one poll holding every pipe, PTY master
