@@ -12,6 +12,7 @@ import io
 import os
 from typing import TYPE_CHECKING, Any, cast
 
+from ferroproc import _debuglog
 from ferroproc._results import ProcessResult
 from ferroproc._utilerrors import OutputLimitExceeded, ProcessTimeout, UnexpectedErrorOutput
 from ferroproc.defer import Deferred
@@ -131,6 +132,8 @@ class _HelperProtocol(ProcessProtocol):
         self._limitHit = False
         self._timedOut = False
         self._terminating = False
+        #: Why it was stopped (for the debug log's SIGKILL line).
+        self._stopText = ""
         self._killed = False
         self._exited = False
         self._ended = False
@@ -145,16 +148,18 @@ class _HelperProtocol(ProcessProtocol):
     def _processTransport(self) -> _ProcessTransport:
         return cast("_ProcessTransport", self.transport)
 
-    def _signal(self, name: str) -> None:
+    def _signal(self, name: str, reason: str, text: str) -> None:
+        """Send ``name`` to the child's group (or the child), logged at DEBUG
+        with ``reason`` and ``text`` (see :func:`ferroproc._debuglog.signal`)."""
         transport = self._processTransport()
         try:
             if getattr(transport, "pgid", None) is not None:
                 try:
-                    transport.signalGroup(name)
+                    _debuglog.signal(transport, name, True, reason, text)
                     return
                 except ValueError:
                     pass  # a group it joined: not ours to signal, the child is
-            transport.signalProcess(name)
+            _debuglog.signal(transport, name, False, reason, text)
         except ProcessExitedAlready:
             pass
 
@@ -162,36 +167,43 @@ class _HelperProtocol(ProcessProtocol):
         self._timeoutCall = None
         self.timeOut(reactor)
 
-    def timeOut(self, reactor: _ProcessReactor) -> None:
+    def timeOut(self, reactor: _ProcessReactor, text: str | None = None) -> None:
         """The time limit ran out: :meth:`terminate` the process, or, if it
         has exited already and only a grandchild keeps its pipes open, close
-        them. The result says it timed out."""
+        them. The result says it timed out. ``text`` says which limit, in
+        the debug log (default: its own ``timeout``)."""
         if self._ended:
             return
         self._timedOut = True
         if self._exited:
             self._processTransport().loseConnection()
             return
-        self.terminate(reactor)
+        if text is None:
+            text = "its timeout ran out" if self._timeout is None else f"its timeout of {self._timeout:g}s ran out"
+        self.terminate(reactor, "timeout", text)
 
-    def terminate(self, reactor: _ProcessReactor) -> bool:
+    def terminate(
+        self, reactor: _ProcessReactor, reason: str = "stop", text: str = "ferroproc was asked to stop it"
+    ) -> bool:
         """Stop a running process: SIGTERM now, SIGKILL ``killGrace`` seconds
         later if it is still there, and our ends of its pipes closed once it
         has exited. Returns whether it was running (and so was signalled);
-        does nothing the second time."""
+        does nothing the second time. ``reason`` (a short code) and ``text``
+        say why, in the debug log."""
         if self._exited or self._terminating:
             return False
         self._terminating = True
-        self._signal("TERM")
+        self._stopText = text
+        self._signal("TERM", reason, text)
         self._killCall = reactor.callLater(self._killGrace, self._onKillGrace)
         return True
 
-    def kill(self) -> None:
+    def kill(self, reason: str = "spawn-failed", text: str = "it must not outlive a failed start") -> None:
         """SIGKILL the process now, unless it has exited, and close our ends
         of its pipes (used when it must not outlive a failed start)."""
         if not self._exited:
             self._killed = True
-            self._signal("KILL")
+            self._signal("KILL", reason, text)
         self._processTransport().loseConnection()
 
     @property
@@ -203,7 +215,8 @@ class _HelperProtocol(ProcessProtocol):
         self._killCall = None
         if not self._exited:
             self._killed = True
-            self._signal("KILL")
+            text = f"still running {self._killGrace:g}s after the SIGTERM ({self._stopText})"
+            self._signal("KILL", "kill-grace", text)
         self._processTransport().loseConnection()
 
     def _keep(self, chunks: _Output, data: bytes) -> bool:
@@ -221,7 +234,7 @@ class _HelperProtocol(ProcessProtocol):
                 chunks.append(data[:room])
             self._received = maxBytes
             self._limitHit = True
-            self._signal("KILL")
+            self._signal("KILL", "max-bytes", f"its output passed maxBytes={maxBytes}")
             self._processTransport().loseConnection()
             return False
         self._received += len(data)

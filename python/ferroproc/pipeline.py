@@ -188,7 +188,7 @@ class Pipeline:
 
     def __init__(self, reactor: _OptionsReactor, killGrace: float) -> None:
         self.transports = ()
-        self.ended = Deferred(canceller=lambda _: self.stop())
+        self.ended = Deferred(canceller=lambda _: self._stop("cancel", "the pipeline's Deferred was cancelled"))
         self._reactor = reactor
         self._killGrace = killGrace
         self._stages: list[_StageProtocol] = []
@@ -203,12 +203,15 @@ class Pipeline:
         seconds later, as if killed from outside (their statuses count:
         143 after SIGTERM). :attr:`ended` still fires once they have all
         ended. Does nothing once the pipeline is being stopped."""
+        self._stop("stop", "the pipeline was stopped")
+
+    def _stop(self, reason: str, text: str) -> None:
         if self._stopping:
             return
         self._stopping = True
         self._cancelTimeout()
         for stage in self._stages:
-            stage.terminate(self._reactor)
+            stage.terminate(self._reactor, reason, text)
 
     def __repr__(self) -> str:
         pids = [getattr(t, "pid", None) for t in self.transports]
@@ -270,7 +273,7 @@ class Pipeline:
             for fd in ours:
                 os.close(fd)
             for stage in self._stages:
-                stage.kill()
+                stage.kill("spawn-failed", "another stage of its pipeline failed to start")
             raise
         self.transports = tuple(transports)
         if timeout is not None:
@@ -285,15 +288,16 @@ class Pipeline:
         if _failed(ended.exitCode, ended.signal, stage.index == self._count - 1, False):
             self._stopping = True
             self._cancelTimeout()
+            text = f"stage {stage.index} of its pipeline failed"
             for other in self._stages:
-                if other is not stage and other.terminate(self._reactor):
+                if other is not stage and other.terminate(self._reactor, "pipeline", text):
                     other.stoppedAfterFailure = True
 
     def _onTimeout(self) -> None:
         self._timeoutCall = None
         self._stopping = True
         for stage in self._stages:
-            stage.timeOut(self._reactor)
+            stage.timeOut(self._reactor, "the pipeline's timeout ran out")
 
     def _cancelTimeout(self) -> None:
         if self._timeoutCall is not None and self._timeoutCall.active():
