@@ -28,8 +28,6 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use crate::dispatch::usage_object;
-use crate::errors::parse_signal;
-use crate::transport::Process;
 
 /// `logging.DEBUG`.
 const DEBUG: i32 = 10;
@@ -177,25 +175,6 @@ fn words(why: Why) -> (String, String) {
 /// Why a signal the program asked for (`signalProcess`, `signalGroup`) was sent.
 pub(crate) fn by_program(what: &'static str) -> Why {
     Why::Host { code: "program".into(), text: format!("{what} called by the program") }
-}
-
-/// `process.signalGroup(signalID)` (`group`) or `signalProcess(signalID)`,
-/// sent by ferroproc itself (the utilities, pipelines, the asyncio
-/// transport) for a reason the debug log gives: `code`, and `text` for the line.
-#[pyfunction]
-#[pyo3(name = "_signalFor", signature = (process, signalID, group, code, text))]
-#[allow(non_snake_case)] // the transport methods' keyword
-pub(crate) fn signal_for(
-    py: Python<'_>,
-    process: &Bound<'_, Process>,
-    signalID: &Bound<'_, PyAny>,
-    group: bool,
-    code: String,
-    text: String,
-) -> PyResult<()> {
-    let what = if group { "signalGroup" } else { "signalProcess" };
-    let sig = parse_signal(signalID, what)?;
-    process.get().send(py, what, group, sig, move || Why::Host { code, text })
 }
 
 /// How many debug records the engine has made since the process started

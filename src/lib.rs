@@ -2,10 +2,11 @@
 //! that touches pyo3. Dependencies run one way:
 //!
 //! ```text
-//! engine    → spawn, transport, timers, dispatch, handle, host, errors
-//! spawn     → transport, timers, dispatch, handle, host, errors
-//! transport → dispatch, handle, host, errors, attrs
+//! engine    → spawn, transport, timers, debuglog, dispatch, handle, host, errors
+//! spawn     → transport, timers, debuglog, dispatch, handle, host, errors
+//! transport → debuglog, dispatch, handle, host, errors, attrs
 //! timers    → dispatch, handle, host
+//! debuglog  → dispatch
 //! dispatch  → handle, host
 //! handle    → host
 //! host, errors → (ferroproc_core only); attrs → (pyo3 only)
@@ -42,7 +43,6 @@ pub fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<timers::DelayedCall>()?;
     m.add_class::<transport::Process>()?;
     m.add_function(wrap_pyfunction!(errors::parse_signal_py, m)?)?;
-    m.add_function(wrap_pyfunction!(debuglog::signal_for, m)?)?;
     m.add_function(wrap_pyfunction!(debuglog::records_made, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

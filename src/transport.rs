@@ -273,7 +273,7 @@ impl Process {
     #[pyo3(name = "signalProcess")]
     fn signal_process(&self, py: Python<'_>, signalID: &Bound<'_, PyAny>) -> PyResult<()> {
         let sig = parse_signal(signalID, "signalProcess")?;
-        self.send(py, "signalProcess", false, sig, || by_program("signalProcess"))
+        self.send(py, "signalProcess", sig, || by_program("signalProcess"))
     }
 
     /// ferroproc extension: send a signal to the process group the child
@@ -286,7 +286,15 @@ impl Process {
     #[pyo3(name = "signalGroup")]
     fn signal_group(&self, py: Python<'_>, signalID: &Bound<'_, PyAny>) -> PyResult<()> {
         let sig = parse_signal(signalID, "signalGroup")?;
-        self.send(py, "signalGroup", true, sig, || by_program("signalGroup"))
+        self.send(py, "signalGroup", sig, || by_program("signalGroup"))
+    }
+
+    /// `signalGroup` (`group`) or `signalProcess`, sent by ferroproc's own
+    /// code for a reason the debug log gives: `code`, and `text` in words.
+    #[pyo3(name = "_signalFor")]
+    fn signal_for(&self, py: Python<'_>, sig: &Bound<'_, PyAny>, group: bool, why: (String, String)) -> PyResult<()> {
+        let what = if group { "signalGroup" } else { "signalProcess" };
+        self.send(py, what, parse_signal(sig, what)?, move || Why::Host { code: why.0, text: why.1 })
     }
 
     /// ferroproc extension: the child's process group id, when it leads a
@@ -556,20 +564,13 @@ impl Process {
 }
 
 impl Process {
-    /// Send `sig` to the child, or to the group it leads (`group`), for
-    /// `why` (the debug log's reason); the errors as `what` raises them.
-    pub(crate) fn send(
-        &self,
-        py: Python<'_>,
-        what: &str,
-        group: bool,
-        sig: i32,
-        why: impl FnOnce() -> Why + Send,
-    ) -> PyResult<()> {
+    /// Send `sig` to the child, or for `what` "signalGroup" to the group it
+    /// leads, for `why` (the debug log's reason); errors as `what` raises them.
+    fn send(&self, py: Python<'_>, what: &str, sig: i32, why: impl FnOnce() -> Why + Send) -> PyResult<()> {
         crate::debuglog::refresh(py);
         let shared = Shared::get(&self.handle);
         let r = match &shared {
-            Some(_) if group => self.cell.with(|c, _| c.signal_group_because(sig, why)),
+            Some(_) if what == "signalGroup" => self.cell.with(|c, _| c.signal_group_because(sig, why)),
             Some(_) => self.cell.with(|c, _| c.signal_because(sig, why)),
             None => Err(SignalError::Gone),
         };

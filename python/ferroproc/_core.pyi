@@ -31,12 +31,6 @@ def parseSignal(signal: object, what: str) -> int:
         ValueError: an unknown name or a number out of range.
     """
 
-def _signalFor(process: Process, signalID: str | int, group: bool, code: str, text: str) -> None:
-    """``process.signalGroup(signalID)`` (``group``) or
-    ``process.signalProcess(signalID)``, sent by ferroproc itself: the debug
-    log gives ``code`` (a short reason to filter on) and ``text`` (why, in
-    words). Raises what those methods raise."""
-
 def _debugRecords() -> int:
     """How many debug records the engine has made since the process started
     (for tests: none is made while the debug log is off)."""
@@ -336,6 +330,14 @@ class Process:
             ferroproc.error.ProcessExitedAlready: the child has been reaped,
                 or nothing is left in the group.
         """
+
+    def _signalFor(self, sig: str | int, group: bool, why: tuple[str, str]) -> None:
+        """:meth:`signalGroup` (``group``) or :meth:`signalProcess`, sent by
+        ferroproc's own code (the utilities, pipelines, the asyncio
+        transport) for ``why``: ``(code, text)``, a short reason to filter
+        on and the reason in words, as the debug log gives them. Raises what
+        those methods raise."""
+
 
     @property
     def pgid(self) -> int | None:

@@ -34,7 +34,7 @@ import shlex
 import signal as _signal
 from typing import TYPE_CHECKING, Any
 
-from ferroproc._core import Process, _signalFor, parseSignal
+from ferroproc._core import Process, parseSignal
 from ferroproc._logger import logger
 
 if TYPE_CHECKING:
@@ -62,8 +62,9 @@ def signal(transport: Any, signalID: str | int, group: bool, reason: str, text: 
     log it with ``reason`` (a short code) and ``text`` (why, in words).
     Raises what ``signalProcess``/``signalGroup`` raise."""
     if isinstance(transport, Process):
-        # The engine sends it and logs it, with the argv it knows.
-        _signalFor(transport, signalID, group, reason, text)
+        # The engine sends it and logs it, with the argv it knows. (Through
+        # the class: a program may hang its own attributes on a transport.)
+        Process._signalFor(transport, signalID, group, (reason, text))
         return
     # Another reactor's transport (Twisted's own, not installed).
     if group:
