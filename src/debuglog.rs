@@ -25,7 +25,7 @@ use ferroproc_core::debuglog::{self, Record, Target, Why};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyList, PyTuple};
 
 use crate::dispatch::usage_object;
 
@@ -37,13 +37,16 @@ struct Probe {
     logger: Py<PyAny>,
     /// `Logger._cache` (CPython's, since 3.7); None if it is not a dict.
     cache: Option<Py<PyDict>>,
+    /// `DEBUG` as a Python int, made once (this runs every turn).
+    key: Py<PyAny>,
 }
 
 impl Probe {
     fn enabled(&self, py: Python<'_>) -> bool {
         if let Some(cache) = &self.cache {
-            if let Ok(Some(answer)) = cache.bind(py).get_item(DEBUG) {
-                return answer.is_truthy().unwrap_or(false);
+            // The cached answer is a bool: compared, not converted.
+            if let Ok(Some(answer)) = cache.bind(py).get_item(self.key.bind(py)) {
+                return answer.is(&*PyBool::new(py, true));
             }
         }
         // Not cached (a level changed since): logging works it out, and caches it.
@@ -73,7 +76,7 @@ fn probe(py: Python<'_>) -> Option<&'static Probe> {
         .get_or_try_init(py, || -> PyResult<Probe> {
             let logger = logging.call_method1("getLogger", ("ferroproc",))?;
             let cache = logger.getattr("_cache").ok().and_then(|c| c.cast_into::<PyDict>().ok()).map(Bound::unbind);
-            Ok(Probe { logger: logger.unbind(), cache })
+            Ok(Probe { logger: logger.unbind(), cache, key: DEBUG.into_pyobject(py)?.into_any().unbind() })
         })
         .ok()
 }
