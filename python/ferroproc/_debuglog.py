@@ -96,14 +96,15 @@ def emit(records: Sequence[tuple[Any, ...]]) -> None:
 
 def _spawn(pid: int, argv: list[bytes], executable: bytes, pgid: int | None) -> tuple[str, dict[str, Any]]:
     notes = []
+    words = _words(argv)
     exe = _text(executable)
-    if argv and os.path.basename(exe) != os.path.basename(_text(argv[0])):
+    if words and os.path.basename(exe) != os.path.basename(words[0]):
         notes.append(exe)
     if pgid is not None:
         notes.append(f"group {pgid}")
     shown = f" ({', '.join(notes)})" if notes else ""
-    extra = {"ferroproc_event": "spawn", "pid": pid, "argv": _words(argv), "executable": exe, "pgid": pgid}
-    return f"spawned pid {pid}{shown}: {_command(argv)}", extra
+    extra = {"ferroproc_event": "spawn", "pid": pid, "argv": words, "executable": exe, "pgid": pgid}
+    return f"spawned pid {pid}{shown}{_after(words)}", extra
 
 
 def _exit(
@@ -118,8 +119,8 @@ def _exit(
     if status is None:
         how = "ended, its status unknown (reaped elsewhere)"
     elif os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        how = f"killed by {_signalName(sig)}" + (" (core dumped)" if os.WCOREDUMP(status) else "")
+        sig = _signalName(os.WTERMSIG(status))
+        how = f"killed by {sig}" + (" (core dumped)" if os.WCOREDUMP(status) else "")
     else:
         code = os.WEXITSTATUS(status)
         how = f"exited with code {code}"
@@ -135,18 +136,19 @@ def _exit(
             f"user {usage.userTime:.3f}s, system {usage.systemTime:.3f}s, max RSS {usage.maxRSS / 2**20:.1f} MiB"
         )
     shown = f" ({'; '.join(details)})" if details else ""
+    words = _words(argv)
     extra = {
         "ferroproc_event": "exit",
         "pid": pid,
-        "argv": _words(argv),
+        "argv": words,
         "exit_code": code,
-        "signal": None if sig is None else _signalName(sig),
+        "signal": sig,
         "timed_out": None if timedOut is None else timedOut[0],
         "killed": timedOut is not None and timedOut[2],
         "duration": ran,
         "resource_usage": usage,
     }
-    return f"pid {pid} {how}{shown}{_after(argv)}", extra
+    return f"pid {pid} {how}{shown}{_after(words)}", extra
 
 
 def _signalled(
@@ -164,23 +166,24 @@ def _signalled(
         what = f"sent {name} to {whom}"
     else:
         what = f"sending {name} to {whom} failed ({os.strerror(error)})"
+    words = _words(argv)
     extra = {
         "ferroproc_event": "signal",
         "pid": pid,
-        "argv": _words(argv),
+        "argv": words,
         "signal": name,
         "target": target,
         "reason": reason,
         "error": error,
     }
-    return f"{what} ({reason}: {text}){_after(argv)}", extra
+    return f"{what} ({reason}: {text}){_after(words)}", extra
+
+
+_NAMES = {s.value: s.name for s in _signal.Signals}
 
 
 def _signalName(number: int) -> str:
-    try:
-        return _signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
+    return _NAMES.get(number) or f"signal {number}"
 
 
 def _text(arg: bytes) -> str:
@@ -191,13 +194,11 @@ def _words(argv: list[bytes] | None) -> list[str] | None:
     return None if argv is None else [_text(a) for a in argv]
 
 
-def _command(argv: list[bytes]) -> str:
-    """``argv`` as a shell would take it, cut at :data:`COMMAND_WIDTH`."""
-    line = shlex.join(_text(a) for a in argv)
+def _after(words: list[str] | None) -> str:
+    """``: <the command>`` as a shell would take it, cut at :data:`COMMAND_WIDTH`."""
+    if words is None:
+        return ""
+    line = shlex.join(words)
     if len(line) > COMMAND_WIDTH:
-        line = f"{line[:COMMAND_WIDTH]}... ({len(argv)} arguments)"
-    return line
-
-
-def _after(argv: list[bytes] | None) -> str:
-    return "" if argv is None else f": {_command(argv)}"
+        line = f"{line[:COMMAND_WIDTH]}... ({len(words)} arguments)"
+    return f": {line}"
