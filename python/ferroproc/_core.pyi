@@ -15,7 +15,7 @@ from ferroproc._spawnargs import SpawnArgs
 from ferroproc.error import ResourceUsage
 from ferroproc.interfaces import IProcessProtocol, IPullProducer, IPushProducer
 
-__all__ = ["DelayedCall", "Engine", "Process", "__version__", "parseSignal"]
+__all__ = ["DelayedCall", "Engine", "Process", "__version__", "_debugRecords", "parseSignal"]
 
 #: The version of the compiled extension (the Cargo package version).
 __version__: str
