@@ -226,8 +226,8 @@ def test_pipeline_stops_say_why(debug: pytest.LogCaptureFixture) -> None:
     # Cancelling: every stage.
     pipeline = spawnPipeline([["sleep", "30"], ["cat"]])
     pipeline.ended.addErrback(lambda f: None)
-    reactor.callLater(0.05, pipeline.ended.cancel)
-    outcome(pipeline.ended)
+    pipeline.ended.cancel()
+    run_reactor(lambda: not reactor._engine.processCount)
     assert {(r.argv[0], r.reason) for r in events(debug, kind="signal")} == {("sleep", "cancel"), ("cat", "cancel")}
 
 
