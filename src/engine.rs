@@ -62,6 +62,7 @@ impl Engine {
             return Err(PyRuntimeError::new_err("this engine belongs to the process this one was forked from"));
         }
         let _turn = lp.enter_turn();
+        crate::debuglog::refresh(py);
         let mut timeout = if self.calls_pending() {
             Some(Duration::ZERO)
         } else if run_timers {
@@ -84,6 +85,8 @@ impl Engine {
             let err = os_error(e.error, &format!("{} child {}", e.what, e.pid));
             self.callbacks.report(py, &format!("the engine ({} child {})", e.what, e.pid), err)?;
         }
+        // Exits are logged before protocols hear of them.
+        crate::debuglog::drain(py);
         let mut r = self.deliver(py, run_timers);
         // Whatever happened, what the turn wrote leaves now.
         lp.flush();
@@ -97,6 +100,7 @@ impl Engine {
             r = dispatch::deliver_all(py, shared, &self.callbacks);
             lp.flush();
         }
+        crate::debuglog::drain(py);
         if polled.signals {
             py.check_signals()?;
         }

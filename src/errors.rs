@@ -7,6 +7,7 @@ use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyString};
 
+use ferroproc_core::child::SignalError;
 use ferroproc_core::spawn::{SpawnError, Stage};
 
 /// `OSError(errno, "<what>: <strerror>")`; Python picks the subclass
@@ -165,6 +166,22 @@ pub(crate) fn process_exited_already(py: Python<'_>, host_class: Option<&Py<PyAn
     match cls.and_then(|c| Ok(c.cast_into::<pyo3::types::PyType>()?)) {
         Ok(cls) => PyErr::from_type(cls, ()),
         Err(e) => e,
+    }
+}
+
+/// Why a signal could not be sent, as `what` (`signalProcess`,
+/// `signalGroup`) raises it; `exited_already` is the host's class.
+pub(crate) fn signal_error(py: Python<'_>, what: &str, e: SignalError, exited_already: Option<&Py<PyAny>>) -> PyErr {
+    match e {
+        SignalError::Gone => process_exited_already(py, exited_already),
+        SignalError::NoGroup => PyValueError::new_err(format!(
+            "{what}: the child has no process group of its own (spawn it with processGroup=True or newSession=True)"
+        )),
+        SignalError::NotLeader(pgid) => PyValueError::new_err(format!(
+            "{what}: the child joined process group {pgid}, which it does not lead; only a group the child \
+             leads is signalled (signal the child, or the group yourself with os.killpg)"
+        )),
+        SignalError::Os(e) => os_error(e, what),
     }
 }
 

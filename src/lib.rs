@@ -2,10 +2,11 @@
 //! that touches pyo3. Dependencies run one way:
 //!
 //! ```text
-//! engine    → spawn, transport, timers, dispatch, handle, host, errors
-//! spawn     → transport, timers, dispatch, handle, host, errors
-//! transport → dispatch, handle, host, errors, attrs
+//! engine    → spawn, transport, timers, debuglog, dispatch, handle, host, errors
+//! spawn     → transport, timers, debuglog, dispatch, handle, host, errors
+//! transport → debuglog, dispatch, handle, host, errors, attrs
 //! timers    → dispatch, handle, host
+//! debuglog  → dispatch
 //! dispatch  → handle, host
 //! handle    → host
 //! host, errors → (ferroproc_core only); attrs → (pyo3 only)
@@ -19,9 +20,11 @@
 //! - [`handle`]: what an engine shares with its transports and timers;
 //! - [`host`]: `bytes` buffers and per-child protocol objects for the core;
 //! - [`errors`]: OS errors and spawn failures as Python exceptions;
-//! - [`attrs`]: a program's own values under the transport's ferroproc names.
+//! - [`attrs`]: a program's own values under the transport's ferroproc names;
+//! - [`debuglog`]: spawns, exits and signals at DEBUG on the `ferroproc` logger.
 
 mod attrs;
+mod debuglog;
 mod dispatch;
 mod engine;
 mod errors;
@@ -40,6 +43,7 @@ pub fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<timers::DelayedCall>()?;
     m.add_class::<transport::Process>()?;
     m.add_function(wrap_pyfunction!(errors::parse_signal_py, m)?)?;
+    m.add_function(wrap_pyfunction!(debuglog::records_made, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -290,6 +290,7 @@ pub(crate) fn spawn(
              (use reactor.callFromThread(reactor.spawnProcess, ...))",
         ));
     }
+    crate::debuglog::refresh(py);
     let direct_data = protocol.as_ref().is_some_and(|p| keeps_default_dispatch(p.bind(py)));
     let exe_display = String::from_utf8_lossy(&args.executable).into_owned();
     let exec =
@@ -456,6 +457,7 @@ pub(crate) fn spawn(
     if let Some(fd) = cell.with(|c, _| c.terminal_fd()) {
         let _ = sys::set_nonblocking(fd, true);
     }
+    crate::debuglog::drain(py);
     let key = Shared::key(&cell);
     let transport = Py::new(py, Process::new(cell, Arc::downgrade(shared)))?;
     lock(&shared.transports).insert(key, transport.clone_ref(py).into_any());

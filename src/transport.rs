@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use ferroproc_core::child::{Child, NotOpen, ProducerRegistered, Role, SignalError, WriteLimits, INPUT_FD};
+use ferroproc_core::debuglog::Why;
 use ferroproc_core::pty;
 use ferroproc_core::sys::SigpipeShield;
 use pyo3::exceptions::{PyKeyError, PyNotImplementedError, PyRuntimeError, PyTypeError, PyValueError};
@@ -19,7 +20,8 @@ use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::attrs::{program_value_or, set_program_value};
-use crate::errors::{os_error, parse_signal, process_exited_already, type_name};
+use crate::debuglog::by_program;
+use crate::errors::{os_error, parse_signal, signal_error, type_name};
 use crate::handle::{lock, Call, Handle, Shared};
 use crate::host::{Cell, PyChild, PyChunk};
 
@@ -271,7 +273,7 @@ impl Process {
     #[pyo3(name = "signalProcess")]
     fn signal_process(&self, py: Python<'_>, signalID: &Bound<'_, PyAny>) -> PyResult<()> {
         let sig = parse_signal(signalID, "signalProcess")?;
-        self.send(py, "signalProcess", |c| c.signal(sig))
+        self.send(py, "signalProcess", sig, || by_program("signalProcess"))
     }
 
     /// ferroproc extension: send a signal to the process group the child
@@ -284,7 +286,15 @@ impl Process {
     #[pyo3(name = "signalGroup")]
     fn signal_group(&self, py: Python<'_>, signalID: &Bound<'_, PyAny>) -> PyResult<()> {
         let sig = parse_signal(signalID, "signalGroup")?;
-        self.send(py, "signalGroup", |c| c.signal_group(sig))
+        self.send(py, "signalGroup", sig, || by_program("signalGroup"))
+    }
+
+    /// `signalGroup` (`group`) or `signalProcess`, sent by ferroproc's own
+    /// code for a reason the debug log gives: `code`, and `text` in words.
+    #[pyo3(name = "_signalFor")]
+    fn signal_for(&self, py: Python<'_>, sig: &Bound<'_, PyAny>, group: bool, why: (String, String)) -> PyResult<()> {
+        let what = if group { "signalGroup" } else { "signalProcess" };
+        self.send(py, what, parse_signal(sig, what)?, move || Why::Host { code: why.0, text: why.1 })
     }
 
     /// ferroproc extension: the child's process group id, when it leads a
@@ -554,32 +564,18 @@ impl Process {
 }
 
 impl Process {
-    /// Send a signal with `f`; the errors as `what` raises them.
-    fn send(
-        &self,
-        py: Python<'_>,
-        what: &str,
-        f: impl FnOnce(&Child<PyChunk>) -> Result<(), SignalError> + Send,
-    ) -> PyResult<()> {
+    /// Send `sig` to the child, or for `what` "signalGroup" to the group it
+    /// leads, for `why` (the debug log's reason); errors as `what` raises them.
+    fn send(&self, py: Python<'_>, what: &str, sig: i32, why: impl FnOnce() -> Why + Send) -> PyResult<()> {
+        crate::debuglog::refresh(py);
         let shared = Shared::get(&self.handle);
         let r = match &shared {
-            Some(_) => self.cell.with(|c, _| f(c)),
+            Some(_) if what == "signalGroup" => self.cell.with(|c, _| c.signal_group_because(sig, why)),
+            Some(_) => self.cell.with(|c, _| c.signal_because(sig, why)),
             None => Err(SignalError::Gone),
         };
-        match r {
-            Ok(()) => Ok(()),
-            Err(SignalError::Gone) => {
-                Err(process_exited_already(py, shared.as_ref().and_then(|s| s.exited_already.as_ref())))
-            }
-            Err(SignalError::NoGroup) => Err(PyValueError::new_err(format!(
-                "{what}: the child has no process group of its own (spawn it with processGroup=True or newSession=True)"
-            ))),
-            Err(SignalError::NotLeader(pgid)) => Err(PyValueError::new_err(format!(
-                "{what}: the child joined process group {pgid}, which it does not lead; only a group the child \
-                 leads is signalled (signal the child, or the group yourself with os.killpg)"
-            ))),
-            Err(SignalError::Os(e)) => Err(os_error(e, what)),
-        }
+        crate::debuglog::drain(py);
+        r.map_err(|e| signal_error(py, what, e, shared.as_ref().and_then(|s| s.exited_already.as_ref())))
     }
 
     /// Whether the host took it off its reactor.

@@ -24,6 +24,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
+from ferroproc import _debuglog
 from ferroproc._asynciohost import AsyncioDriver, runningLoop
 from ferroproc._core import Engine, Process
 from ferroproc._popenargs import preparePopen
@@ -272,7 +273,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         if process is None or self._returncode is not None:
             raise ProcessLookupError()
         try:
-            process.signalProcess(signal)
+            _debuglog.signal(process, signal, False, "program", "send_signal called by the program")
         except ProcessExitedAlready:
             raise ProcessLookupError() from None
 
@@ -299,7 +300,8 @@ class SubprocessTransport(asyncio.SubprocessTransport):
             pipe.close()
         if process is not None and self._returncode is None:
             try:
-                process.signalProcess(signal.SIGKILL)
+                text = "its asyncio transport was closed while it ran"
+                _debuglog.signal(process, signal.SIGKILL, False, "transport-closed", text)
             except ProcessExitedAlready:
                 pass
         if self._driver is not None:

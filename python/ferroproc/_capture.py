@@ -12,6 +12,7 @@ import io
 import os
 from typing import TYPE_CHECKING, Any, cast
 
+from ferroproc import _debuglog
 from ferroproc._results import ProcessResult
 from ferroproc._utilerrors import OutputLimitExceeded, ProcessTimeout, UnexpectedErrorOutput
 from ferroproc.defer import Deferred
@@ -135,6 +136,8 @@ class _HelperProtocol(ProcessProtocol):
         self._limitHit = False
         self._timedOut = False
         self._terminating = False
+        #: Why it was stopped (for the debug log's SIGKILL line).
+        self._stopText = ""
         self._killed = False
         self._cancelled = False
         # Cancelled, and the TERM reached a group the child leads: our pipes
@@ -154,9 +157,11 @@ class _HelperProtocol(ProcessProtocol):
     def _processTransport(self) -> _ProcessTransport:
         return cast("_ProcessTransport", self.transport)
 
-    def _signal(self, name: str) -> bool:
+    def _signal(self, name: str, reason: str, text: str) -> bool:
         """Send signal ``name`` to the child's group if it leads one, else to
-        the child; nothing once it is gone. Returns whether a group got it."""
+        the child; nothing once it is gone. Logged at DEBUG with ``reason``
+        and ``text`` (see :func:`ferroproc._debuglog.signal`). Returns
+        whether a group got it."""
         transport = self._processTransport()
         # Asked of the transport, not read from its ``pgid``: that attribute
         # holds whatever the program set, and Twisted's own transports have
@@ -165,11 +170,11 @@ class _HelperProtocol(ProcessProtocol):
         try:
             if signalGroup is not None:
                 try:
-                    signalGroup(name)
+                    _debuglog.signal(transport, name, True, reason, text)
                     return True
                 except ValueError:
                     pass  # no group of its own, or one it joined: the child alone
-            transport.signalProcess(name)
+            _debuglog.signal(transport, name, False, reason, text)
         except ProcessExitedAlready:
             pass
         return False
@@ -178,27 +183,32 @@ class _HelperProtocol(ProcessProtocol):
         self._timeoutCall = None
         self.timeOut()
 
-    def timeOut(self) -> None:
+    def timeOut(self, text: str | None = None) -> None:
         """The time limit ran out: :meth:`terminate` the process, or, if it
         has exited already and only a grandchild keeps its pipes open, close
-        them. The result says it timed out."""
+        them. The result says it timed out. ``text`` says which limit, in
+        the debug log (default: its own ``timeout``)."""
         if self._ended:
             return
         self._timedOut = True
         if self._exited:
             self._processTransport().loseConnection()
             return
-        self.terminate()
+        if text is None:
+            text = "its timeout ran out" if self._timeout is None else f"its timeout of {self._timeout:g}s ran out"
+        self.terminate("timeout", text)
 
-    def terminate(self) -> bool:
+    def terminate(self, reason: str = "stop", text: str = "ferroproc was asked to stop it") -> bool:
         """Stop a running process: SIGTERM now, SIGKILL ``killGrace`` seconds
         later if it is still there, and our ends of its pipes closed once it
         has exited. Returns whether it was running (and so was signalled);
-        does nothing the second time."""
+        does nothing the second time. ``reason`` (a short code) and ``text``
+        say why, in the debug log."""
         if self._exited or self._terminating:
             return False
         self._terminating = True
-        if self._signal("TERM") and self._cancelled:
+        self._stopText = text
+        if self._signal("TERM", reason, text) and self._cancelled:
             self._holdingGroup = True
         self._killCall = self.reactor.callLater(self._killGrace, self._onKillGrace)
         return True
@@ -229,21 +239,22 @@ class _HelperProtocol(ProcessProtocol):
         if self._ended or self._terminating:
             return
         if not self._exited:
-            self.terminate()
+            self.terminate("cancel", "its Deferred was cancelled")
             return
         # Exited, and whatever holds its pipes is not the child any more.
-        if self._signal("TERM"):
+        self._stopText = "its Deferred was cancelled"
+        if self._signal("TERM", "cancel", self._stopText):
             self._terminating = self._holdingGroup = True
             self._killCall = self.reactor.callLater(self._killGrace, self._onKillGrace)
         else:
             self._processTransport().loseConnection()
 
-    def kill(self) -> None:
+    def kill(self, reason: str = "spawn-failed", text: str = "it must not outlive a failed start") -> None:
         """SIGKILL the process now, unless it has exited, and close our ends
         of its pipes (used when it must not outlive a failed start)."""
         if not self._exited:
             self._killed = True
-            self._signal("KILL")
+            self._signal("KILL", reason, text)
         self._processTransport().loseConnection()
 
     @property
@@ -260,7 +271,8 @@ class _HelperProtocol(ProcessProtocol):
         self._killCall = None
         if not self._exited or self._holdingGroup:
             self._killed = True
-            self._signal("KILL")
+            text = f"still running {self._killGrace:g}s after the SIGTERM ({self._stopText})"
+            self._signal("KILL", "kill-grace", text)
         self._processTransport().loseConnection()
 
     def _keep(self, chunks: _Output, data: bytes) -> bool:
@@ -279,7 +291,7 @@ class _HelperProtocol(ProcessProtocol):
                 chunks.append(data[:room])
             self._received = maxBytes
             self._limitHit = True
-            self._signal("KILL")
+            self._signal("KILL", "max-bytes", f"its output passed maxBytes={maxBytes}")
             self._processTransport().loseConnection()
             return False
         self._received += len(data)

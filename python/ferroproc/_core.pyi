@@ -15,7 +15,7 @@ from ferroproc._spawnargs import SpawnArgs
 from ferroproc.error import ResourceUsage
 from ferroproc.interfaces import IProcessProtocol, IPullProducer, IPushProducer
 
-__all__ = ["DelayedCall", "Engine", "Process", "__version__", "parseSignal"]
+__all__ = ["DelayedCall", "Engine", "Process", "__version__", "_debugRecords", "parseSignal"]
 
 #: The version of the compiled extension (the Cargo package version).
 __version__: str
@@ -30,6 +30,10 @@ def parseSignal(signal: object, what: str) -> int:
         TypeError: neither a str nor an int (``what`` names the parameter).
         ValueError: an unknown name or a number out of range.
     """
+
+def _debugRecords() -> int:
+    """How many debug records the engine has made since the process started
+    (for tests: none is made while the debug log is off)."""
 
 @final
 class Engine:
@@ -326,6 +330,14 @@ class Process:
             ferroproc.error.ProcessExitedAlready: the child has been reaped,
                 or nothing is left in the group.
         """
+
+    def _signalFor(self, sig: str | int, group: bool, why: tuple[str, str]) -> None:
+        """:meth:`signalGroup` (``group``) or :meth:`signalProcess`, sent by
+        ferroproc's own code (the utilities, pipelines, the asyncio
+        transport) for ``why``: ``(code, text)``, a short reason to filter
+        on and the reason in words, as the debug log gives them. Raises what
+        those methods raise."""
+
 
     @property
     def pgid(self) -> int | None:

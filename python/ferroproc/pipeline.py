@@ -224,7 +224,7 @@ class Pipeline:
 
     def __init__(self, reactor: _OptionsReactor, killGrace: float, stopAllOnFailure: bool = False) -> None:
         self.transports = ()
-        self.ended = Deferred(canceller=lambda _: self.stop())
+        self.ended = Deferred(canceller=lambda _: self._stop("cancel", "the pipeline's Deferred was cancelled"))
         self.stopAllOnFailure = stopAllOnFailure
         self._reactor = reactor
         self._killGrace = killGrace
@@ -239,14 +239,17 @@ class Pipeline:
         """End every stage still running: SIGTERM, then SIGKILL ``killGrace``
         seconds later, as if killed from outside (their statuses count:
         143 after SIGTERM). :attr:`ended` still fires once they have all
-        ended (unless it was cancelled, which calls this). Does nothing once
+        ended (unless it was cancelled, which stops it too). Does nothing once
         the pipeline is being stopped."""
+        self._stop("stop", "the pipeline was stopped")
+
+    def _stop(self, reason: str, text: str) -> None:
         if self._stopping:
             return
         self._stopping = True
         self._cancelTimeout()
         for stage in self._stages:
-            stage.terminate()
+            stage.terminate(reason, text)
 
     def __repr__(self) -> str:
         pids = [getattr(t, "pid", None) for t in self.transports]
@@ -308,7 +311,7 @@ class Pipeline:
             for fd in ours:
                 os.close(fd)
             for stage in self._stages:
-                stage.kill()
+                stage.kill("spawn-failed", "another stage of its pipeline failed to start")
             raise
         self.transports = tuple(transports)
         if timeout is not None:
@@ -335,8 +338,9 @@ class Pipeline:
             # stages after it read what it wrote to the end, and the time
             # limit still bounds them.
             others = self._stages[: stage.index]
+        text = f"stage {stage.index} of its pipeline failed"
         for other in others:
-            if other.terminate():
+            if other.terminate("pipeline", text):
                 other.stoppedAfterFailure = True
 
     def _onTimeout(self) -> None:
@@ -346,7 +350,7 @@ class Pipeline:
             # A stage already being stopped after a failure was not stopped
             # by the time limit.
             if not stage.terminating:
-                stage.timeOut()
+                stage.timeOut("the pipeline's timeout ran out")
 
     def _cancelTimeout(self) -> None:
         if self._timeoutCall is not None and self._timeoutCall.active():

@@ -336,6 +336,7 @@ impl<H: Host> Loop<H> {
             None
         };
         let mut child = Child::new(pid, spawned.take_pidfd(), terminal);
+        child.set_tag(spawned.take_tag());
         let mut watched = Vec::with_capacity(count);
         for ((fd, end, role), token) in pipes.into_iter().zip(&tokens) {
             child.add_pipe(fd, end, *token, role);

@@ -20,10 +20,12 @@
 //! - [`reap`]: exit status and resource usage through a pidfd;
 //! - [`orphans`]: the children of a loop no host will turn again.
 //!
-//! And [`sys`] (syscalls, capabilities), [`signals`] (names).
+//! And [`sys`] (syscalls, capabilities), [`signals`] (names), [`debuglog`]
+//! (records of spawns, exits and the signals sent, for a host's debug log).
 
 pub mod child;
 pub mod creds;
+pub mod debuglog;
 pub mod evloop;
 pub mod exec;
 pub mod fdplan;

@@ -10,6 +10,7 @@
 use std::os::fd::AsRawFd;
 
 use super::{Child, SignalError};
+use crate::debuglog::Why;
 use crate::sys;
 
 /// The child's process group.
@@ -99,6 +100,12 @@ impl Watch {
     /// A limit ran out and its SIGKILL has not been sent yet.
     pub(super) fn kill_pending(&self) -> bool {
         matches!(self.phase, Phase::Terminated { .. })
+    }
+
+    /// Why a time limit's SIGKILL after the grace is sent (for the debug record).
+    pub(super) fn grace_why(&self) -> Why {
+        let (kind, limit) = self.timed_out.map_or((TimeoutKind::Wall, 0.0), |t| (t.kind, t.limit));
+        Why::Grace { kind, limit, grace: self.limits.grace }
     }
 
     /// The limit that has run out at `now`, if any.
@@ -224,18 +231,19 @@ impl<C: AsRef<[u8]>> Child<C> {
                 }
                 if let Some((kind, limit)) = hit {
                     let w = self.watch.as_mut()?;
+                    let why = || Why::TimeLimit { kind, limit };
                     if grace <= 0.0 {
                         // No grace: SIGKILL at once, no SIGTERM first.
                         w.timed_out = Some(TimedOut { kind, limit, killed: true });
                         w.phase = Phase::Done;
-                        let _ = self.signal_tree(libc::SIGKILL);
+                        let _ = self.signal_tree(libc::SIGKILL, why);
                         self.lose_connection();
                         return None;
                     }
                     w.timed_out = Some(TimedOut { kind, limit, killed: false });
                     w.termed = true;
                     w.phase = Phase::Terminated { kill_at: now + grace };
-                    let _ = self.signal_tree(libc::SIGTERM);
+                    let _ = self.signal_tree(libc::SIGTERM, why);
                     // Read after sending: the disposition it met. (The pid
                     // is still ours: the child has not been reaped.)
                     let fatal = self.pid.is_some_and(term_is_fatal);
@@ -249,9 +257,10 @@ impl<C: AsRef<[u8]>> Child<C> {
                 if let Some(t) = w.timed_out.as_mut() {
                     t.killed = running;
                 }
+                let why = w.grace_why();
                 // The group (grandchildren that ignored SIGTERM), while its
                 // leader is ours; or the child, if it is still there.
-                let _ = self.signal_tree(libc::SIGKILL);
+                let _ = self.signal_tree(libc::SIGKILL, || why);
                 // (Input still queued closes at the host's next flush.)
                 self.lose_connection();
                 return None;
@@ -259,14 +268,6 @@ impl<C: AsRef<[u8]>> Child<C> {
             Phase::Terminated { .. } => {}
         }
         self.watch.as_ref()?.next_deadline(now)
-    }
-
-    /// `sig` to the group the child leads, else to the child alone.
-    fn signal_tree(&self, sig: i32) -> Result<(), SignalError> {
-        match self.group.group {
-            Group::Leads(_) => self.signal_group(sig),
-            Group::Parents | Group::Joined(_) => self.signal(sig),
-        }
     }
 
     /// Send signal `sig`: through the pidfd (never a recycled pid), or to the
@@ -316,7 +317,7 @@ impl<C: AsRef<[u8]>> Child<C> {
     /// if its leader has not been reaped.
     pub(super) fn kill_group_if_lost(&mut self) {
         if std::mem::take(&mut self.group.kill_on_lost) {
-            let _ = self.signal_group(libc::SIGKILL);
+            let _ = self.signal_group_because(libc::SIGKILL, || Why::KillOnLost);
         }
     }
 }

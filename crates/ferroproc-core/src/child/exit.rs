@@ -16,6 +16,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use super::{Child, Event, Group};
+use crate::debuglog::Why;
 use crate::reap::{self, Exit};
 
 /// An exited group leader not reaped yet.
@@ -70,7 +71,7 @@ impl<C: AsRef<[u8]>> Child<C> {
         }
         if self.group.kill_on_exit {
             // The zombie keeps the group id ours.
-            let _ = self.signal_group(libc::SIGKILL);
+            let _ = self.signal_group_because(libc::SIGKILL, || Why::KillOnExit);
         }
         self.held = Some(Held { pid, pidfd: self.pidfd.take() });
         self.on_exit(exit);
@@ -108,6 +109,10 @@ impl<C: AsRef<[u8]>> Child<C> {
             return;
         }
         self.exit = Some(exit);
+        let pid = self.pid.or_else(|| self.held.as_ref().map(|h| h.pid));
+        if let Some(pid) = pid {
+            self.record_exit(pid);
+        }
         self.pid = None;
         self.pidfd = None;
         self.held_master = None;
@@ -122,8 +127,8 @@ impl<C: AsRef<[u8]>> Child<C> {
         if self.held.is_none() {
             return;
         }
-        if self.watch.as_ref().is_some_and(|w| w.kill_pending()) {
-            let _ = self.signal_group(libc::SIGKILL);
+        if let Some(why) = self.watch.as_ref().filter(|w| w.kill_pending()).map(|w| w.grace_why()) {
+            let _ = self.signal_group_because(libc::SIGKILL, || why);
         }
         if let Some(held) = self.held.take() {
             held.reap();

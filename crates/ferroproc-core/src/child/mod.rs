@@ -26,6 +26,9 @@ pub mod cell;
 mod control;
 #[cfg(test)]
 mod control_tests;
+mod debug;
+#[cfg(test)]
+mod debug_tests;
 mod events;
 mod exit;
 mod flow;
@@ -93,6 +96,8 @@ pub struct Child<C> {
     /// A group leader that has exited, kept a zombie while its pipes are
     /// open (see `exit.rs`).
     held: Option<exit::Held>,
+    /// Its debug tag, when it was started with debug records on (`debug.rs`).
+    tag: Option<Box<crate::debuglog::Tag>>,
 }
 
 impl<C: AsRef<[u8]>> Child<C> {
@@ -118,6 +123,7 @@ impl<C: AsRef<[u8]>> Child<C> {
             group: GroupPolicy::default(),
             watch: None,
             held: None,
+            tag: None,
         }
     }
 

@@ -31,6 +31,7 @@ use std::ffi::{c_int, CStr, CString};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use super::creds::Creds;
+use super::debuglog::{self, Tag, Target, Why};
 use super::exec::ExecSpec;
 use super::fdplan::PreparedFds;
 use super::sys::{self, caps};
@@ -229,12 +230,14 @@ pub struct Spawned {
     pid: libc::pid_t,
     pidfd: Option<OwnedFd>,
     armed: bool,
+    /// Made when debug records are on (see [`debuglog`]).
+    tag: Option<Box<Tag>>,
 }
 
 impl Spawned {
     fn new(pid: libc::pid_t, pidfd: Option<OwnedFd>) -> Self {
         let pidfd = pidfd.or_else(|| if caps().pidfd { sys::pidfd_open(pid).ok() } else { None });
-        Spawned { pid, pidfd, armed: true }
+        Spawned { pid, pidfd, armed: true, tag: None }
     }
 
     /// The child's pid.
@@ -253,6 +256,11 @@ impl Spawned {
         self.pidfd.take()
     }
 
+    /// Its debug tag, if records were on when it started (for its `Child`).
+    pub fn take_tag(&mut self) -> Option<Box<Tag>> {
+        self.tag.take()
+    }
+
     /// The caller has taken the child over: the guard lets go.
     pub fn disarm(mut self) {
         self.armed = false;
@@ -266,16 +274,23 @@ impl Drop for Spawned {
         }
         // By pidfd where we have one: it names this child alone, whatever
         // happens to its pid.
-        match &self.pidfd {
-            Some(fd) => {
-                let _ = sys::pidfd_send_signal(fd.as_raw_fd(), libc::SIGKILL);
-                let _ = super::reap::wait_blocking_pidfd(fd.as_raw_fd());
-            }
-            None => {
-                let _ = sys::kill(self.pid, libc::SIGKILL);
-                let _ = super::reap::wait_blocking(self.pid);
-            }
-        }
+        let sent = match &self.pidfd {
+            Some(fd) => sys::pidfd_send_signal(fd.as_raw_fd(), libc::SIGKILL),
+            None => sys::kill(self.pid, libc::SIGKILL),
+        };
+        let sent = sent.map_err(crate::child::SignalError::Os);
+        debuglog::signalled(
+            self.pid,
+            Target::Pid(self.pid),
+            libc::SIGKILL,
+            || Why::SpawnFailed,
+            &sent,
+            self.tag.as_deref(),
+        );
+        let _ = match &self.pidfd {
+            Some(fd) => super::reap::wait_blocking_pidfd(fd.as_raw_fd()),
+            None => super::reap::wait_blocking(self.pid),
+        };
     }
 }
 
@@ -331,8 +346,15 @@ fn gap_count(entries: &[(RawFd, RawFd)]) -> usize {
 /// A [`SpawnError`] naming the failed step; nothing is left running (a child
 /// that failed before exec has been reaped).
 pub fn spawn(req: &Request<'_>) -> Result<Spawned, SpawnError> {
-    match method_for(req) {
+    let mut spawned = match method_for(req) {
         Method::PosixSpawn => posix::spawn(req),
         Method::CloneVfork => clone::spawn(req),
+    }?;
+    // Every spawn comes through here, the hosts' and those the core makes
+    // itself: one load when debug records are off.
+    if debuglog::enabled() {
+        let leads = matches!(req.effective_session(), Session::New | Session::NewGroup);
+        spawned.tag = Some(debuglog::spawned(spawned.pid, req.exec, leads));
     }
+    Ok(spawned)
 }
