@@ -17,7 +17,9 @@
 //! - [`evloop`]: the poll, the lists of children with work, the waker;
 //! - [`io`]: reading output into a host's buffers;
 //! - [`timers`]: the timer queue;
-//! - [`reap`]: exit status and resource usage through a pidfd.
+//! - [`reap`]: exit status and resource usage through a pidfd;
+//! - [`jobs`]: the rules for running many jobs (slots, retries, halts,
+//!   the memory gate, bounded capture).
 //!
 //! And [`sys`] (syscalls, capabilities), [`signals`] (names).
 
@@ -27,6 +29,7 @@ pub mod evloop;
 pub mod exec;
 pub mod fdplan;
 pub mod io;
+pub mod jobs;
 pub mod pty;
 pub mod reap;
 pub mod signals;
