@@ -52,6 +52,10 @@ pub(crate) struct Shared {
     /// idle pipe. Otherwise (Twisted's rule) they wait for the next turn, so
     /// that what one callback of the host writes leaves together.
     pub(crate) immediate_writes: bool,
+    /// Calls to make once, at the end of the current turn (after every
+    /// event, call and timer of it): the jobs runner reports a turn's
+    /// finished jobs to Python this way, in one call.
+    pub(crate) after_turn: Mutex<Vec<Py<PyAny>>>,
 }
 
 /// A weak reference to an engine's [`Shared`] state.

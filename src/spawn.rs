@@ -24,65 +24,66 @@ use pyo3::prelude::*;
 use crate::dispatch::Callbacks;
 use crate::errors::{os_error, os_error_file, spawn_error, SpawnWhat};
 use crate::handle::{lock, Shared};
-use crate::host::PyChild;
+use crate::host::{Cell, PyChild};
 use crate::transport::Process;
 
-/// `ferroproc._spawnargs.SpawnArgs`, read by attribute name.
-#[derive(FromPyObject)]
+/// `ferroproc._spawnargs.SpawnArgs`, read by attribute name (the jobs
+/// runner also builds them, one per job, from a template).
+#[derive(FromPyObject, Clone)]
 pub(crate) struct SpawnArgs {
-    executable: Vec<u8>,
-    argv: Vec<Vec<u8>>,
-    envp: Vec<Vec<u8>>,
-    parent_path: Option<Vec<u8>>,
-    cwd: Option<Vec<u8>>,
+    pub(crate) executable: Vec<u8>,
+    pub(crate) argv: Vec<Vec<u8>>,
+    pub(crate) envp: Vec<Vec<u8>>,
+    pub(crate) parent_path: Option<Vec<u8>>,
+    pub(crate) cwd: Option<Vec<u8>>,
     /// `(child fd, 'r' | 'w' | 'fd' | 'same', n)`: a new pipe read or
     /// written by the parent, the parent's fd `n`, or the same pipe as child
     /// fd `n` (Popen's `stderr=STDOUT`).
-    fds: Vec<(i32, String, i32)>,
-    pty: bool,
+    pub(crate) fds: Vec<(i32, String, i32)>,
+    pub(crate) pty: bool,
     /// A caller's `(master, slave)` terminal, for `usePTY=(m, s, name)`.
-    pty_fds: Option<(i64, i64)>,
-    window_size: Option<(u16, u16)>,
-    uid: Option<u32>,
-    gid: Option<u32>,
+    pub(crate) pty_fds: Option<(i64, i64)>,
+    pub(crate) window_size: Option<(u16, u16)>,
+    pub(crate) uid: Option<u32>,
+    pub(crate) gid: Option<u32>,
     /// `"inherit"`, `"session"` (a new session) or `"group"` (a new process group).
-    session: String,
+    pub(crate) session: String,
     /// An existing process group to join.
-    process_group: Option<i32>,
+    pub(crate) process_group: Option<i32>,
     /// `"posix_spawn"` or `"clone"` to force a mechanism.
-    method: Option<String>,
+    pub(crate) method: Option<String>,
     /// With `uid`/`gid`: set exactly those ids and `groups` (each `None`
     /// left as ours), as `subprocess.Popen` does; otherwise ferroproc's rule
     /// (the user's primary group and own groups).
-    exact_ids: bool,
+    pub(crate) exact_ids: bool,
     /// Supplementary groups (with `exact_ids`).
-    groups: Option<Vec<u32>>,
+    pub(crate) groups: Option<Vec<u32>>,
     /// `"default"` (every signal at its default), `"restore"` or `"inherit"`
     /// (Popen's `restore_signals` True/False: ignored signals stay ignored,
     /// but for SIGPIPE/SIGXFSZ with "restore").
-    signals: String,
+    pub(crate) signals: String,
     /// Keep the fds no entry names (Popen's `close_fds=False`).
-    keep_fds: bool,
-    umask: Option<u32>,
+    pub(crate) keep_fds: bool,
+    pub(crate) umask: Option<u32>,
     /// `(resource, soft, hard)`.
-    rlimits: Vec<(i32, u64, u64)>,
-    nice: Option<i32>,
-    affinity: Option<Vec<usize>>,
-    death_signal: Option<i32>,
-    no_new_privs: bool,
+    pub(crate) rlimits: Vec<(i32, u64, u64)>,
+    pub(crate) nice: Option<i32>,
+    pub(crate) affinity: Option<Vec<usize>>,
+    pub(crate) death_signal: Option<i32>,
+    pub(crate) no_new_privs: bool,
     /// A cgroup v2 directory to start the child in.
-    cgroup: Option<Vec<u8>>,
+    pub(crate) cgroup: Option<Vec<u8>>,
     /// `F_SETPIPE_SZ` for the pipes made for the child.
-    pipe_size: Option<i32>,
+    pub(crate) pipe_size: Option<i32>,
     /// SIGKILL the child's own group when it exits / when the parent
     /// loses the connection.
-    kill_group_on_exit: bool,
-    kill_group_on_lost: bool,
+    pub(crate) kill_group_on_exit: bool,
+    pub(crate) kill_group_on_lost: bool,
     /// Time limits in seconds (wall clock, no output), and the grace
     /// between SIGTERM and SIGKILL.
-    timeout: Option<f64>,
-    idle_timeout: Option<f64>,
-    kill_grace: f64,
+    pub(crate) timeout: Option<f64>,
+    pub(crate) idle_timeout: Option<f64>,
+    pub(crate) kill_grace: f64,
 }
 
 /// How the parent's side of the child's stdio is laid out.
@@ -232,6 +233,40 @@ pub(crate) fn spawn(
     protocol: Option<Py<PyAny>>,
     args: SpawnArgs,
 ) -> PyResult<Py<Process>> {
+    let direct_data = protocol.as_ref().is_some_and(|p| keeps_default_dispatch(p.bind(py)));
+    let ext = PyChild {
+        proto: protocol.as_ref().map(|p| Arc::new(p.clone_ref(py))),
+        producer: None,
+        direct_data,
+        terminal_attrs: None,
+        removed: false,
+        sink: None,
+    };
+    let cell = start(py, shared, &args, ext)?;
+    let key = Shared::key(&cell);
+    let transport = Py::new(py, Process::new(cell, Arc::downgrade(shared)))?;
+    lock(&shared.transports).insert(key, transport.clone_ref(py).into_any());
+    if let Some(proto) = protocol {
+        // `connectionMade` writes as a callback in a turn does: together,
+        // in one writev at its end (or the enclosing turn's, when spawned
+        // from a callback).
+        let turn = (!shared.lp.in_turn()).then(|| shared.lp.enter_turn());
+        let r = proto.call_method1(py, intern!(py, "makeConnection"), (transport.clone_ref(py),));
+        if turn.is_some() {
+            shared.lp.flush();
+        }
+        drop(turn);
+        if let Err(e) = r {
+            callbacks.report(py, "makeConnection", e)?;
+        }
+    }
+    Ok(transport)
+}
+
+/// Start a child from `args` and take it into the loop with `ext` (its
+/// terminal's attributes filled in), its group and time limits set: all of
+/// a spawn but the transport (the jobs runner's children have none).
+pub(crate) fn start(py: Python<'_>, shared: &Arc<Shared>, args: &SpawnArgs, mut ext: PyChild) -> PyResult<Arc<Cell>> {
     if shared.lp.is_forked() {
         return Err(PyRuntimeError::new_err(
             "spawnProcess: this engine belongs to the process this one was forked from",
@@ -243,7 +278,6 @@ pub(crate) fn spawn(
              (use reactor.callFromThread(reactor.spawnProcess, ...))",
         ));
     }
-    let direct_data = protocol.as_ref().is_some_and(|p| keeps_default_dispatch(p.bind(py)));
     let exe_display = String::from_utf8_lossy(&args.executable).into_owned();
     let exec =
         ExecSpec::new(&args.executable, &args.argv, &args.envp, args.parent_path.as_deref(), args.cwd.as_deref())
@@ -286,7 +320,7 @@ pub(crate) fn spawn(
         Some("clone") => Some(Method::CloneVfork),
         Some(m) => return Err(PyValueError::new_err(format!("unknown spawn method {m:?}"))),
     };
-    let session = session(&args)?;
+    let session = session(args)?;
     let cgroup = args
         .cgroup
         .as_ref()
@@ -309,7 +343,7 @@ pub(crate) fn spawn(
         no_new_privs: args.no_new_privs,
         cgroup: cgroup.as_ref().map(AsRawFd::as_raw_fd),
     };
-    let plan = stdio_plan(&args)?;
+    let plan = stdio_plan(args)?;
     let stdio = match &plan {
         Plan::Pipes { entries, .. } => Stdio::Fds(entries),
         Plan::Terminal { slave_path, .. } => {
@@ -365,13 +399,7 @@ pub(crate) fn spawn(
         Plan::Pipes { parent_ends, .. } => parent_ends,
         Plan::Terminal { master, .. } => vec![(INPUT_FD, master, Role::Terminal)],
     };
-    let ext = PyChild {
-        proto: protocol.as_ref().map(|p| Arc::new(p.clone_ref(py))),
-        producer: None,
-        direct_data,
-        terminal_attrs,
-        removed: false,
-    };
+    ext.terminal_attrs = terminal_attrs;
     let pid = spawned.pid();
     let cell = match shared.lp.add_child(spawned, pipes, ext) {
         Ok(cell) => cell,
@@ -407,22 +435,5 @@ pub(crate) fn spawn(
     if let Some(fd) = cell.with(|c, _| c.terminal_fd()) {
         let _ = sys::set_nonblocking(fd, true);
     }
-    let key = Shared::key(&cell);
-    let transport = Py::new(py, Process::new(cell, Arc::downgrade(shared)))?;
-    lock(&shared.transports).insert(key, transport.clone_ref(py).into_any());
-    if let Some(proto) = protocol {
-        // `connectionMade` writes as a callback in a turn does: together,
-        // in one writev at its end (or the enclosing turn's, when spawned
-        // from a callback).
-        let turn = (!shared.lp.in_turn()).then(|| shared.lp.enter_turn());
-        let r = proto.call_method1(py, intern!(py, "makeConnection"), (transport.clone_ref(py),));
-        if turn.is_some() {
-            shared.lp.flush();
-        }
-        drop(turn);
-        if let Err(e) = r {
-            callbacks.report(py, "makeConnection", e)?;
-        }
-    }
-    Ok(transport)
+    Ok(cell)
 }

@@ -422,12 +422,15 @@ class _Run:
         self.summaryReady: Deferred[JobSummary] | None = None
         self.envp = _envEntries(None)
         self.options = self._runnerOptions()
-        template = prepareSpawn(None, "/", ["job"], {}, None, None, None, False, {0: 0, 1: 1, 2: 2}, self.options)
+        # The options every job shares, checked once; a bare name, so that
+        # the template carries our PATH for jobs named by a bare name.
+        template = prepareSpawn(None, "job", ["job"], {}, None, None, None, False, {0: 0, 1: 1, 2: 2}, self.options)
         halt = runner.halt
         self.queue = JobQueue(
             self.host.engine(),
             self._drain,
             template,
+            environ=self.envp,
             concurrency=runner.concurrency,
             ahead=runner.concurrency + max(runner.concurrency, 16),
             killGrace=runner.killGrace,
@@ -489,7 +492,17 @@ class _Run:
                 self.log.close()
             self.finished = True
             raise
-        self._outside(self._refill)
+        try:
+            self._outside(self._refill)
+        except BaseException:
+            # Refused before any job could start (another thread's run).
+            self.queue.cancel()
+            if self.queue.idle:
+                self.queue.close()
+                if self.log is not None:
+                    self.log.close()
+                self.finished = True
+            raise
         return self.deferred
 
     def _outside(self, f: Callable[[], object]) -> None:

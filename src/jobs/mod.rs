@@ -1,0 +1,341 @@
+//! `ferroproc._core.JobQueue`: the jobs runner's core, over an engine.
+//!
+//! Python (`ferroproc.jobs._runner`) reads the input and pushes prepared
+//! jobs; the queue starts them (up to the concurrency limit) and, the moment
+//! one ends, records its result and starts the next one, in the same loop
+//! turn and with no Python in between ([`run`]: each job's child delivers
+//! its events to Rust, not to a protocol). At the end of a turn that
+//! finished jobs, Python's `notify` is called once (the engine's end-of-turn
+//! calls), and it `take()`s the turn's results as one batch.
+//!
+//! The rules (slots, retries, halts, the memory gate) are the core's
+//! [`ferroproc_core::jobs::Scheduler`]; spawning, capture and results are here
+//! ([`start`], [`run`]). Python objects held under the queue's lock (results,
+//! output, jobs' stdin) only move in and out of it; any that are dropped are
+//! dropped after it is released.
+
+mod run;
+mod start;
+
+use std::collections::HashMap;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use ferroproc_core::jobs::{HaltOn, HaltPolicy, HaltWhen, Limits, Scheduler, Threshold};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+use pyo3::{PyTraverseError, PyVisit};
+
+use crate::engine::Engine;
+use crate::errors::os_error;
+use crate::handle::{lock, Shared};
+use crate::host::Cell;
+use crate::spawn::SpawnArgs;
+use crate::timers::finite;
+
+use run::JobRun;
+
+/// A prepared job: everything to start it (again, for a retry).
+pub(crate) struct Payload {
+    args: SpawnArgs,
+    stdin: Option<Py<PyBytes>>,
+}
+
+/// What every job of the queue shares.
+struct Config {
+    template: SpawnArgs,
+    max_bytes: Option<usize>,
+    capture: bool,
+    results: Option<PathBuf>,
+    stdout: Option<RawFd>,
+    stderr: Option<RawFd>,
+    stream_output: bool,
+    kill_grace: f64,
+}
+
+/// What changes, under the queue's lock.
+struct State {
+    sched: Scheduler<Payload>,
+    /// The jobs running now, by number: their child and their run.
+    running: HashMap<u64, (Weak<Cell>, Weak<JobRun>)>,
+    /// Finished jobs' result tuples, for the next `take()`.
+    results: Vec<Py<PyTuple>>,
+    /// `(seq, fd, data)` for `onOutput`, for the next `take()`.
+    outputs: Vec<(u64, i32, Py<PyBytes>)>,
+    /// The stdin of jobs without input (None once closed).
+    devnull: Option<OwnedFd>,
+    closed: bool,
+}
+
+/// A queue's state, shared with its running jobs (each holds it while it
+/// runs, so the queue outlives them whatever Python drops).
+pub(crate) struct Inner {
+    shared: Weak<Shared>,
+    config: Config,
+    state: Mutex<State>,
+    /// Python's `notify` (None once closed).
+    notify: Mutex<Option<Py<PyAny>>>,
+    /// `notify` is due (queued for the end of this turn, or the caller of
+    /// whatever produced results will look).
+    news: AtomicBool,
+}
+
+impl Inner {
+    /// Results or output arrived: have Python look, at the end of the turn
+    /// (outside a turn, the Python call that led here looks itself).
+    fn notify_soon(&self, py: Python<'_>) {
+        if self.news.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Some(shared) = self.shared.upgrade() else { return };
+        if !shared.lp.in_turn() {
+            return;
+        }
+        let f = lock(&self.notify).as_ref().map(|f| f.clone_ref(py));
+        if let Some(f) = f {
+            lock(&shared.after_turn).push(f);
+        }
+    }
+}
+
+/// The jobs runner's queue over an engine (private: `ferroproc.jobs` uses it).
+#[pyclass(frozen, module = "ferroproc._core")]
+pub struct JobQueue {
+    inner: Arc<Inner>,
+}
+
+fn halt_policy(spec: Option<(String, String, Option<u64>, Option<f64>)>) -> PyResult<Option<HaltPolicy>> {
+    let Some((when, on, count, percent)) = spec else { return Ok(None) };
+    let when = match when.as_str() {
+        "now" => HaltWhen::Now,
+        "soon" => HaltWhen::Soon,
+        other => return Err(PyValueError::new_err(format!("halt: unknown when {other:?}"))),
+    };
+    let on = match on.as_str() {
+        "fail" => HaltOn::Fail,
+        "success" => HaltOn::Success,
+        "done" => HaltOn::Done,
+        other => return Err(PyValueError::new_err(format!("halt: unknown reason {other:?}"))),
+    };
+    let threshold = match (count, percent) {
+        (Some(n), None) if n > 0 => Threshold::Count(n),
+        (None, Some(p)) if p > 0.0 && p <= 100.0 => Threshold::Percent(p),
+        _ => return Err(PyValueError::new_err("halt: give a count (>= 1) or a percentage (0 to 100]")),
+    };
+    Ok(Some(HaltPolicy { when, on, threshold }))
+}
+
+#[pymethods]
+#[allow(non_snake_case)] // keyword names follow the Python API's
+impl JobQueue {
+    #[new]
+    #[pyo3(signature = (
+        engine, notify, template, *, environ, concurrency, ahead, killGrace, retries, retryDelay,
+        memfree, halt, maxBytes, capture, results, stdout, stderr, streamOutput
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        engine: &Bound<'_, Engine>,
+        notify: Py<PyAny>,
+        template: SpawnArgs,
+        environ: Vec<Vec<u8>>,
+        concurrency: usize,
+        ahead: usize,
+        killGrace: f64,
+        retries: u32,
+        retryDelay: f64,
+        memfree: Option<u64>,
+        halt: Option<(String, String, Option<u64>, Option<f64>)>,
+        maxBytes: Option<usize>,
+        capture: bool,
+        results: Option<Vec<u8>>,
+        stdout: Option<RawFd>,
+        stderr: Option<RawFd>,
+        streamOutput: bool,
+    ) -> PyResult<Self> {
+        if concurrency == 0 {
+            return Err(PyValueError::new_err("concurrency must be at least 1"));
+        }
+        let kill_grace = finite(killGrace, "killGrace")?;
+        let retry_delay = finite(retryDelay, "retryDelay")?;
+        let limits = Limits { concurrency, ahead: ahead.max(1), retries, retry_delay, memfree };
+        let devnull = open_devnull().map_err(|e| os_error(e, "jobs: /dev/null"))?;
+        let template = SpawnArgs { envp: environ, ..template };
+        let results =
+            results.map(|r| PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(r)));
+        let inner = Inner {
+            shared: Arc::downgrade(engine.get().shared()),
+            config: Config {
+                template,
+                max_bytes: maxBytes,
+                capture,
+                results,
+                stdout,
+                stderr,
+                stream_output: streamOutput,
+                kill_grace,
+            },
+            state: Mutex::new(State {
+                sched: Scheduler::new(limits, halt_policy(halt)?),
+                running: HashMap::new(),
+                results: Vec::new(),
+                outputs: Vec::new(),
+                devnull: Some(devnull),
+                closed: false,
+            }),
+            notify: Mutex::new(Some(notify)),
+            news: AtomicBool::new(false),
+        };
+        Ok(JobQueue { inner: Arc::new(inner) })
+    }
+
+    /// Queue job `seq` and start what can start. Either `argv` (with `envp`,
+    /// None for the queue's environment, and `cwd`) over the queue's
+    /// template, or `args`, a job's own full spawn arguments.
+    #[pyo3(signature = (seq, argv, envp, cwd, stdin, timeout, idleTimeout, args))]
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &self,
+        py: Python<'_>,
+        seq: u64,
+        argv: Option<Vec<Vec<u8>>>,
+        envp: Option<Vec<Vec<u8>>>,
+        cwd: Option<Vec<u8>>,
+        stdin: Option<Py<PyBytes>>,
+        timeout: Option<f64>,
+        idleTimeout: Option<f64>,
+        args: Option<SpawnArgs>,
+    ) -> PyResult<()> {
+        self.check_thread()?;
+        let payload = start::payload(&self.inner.config, argv, envp, cwd, stdin, timeout, idleTimeout, args)?;
+        let refused = lock(&self.inner.state).sched.push(seq, payload).err();
+        drop(refused);
+        start::start_more(py, &self.inner);
+        Ok(())
+    }
+
+    /// Start what can start now (retries whose delay is over, jobs the
+    /// memory gate held back).
+    fn kick(&self, py: Python<'_>) -> PyResult<()> {
+        self.check_thread()?;
+        start::start_more(py, &self.inner);
+        Ok(())
+    }
+
+    /// The finished jobs' result tuples and the output pieces since the
+    /// last call, and when to `kick()` next (None: no need).
+    fn take<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>, Option<f64>)> {
+        self.inner.news.store(false, Ordering::Release);
+        let (results, outputs, wake) = {
+            let mut st = lock(&self.inner.state);
+            (std::mem::take(&mut st.results), std::mem::take(&mut st.outputs), st.sched.wake_at())
+        };
+        let results = PyList::new(py, results)?;
+        let outputs = PyList::new(py, outputs)?;
+        Ok((results, outputs, wake))
+    }
+
+    /// The number of jobs to run, once known (a halt percentage needs it).
+    #[pyo3(name = "setTotal")]
+    fn set_total(&self, total: u64) {
+        lock(&self.inner.state).sched.set_total(total);
+    }
+
+    /// Start no more jobs, and stop the running ones (their group: SIGTERM,
+    /// SIGKILL after the grace); they are reported as they end.
+    fn cancel(&self) -> PyResult<()> {
+        let (dropped, running) = {
+            let mut st = lock(&self.inner.state);
+            let dropped = st.sched.cancel();
+            let running: Vec<_> = st.running.values().cloned().collect();
+            (dropped, running)
+        };
+        drop(dropped);
+        start::stop_all(&self.inner, running);
+        Ok(())
+    }
+
+    /// Release the queue's fds and callback (the run is over). Refused while
+    /// jobs run.
+    fn close(&self) -> PyResult<()> {
+        let (devnull, dropped) = {
+            let mut st = lock(&self.inner.state);
+            if st.sched.running() > 0 {
+                return Err(PyRuntimeError::new_err("JobQueue.close: jobs are still running"));
+            }
+            st.closed = true;
+            let dropped = st.sched.cancel();
+            (st.devnull.take(), dropped)
+        };
+        drop((devnull, dropped));
+        let notify = lock(&self.inner.notify).take();
+        drop(notify);
+        Ok(())
+    }
+
+    /// How many more prepared jobs the queue wants.
+    #[getter]
+    fn wanted(&self) -> usize {
+        lock(&self.inner.state).sched.wanted()
+    }
+
+    /// Jobs running now.
+    #[getter]
+    fn running(&self) -> usize {
+        lock(&self.inner.state).sched.running()
+    }
+
+    /// Attempts started so far.
+    #[getter]
+    fn started(&self) -> u64 {
+        lock(&self.inner.state).sched.started()
+    }
+
+    /// Nothing runs or waits to start.
+    #[getter]
+    fn idle(&self) -> bool {
+        lock(&self.inner.state).sched.is_idle()
+    }
+
+    /// A halt policy stopped the run.
+    #[getter]
+    fn halted(&self) -> bool {
+        lock(&self.inner.state).sched.is_halted()
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Ok(n) = self.inner.notify.try_lock() {
+            visit.call(&*n)?;
+        }
+        Ok(())
+    }
+
+    fn __clear__(&self) {
+        let notify = lock(&self.inner.notify).take();
+        drop(notify);
+    }
+}
+
+impl JobQueue {
+    fn check_thread(&self) -> PyResult<()> {
+        let Some(shared) = Shared::get(&self.inner.shared) else {
+            return Err(PyRuntimeError::new_err("jobs: the engine has gone (or this process is a fork)"));
+        };
+        if !shared.on_driver_thread() {
+            return Err(PyRuntimeError::new_err(
+                "jobs must be run from the reactor's thread, not while it runs in another one",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn open_devnull() -> std::io::Result<OwnedFd> {
+    // SAFETY: a constant NUL-terminated path; the new fd is ours alone.
+    let fd = ferroproc_core::sys::cvt(unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) })?;
+    // SAFETY: as above.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
