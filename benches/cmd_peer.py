@@ -12,7 +12,6 @@ together (a tool's own CPU cannot be told apart from its children's). Every job 
 from __future__ import annotations
 
 import json
-import os
 import resource
 import shutil
 import subprocess

@@ -604,7 +604,9 @@ def _targets() -> list[Target]:
         Target("S10/c16", "rate", "≥10× GNU parallel", ">=", 10.0, peer_ref("S10/c16", "parallel", "rate")),
         Target("S10/c16", "rate", "≥0.95× native", ">=", 0.95, peer_ref("S10/c16", "native", "rate")),
         Target("S10/c16", "cpu_us", "parent CPU ≤0.3 ms per job", "<=", 1.0, lambda med: (300.0, "300 µs")),
-        Target("S10/seq", "rate", "≥1.15× a subprocess.run loop", ">=", 1.15, peer_ref("S10/seq", "subprocess", "rate")),
+        Target(
+            "S10/seq", "rate", "≥1.15× a subprocess.run loop", ">=", 1.15, peer_ref("S10/seq", "subprocess", "rate")
+        ),
         Target("S10/seq", "rate", "≥0.95× native", ">=", 0.95, peer_ref("S10/seq", "native", "rate")),
         Target("S11/100k", "rss_max", "RSS < 50 MiB", "<=", 1.0, lambda med: (50.0, "50 MiB")),
         Target("S11/100k", "rss_growth", "flat: ≤ 2 MiB growth", "<=", 1.0, lambda med: (2.0, "2 MiB")),

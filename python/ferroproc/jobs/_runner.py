@@ -318,7 +318,7 @@ class Runner:
             iterator = iter(jobs)
         except TypeError:
             raise TypeError(f"jobs must be an iterable of Job or argv sequences, not {type(jobs).__name__}") from None
-        total = len(jobs) if isinstance(jobs, Sequence) else None  # type: ignore[arg-type]
+        total = len(jobs) if isinstance(jobs, Sequence) else None
         self._run = _Run(self, iterator, total, onResult)
         return self._run.start()
 
@@ -436,7 +436,7 @@ class _Run:
             retries=runner.retries,
             retryDelay=runner.retryDelay,
             memfree=runner.memfree,
-            halt=None if halt is None else (halt.when, halt.on, halt.count, halt.percent),
+            halt=None if halt is None else (halt.when, halt.on, halt.number, halt.percent),
             maxBytes=runner.maxBytes,
             capture=runner.capture,
             results=runner.results,
@@ -612,7 +612,7 @@ class _Run:
             if job.options.get("processGroup") is not True and not job.options.get("newSession"):
                 options.pop("killGroupOnExit", None)
         options.update(job.options)
-        args = _checkedSpawnCall(
+        args: SpawnArgs = _checkedSpawnCall(
             prepareSpawn,
             None,
             job.argv[0],
@@ -641,7 +641,7 @@ class _Run:
     # -- stopping ----------------------------------------------------------------
 
     def cancel(self) -> None:
-        if self.finished or self.stopping and self.cancelled:
+        if self.finished or (self.stopping and self.cancelled):
             return
         self.cancelled = True
         self.stopping = True
@@ -716,7 +716,7 @@ class _Run:
         assert policy is not None
         if policy.on == "success":
             self.haltStatus = 0
-        elif policy.count == 1:
+        elif policy.number == 1:
             self.haltStatus = result.status
         elif policy.percent is not None:
             self.haltStatus = math.ceil(self.failed / max(self.total or 1, 1) * 100)
@@ -833,8 +833,8 @@ async def _stream(runner: Runner, jobs: Iterable[Job | Sequence[str | bytes]]) -
                 yield result
             if outcome[0] is not None:
                 break
-            waiter[0] = loop.create_future()
-            await waiter[0]
+            waiting = waiter[0] = loop.create_future()
+            await waiting
             waiter[0] = None
         end = outcome[0]
         if isinstance(end, Failure):
@@ -843,5 +843,5 @@ async def _stream(runner: Runner, jobs: Iterable[Job | Sequence[str | bytes]]) -
         if outcome[0] is None:
             runner.cancel()
             while outcome[0] is None:
-                waiter[0] = loop.create_future()
-                await waiter[0]
+                waiting = waiter[0] = loop.create_future()
+                await waiting
