@@ -243,22 +243,26 @@ fn finish(
 ) {
     let ok = end.exit_code == Some(0) && !end.timed_out && !end.stopped && end.failure.is_none();
     let outcome = Outcome { ok, stopped: end.stopped };
-    let (verdict, refused) = {
+    let verdict = {
         let mut st = lock(&inner.state);
         st.running.remove(&seq);
-        let verdict = st.sched.end(attempt, outcome, now());
-        let refused = match verdict {
-            Verdict::Retry { at } => st.sched.retry(Queued { seq, attempt, payload }, at).err(),
-            Verdict::Final { .. } => Some(Queued { seq, attempt, payload }),
-        };
-        (verdict, refused)
+        st.sched.end(attempt, outcome, now())
     };
-    let Verdict::Final { halt } = verdict else {
-        drop((refused, end));
-        return;
-    };
-    let Some(Queued { payload, .. }) = refused else { return };
+    let mut payload = payload;
     let result = result_object(py, inner, seq, &payload.job, attempt, started_at, end, paths);
+    if let Verdict::Retry { at } = verdict {
+        // Kept with the job while it waits: reported if it never runs again.
+        payload.last = result.map_err(|e| e.write_unraisable(py, None)).ok();
+        let refused = lock(&inner.state).sched.retry(Queued { seq, attempt, payload }, at).err();
+        if let Some(refused) = refused {
+            // Stopped meanwhile: this attempt was its last.
+            let rest = lock(&inner.state).report_dropped(vec![refused]);
+            drop(rest);
+            inner.notify_soon(py);
+        }
+        return;
+    }
+    let halt = matches!(verdict, Verdict::Final { halt: true });
     drop(payload);
     let (stop, dropped) = {
         let mut st = lock(&inner.state);
@@ -268,11 +272,10 @@ fn finish(
         }
         if halt {
             st.halt_seq = Some(seq);
-        }
-        if halt && st.sched.halting_now() {
-            (st.running.values().cloned().collect(), st.sched.drain())
-        } else if halt {
-            (Vec::new(), st.sched.drain())
+            let dropped = st.sched.drain();
+            let dropped = st.report_dropped(dropped);
+            let stop = if st.sched.halting_now() { st.running.values().cloned().collect() } else { Vec::new() };
+            (stop, dropped)
         } else {
             (Vec::new(), Vec::new())
         }
