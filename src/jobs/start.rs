@@ -36,17 +36,16 @@ pub(super) fn payload(
     let mut args = match (args, argv) {
         (Some(args), _) => args,
         (None, Some(argv)) if !argv.is_empty() => {
-            let t = &config.template;
-            let executable = argv[0].clone();
-            let parent_path = if executable.contains(&b'/') { None } else { t.parent_path.clone() };
-            SpawnArgs {
-                executable,
-                argv,
-                envp: envp.unwrap_or_else(|| t.envp.clone()),
-                parent_path,
-                cwd,
-                ..t.clone_options()
+            // (The template holds no environment: cheap to copy.)
+            let mut args = config.template.clone();
+            args.executable = argv[0].clone();
+            if args.executable.contains(&b'/') {
+                args.parent_path = None;
             }
+            args.argv = argv;
+            args.envp = envp.unwrap_or_else(|| config.environ.clone());
+            args.cwd = cwd;
+            args
         }
         _ => return Err(pyo3::exceptions::PyValueError::new_err("JobQueue.push: give argv or args")),
     };
@@ -54,46 +53,6 @@ pub(super) fn payload(
     args.idle_timeout = idle.map(|t| finite(t, "idleTimeout")).transpose()?;
     args.kill_grace = config.kill_grace;
     Ok(Payload { job, args, stdin, last: None })
-}
-
-impl SpawnArgs {
-    /// A copy without the parts every job has its own of (argv, env, cwd),
-    /// which are left empty.
-    fn clone_options(&self) -> SpawnArgs {
-        SpawnArgs {
-            executable: Vec::new(),
-            argv: Vec::new(),
-            envp: Vec::new(),
-            parent_path: None,
-            cwd: None,
-            fds: Vec::new(),
-            pty: self.pty,
-            pty_fds: self.pty_fds,
-            window_size: self.window_size,
-            uid: self.uid,
-            gid: self.gid,
-            session: self.session.clone(),
-            process_group: self.process_group,
-            method: self.method.clone(),
-            exact_ids: self.exact_ids,
-            groups: self.groups.clone(),
-            signals: self.signals.clone(),
-            keep_fds: self.keep_fds,
-            umask: self.umask,
-            rlimits: self.rlimits.clone(),
-            nice: self.nice,
-            affinity: self.affinity.clone(),
-            death_signal: self.death_signal,
-            no_new_privs: self.no_new_privs,
-            cgroup: self.cgroup.clone(),
-            pipe_size: self.pipe_size,
-            kill_group_on_exit: self.kill_group_on_exit,
-            kill_group_on_lost: self.kill_group_on_lost,
-            timeout: self.timeout,
-            idle_timeout: self.idle_timeout,
-            kill_grace: self.kill_grace,
-        }
-    }
 }
 
 /// Start jobs while slots are free and jobs may start. A job that cannot
