@@ -8,6 +8,7 @@
 //! or an asyncio loop by watching `fileno()` and calling `runOnce(0)`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ use pyo3::{PyTraverseError, PyVisit};
 
 use crate::dispatch::{self, Callbacks};
 use crate::errors::os_error;
-use crate::handle::{lock, Shared, TimerJob};
+use crate::handle::{lock, AfterTurn, Shared, TimerJob};
 use crate::host::PyAlloc;
 use crate::spawn::{self, SpawnArgs};
 use crate::timers::{self, now, DelayedCall};
@@ -145,7 +146,14 @@ impl Engine {
         }
         let mut calls = calls.into_iter();
         let mut r = Ok(());
-        for f in calls.by_ref() {
+        for call in calls.by_ref() {
+            let f = match call {
+                AfterTurn::Call(f) => f,
+                AfterTurn::Run(f) => {
+                    f(py);
+                    continue;
+                }
+            };
             if let Err(e) = f.call0(py) {
                 if let Err(e) = self.callbacks.report(py, "the end of a loop turn", e) {
                     r = Err(e);
@@ -153,7 +161,7 @@ impl Engine {
                 }
             }
         }
-        let left: Vec<Py<PyAny>> = calls.collect();
+        let left: Vec<AfterTurn> = calls.collect();
         let dispatched = dispatch::deliver_all(py, &self.shared, &self.callbacks);
         self.shared.lp.flush();
         let mut queued = lock(&self.shared.after_turn);
@@ -194,6 +202,7 @@ impl Engine {
                 transports: Mutex::new(HashMap::new()),
                 immediate_writes,
                 after_turn: Mutex::new(Vec::new()),
+                starting: AtomicUsize::new(0),
             }),
             callbacks: Callbacks { reason, log_error },
             run: Mutex::new(RunState::default()),
@@ -254,10 +263,10 @@ impl Engine {
     }
 
     /// How many children were started and have not ended yet (`processEnded`
-    /// not yet delivered).
+    /// not yet delivered), and those being started on another thread.
     #[getter(processCount)]
     fn process_count(&self) -> usize {
-        self.shared.lp.live()
+        self.shared.lp.live() + self.shared.starting.load(Ordering::Acquire)
     }
 
     /// The poll fd: readable whenever the engine has work (for hosts).
@@ -357,8 +366,10 @@ impl Engine {
             }
         }
         if let Ok(calls) = self.shared.after_turn.try_lock() {
-            for f in calls.iter() {
-                visit.call(f)?;
+            for call in calls.iter() {
+                if let AfterTurn::Call(f) = call {
+                    visit.call(&**f)?;
+                }
             }
         }
         // Each live child through its transport, which visits the child's

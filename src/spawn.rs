@@ -263,19 +263,78 @@ pub(crate) fn spawn(
     Ok(transport)
 }
 
+/// How a spawn gets out of the way of other Python threads while it may
+/// block (NSS look-ups, the spawn itself): a thread holding the GIL
+/// releases it; a thread that does not hold it just runs them.
+pub(crate) trait Unblock {
+    fn unblocked<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T;
+}
+
+impl Unblock for Python<'_> {
+    fn unblocked<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        self.detach(f)
+    }
+}
+
+/// A thread that does not hold the GIL (the jobs runner's spawners).
+pub(crate) struct WithoutGil;
+
+impl Unblock for WithoutGil {
+    fn unblocked<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        f()
+    }
+}
+
 /// Start a child from `args` and take it into the loop with `ext` (its
 /// terminal's attributes filled in), its group and time limits set: all of
 /// a spawn but the transport (the jobs runner's children have none).
-pub(crate) fn start(py: Python<'_>, shared: &Arc<Shared>, args: &SpawnArgs, mut ext: PyChild) -> PyResult<Arc<Cell>> {
-    if shared.lp.is_forked() {
-        return Err(PyRuntimeError::new_err(
-            "spawnProcess: this engine belongs to the process this one was forked from",
-        ));
-    }
+pub(crate) fn start(py: Python<'_>, shared: &Arc<Shared>, args: &SpawnArgs, ext: PyChild) -> PyResult<Arc<Cell>> {
     if !shared.on_driver_thread() {
         return Err(PyRuntimeError::new_err(
             "spawnProcess must be called from the reactor's thread, not while it runs in another one \
              (use reactor.callFromThread(reactor.spawnProcess, ...))",
+        ));
+    }
+    start_on(&py, shared, args, ext)
+}
+
+/// [`start`] on the loop's thread, for callers that checked who may start
+/// children (the jobs runner).
+pub(crate) fn start_on(
+    gil: &impl Unblock,
+    shared: &Arc<Shared>,
+    args: &SpawnArgs,
+    ext: PyChild,
+) -> PyResult<Arc<Cell>> {
+    spawn_child(gil, shared, args, ext)?.adopt(shared)
+}
+
+/// A child started and not yet taken into the loop ([`Spawning::adopt`]).
+/// Dropped instead, it is killed and reaped (the core's guard).
+pub(crate) struct Spawning {
+    spawned: spawn::Spawned,
+    plan: Plan,
+    ext: PyChild,
+    session: Session,
+    caller_slave: Option<RawFd>,
+    kill_on_exit: bool,
+    kill_on_lost: bool,
+    limits: Option<TimeLimits>,
+}
+
+/// The first half of [`start_on`], which may run on any thread (with or
+/// without the GIL, as `gil` says): every check, the child's stdio, and the
+/// spawn itself (the thread waits for the child's exec). The jobs runner's
+/// spawner threads do this; the loop's thread then adopts the child.
+pub(crate) fn spawn_child(
+    gil: &impl Unblock,
+    shared: &Arc<Shared>,
+    args: &SpawnArgs,
+    mut ext: PyChild,
+) -> PyResult<Spawning> {
+    if shared.lp.is_forked() {
+        return Err(PyRuntimeError::new_err(
+            "spawnProcess: this engine belongs to the process this one was forked from",
         ));
     }
     let exe_display = String::from_utf8_lossy(&args.executable).into_owned();
@@ -301,7 +360,7 @@ pub(crate) fn start(py: Python<'_>, shared: &Arc<Shared>, args: &SpawnArgs, mut 
             groups: args.groups.clone(),
         })
     } else {
-        py.detach(|| creds::resolve(uid, gid)).map_err(|e| match e {
+        gil.unblocked(|| creds::resolve(uid, gid)).map_err(|e| match e {
             CredsError::UnknownUser { uid } => PyValueError::new_err(format!(
                 "spawnProcess: uid {uid} has no passwd entry, so its group is unknown; pass gid as well"
             )),
@@ -374,7 +433,7 @@ pub(crate) fn start(py: Python<'_>, shared: &Arc<Shared>, args: &SpawnArgs, mut 
             });
         }
     };
-    let spawned = match py.detach(|| spawn::spawn(&req)) {
+    let spawned = match gil.unblocked(|| spawn::spawn(&req)) {
         Ok(s) => s,
         Err(e) => {
             let cwd_s = args.cwd.as_ref().map(|c| String::from_utf8_lossy(c).into_owned());
@@ -395,30 +454,69 @@ pub(crate) fn start(py: Python<'_>, shared: &Arc<Shared>, args: &SpawnArgs, mut 
             return Err(spawn_error(e, &what));
         }
     };
-    let pipes = match plan {
-        Plan::Pipes { parent_ends, .. } => parent_ends,
-        Plan::Terminal { master, .. } => vec![(INPUT_FD, master, Role::Terminal)],
-    };
     ext.terminal_attrs = terminal_attrs;
-    let pid = spawned.pid();
-    let cell = match shared.lp.add_child(spawned, pipes, ext) {
-        Ok(cell) => cell,
-        Err(e) => {
-            give_back(e.pipes);
-            return Err(os_error(e.error, "spawnProcess: cannot watch the child"));
-        }
-    };
-    let pgid = match req_session {
-        Session::New | Session::NewGroup => Some(pid),
-        Session::JoinGroup(g) => Some(g),
-        Session::Inherit => None,
-    };
-    let group = GroupPolicy { pgid, kill_on_exit: args.kill_group_on_exit, kill_on_lost: args.kill_group_on_lost };
     let limits = (args.timeout.is_some() || args.idle_timeout.is_some()).then_some(TimeLimits {
         wall: args.timeout,
         idle: args.idle_timeout,
         grace: args.kill_grace,
     });
+    Ok(Spawning {
+        spawned,
+        plan,
+        ext,
+        session: req_session,
+        caller_slave,
+        kill_on_exit: args.kill_group_on_exit,
+        kill_on_lost: args.kill_group_on_lost,
+        limits,
+    })
+}
+
+impl Spawning {
+    /// The second half of [`start_on`], on the loop's thread: the child and
+    /// its pipes into the loop, its group and time limits set before the
+    /// loop can see it end.
+    pub(crate) fn adopt(self, shared: &Arc<Shared>) -> PyResult<Arc<Cell>> {
+        let Spawning { spawned, plan, ext, session, caller_slave, kill_on_exit, kill_on_lost, limits } = self;
+        // A caller's master is the caller's until the child has been taken over.
+        let give_back = |pipes: Vec<(i32, OwnedFd, Role)>| {
+            if caller_slave.is_some() {
+                pipes.into_iter().for_each(|(_, fd, _)| {
+                    let _ = fd.into_raw_fd();
+                });
+            }
+        };
+        let pipes = match plan {
+            Plan::Pipes { parent_ends, .. } => parent_ends,
+            Plan::Terminal { master, .. } => vec![(INPUT_FD, master, Role::Terminal)],
+        };
+        let pid = spawned.pid();
+        let cell = match shared.lp.add_child(spawned, pipes, ext) {
+            Ok(cell) => cell,
+            Err(e) => {
+                give_back(e.pipes);
+                return Err(os_error(e.error, "spawnProcess: cannot watch the child"));
+            }
+        };
+        let pgid = match session {
+            Session::New | Session::NewGroup => Some(pid),
+            Session::JoinGroup(g) => Some(g),
+            Session::Inherit => None,
+        };
+        let group = GroupPolicy { pgid, kill_on_exit, kill_on_lost };
+        adopted(shared, cell, group, limits, caller_slave)
+    }
+}
+
+/// A child just taken into the loop: its group and limits, the caller's
+/// terminal slave closed.
+fn adopted(
+    shared: &Arc<Shared>,
+    cell: Arc<Cell>,
+    group: GroupPolicy,
+    limits: Option<TimeLimits>,
+    caller_slave: Option<RawFd>,
+) -> PyResult<Arc<Cell>> {
     let first_deadline = cell.with(move |c, _| {
         c.set_group(group);
         limits.and_then(|l| c.set_time_limits(l, now()))

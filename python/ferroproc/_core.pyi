@@ -108,7 +108,8 @@ class Engine:
     @property
     def processCount(self) -> int:
         """How many children were started and have not ended yet
-        (``processEnded`` not yet delivered)."""
+        (``processEnded`` not yet delivered), and those being started on
+        another thread (the jobs runner's spawners)."""
 
     def fileno(self) -> int:
         """The poll fd: readable whenever the engine has work (for hosts)."""
@@ -424,7 +425,12 @@ class JobQueue:
     percent)``; ``maxBytes``, ``capture``, ``results`` (a directory),
     ``stdout``/``stderr`` (fds); ``streamOutput`` (collect output pieces for
     ``onOutput``); the classes results are made of; ``utf8``: whether ``str``
-    is encoded as UTF-8 with ``surrogateescape`` (the filesystem encoding).
+    is encoded as UTF-8 with ``surrogateescape`` (the filesystem encoding);
+    ``spawners``: how many threads start jobs when more than one runs at a
+    time (0: the loop's thread does). A spawn waits for the child's exec;
+    on the spawners, those waits overlap and the loop goes on meanwhile;
+    the loop's thread still takes every child in, with no Python between a
+    job's end and the next one's hand-over.
 
     Raises:
         ValueError: a bad limit or halt policy.
@@ -457,6 +463,7 @@ class JobQueue:
         resultClass: type[JobResult],
         usageClass: type[ResourceUsage],
         utf8: bool,
+        spawners: int,
     ) -> Self: ...
     def push(self, seq: int, item: object) -> bool:
         """Queue ``item`` as job ``seq`` when it is a usual job (a ``Job``, or

@@ -16,6 +16,7 @@
 
 mod input;
 mod run;
+mod spawner;
 mod start;
 
 use std::collections::HashMap;
@@ -32,7 +33,7 @@ use pyo3::{PyTraverseError, PyVisit};
 
 use crate::engine::Engine;
 use crate::errors::os_error;
-use crate::handle::{lock, Shared};
+use crate::handle::{lock, AfterTurn, Shared};
 use crate::host::Cell;
 use crate::spawn::SpawnArgs;
 use crate::timers::finite;
@@ -43,7 +44,8 @@ use run::JobRun;
 /// job object its result names.
 pub(crate) struct Payload {
     job: Py<PyAny>,
-    args: SpawnArgs,
+    /// Shared with the thread that spawns it for as long as it spawns.
+    args: Arc<SpawnArgs>,
     stdin: Option<Py<PyBytes>>,
     /// The result of its last attempt, while it waits to run again: what is
     /// reported if it never does (a halt, a cancel).
@@ -100,6 +102,9 @@ struct State {
     outputs: Vec<(u64, i32, Py<PyBytes>)>,
     /// The job whose end reached the halt policy, for the next `take()`.
     halt_seq: Option<u64>,
+    /// Jobs a spawner thread could not start, to be reported (or put back)
+    /// from the loop's thread by the next `take()`.
+    failed: Vec<start::Failed>,
     /// The stdin of jobs without input (None once closed).
     devnull: Option<OwnedFd>,
     closed: bool,
@@ -112,26 +117,45 @@ pub(crate) struct Inner {
     config: Config,
     state: Mutex<State>,
     /// Python's `notify` (None once closed).
-    notify: Mutex<Option<Py<PyAny>>>,
+    notify: Mutex<Option<Arc<Py<PyAny>>>>,
     /// `notify` is due (queued for the end of this turn, or the caller of
     /// whatever produced results will look).
     news: AtomicBool,
+    /// The threads that start jobs when there is more than one slot.
+    spawners: Option<spawner::Spawners>,
+    /// A job was put back for want of fds or processes: start none until a
+    /// running job ends (or a `kick`).
+    starved: AtomicBool,
 }
 
 impl Inner {
     /// Results or output arrived: have Python look, at the end of the turn
     /// (outside a turn, the Python call that led here looks itself).
-    fn notify_soon(&self, py: Python<'_>) {
+    fn notify_soon(&self) {
+        self.notify(false);
+    }
+
+    /// As [`Inner::notify_soon`], from a thread that is not the loop's (a
+    /// spawner): Python's look is queued for the loop, which is woken.
+    fn notify_from_thread(&self) {
+        self.notify(true);
+    }
+
+    fn notify(&self, wake: bool) {
         if self.news.swap(true, Ordering::AcqRel) {
             return;
         }
         let Some(shared) = self.shared.upgrade() else { return };
-        if !shared.lp.in_turn() {
+        let in_turn = shared.lp.in_turn();
+        if !in_turn && !wake {
             return;
         }
-        let f = lock(&self.notify).as_ref().map(|f| f.clone_ref(py));
+        let f = lock(&self.notify).clone();
         if let Some(f) = f {
-            lock(&shared.after_turn).push(f);
+            lock(&shared.after_turn).push(AfterTurn::Call(f));
+            if !in_turn {
+                shared.lp.wake();
+            }
         }
     }
 }
@@ -170,7 +194,7 @@ impl JobQueue {
     #[pyo3(signature = (
         engine, notify, template, *, environ, concurrency, ahead, killGrace, timeout, idleTimeout, retries,
         retryDelay, memfree, halt, maxBytes, capture, results, stdout, stderr, streamOutput, jobClass,
-        resultClass, usageClass, utf8
+        resultClass, usageClass, utf8, spawners
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -197,6 +221,7 @@ impl JobQueue {
         resultClass: Py<PyAny>,
         usageClass: Py<PyAny>,
         utf8: bool,
+        spawners: usize,
     ) -> PyResult<Self> {
         if concurrency == 0 {
             return Err(PyValueError::new_err("concurrency must be at least 1"));
@@ -210,6 +235,13 @@ impl JobQueue {
         let template = SpawnArgs { envp: Vec::new(), ..template };
         let results =
             results.map(|r| PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(r)));
+        let spawners = match spawners.min(concurrency) {
+            0 | 1 if concurrency == 1 => None,
+            0 => None,
+            count => {
+                Some(spawner::Spawners::new(count).map_err(|e| os_error(e, "jobs: cannot start the spawner threads"))?)
+            }
+        };
         let inner = Inner {
             shared: Arc::downgrade(engine.get().shared()),
             config: Config {
@@ -234,11 +266,14 @@ impl JobQueue {
                 results: Vec::new(),
                 outputs: Vec::new(),
                 halt_seq: None,
+                failed: Vec::new(),
                 devnull: Some(devnull),
                 closed: false,
             }),
-            notify: Mutex::new(Some(notify)),
+            notify: Mutex::new(Some(Arc::new(notify))),
             news: AtomicBool::new(false),
+            spawners,
+            starved: AtomicBool::new(false),
         };
         Ok(JobQueue { inner: Arc::new(inner) })
     }
@@ -299,6 +334,7 @@ impl JobQueue {
     /// memory gate held back).
     fn kick(&self, py: Python<'_>) -> PyResult<()> {
         self.check_thread()?;
+        self.inner.starved.store(false, Ordering::Release);
         start::start_more(py, &self.inner);
         Ok(())
     }
@@ -312,6 +348,13 @@ impl JobQueue {
         py: Python<'py>,
     ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>, Option<f64>, Option<u64>)> {
         self.inner.news.store(false, Ordering::Release);
+        let failed = std::mem::take(&mut lock(&self.inner.state).failed);
+        if !failed.is_empty() {
+            for f in failed {
+                start::fail(py, &self.inner, f);
+            }
+            start::start_more(py, &self.inner);
+        }
         let (results, outputs, wake, halt) = {
             let mut st = lock(&self.inner.state);
             let halt = st.halt_seq.take();
@@ -330,7 +373,7 @@ impl JobQueue {
 
     /// Start no more jobs, and stop the running ones (their group: SIGTERM,
     /// SIGKILL after the grace); they are reported as they end.
-    fn cancel(&self, py: Python<'_>) -> PyResult<()> {
+    fn cancel(&self) -> PyResult<()> {
         let (dropped, running) = {
             let mut st = lock(&self.inner.state);
             let dropped = st.sched.cancel();
@@ -340,13 +383,13 @@ impl JobQueue {
         };
         drop(dropped);
         start::stop_all(&self.inner, running);
-        self.inner.notify_soon(py);
+        self.inner.notify_soon();
         Ok(())
     }
 
     /// Release the queue's fds and callback (the run is over). Refused while
     /// jobs run.
-    fn close(&self) -> PyResult<()> {
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
         let (devnull, dropped) = {
             let mut st = lock(&self.inner.state);
             if st.sched.running() > 0 {
@@ -357,6 +400,11 @@ impl JobQueue {
             (st.devnull.take(), dropped)
         };
         drop((devnull, dropped));
+        if let Some(spawners) = &self.inner.spawners {
+            // Idle (no job runs): they go at once. Without the GIL, which
+            // they never take anyway.
+            py.detach(|| spawners.close());
+        }
         let notify = lock(&self.inner.notify).take();
         drop(notify);
         Ok(())
@@ -394,7 +442,9 @@ impl JobQueue {
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         if let Ok(n) = self.inner.notify.try_lock() {
-            visit.call(&*n)?;
+            if let Some(f) = &*n {
+                visit.call(&**f)?;
+            }
         }
         Ok(())
     }

@@ -102,6 +102,11 @@ impl JobRun {
         lock(&self.st).payload = Some(payload);
     }
 
+    /// Give the job back (its child could not be started).
+    pub(super) fn release(&self) -> Option<Payload> {
+        lock(&self.st).payload.take()
+    }
+
     /// The runner is stopping it.
     pub(super) fn mark_stopped(&self) {
         lock(&self.st).stopped = true;
@@ -111,7 +116,7 @@ impl JobRun {
         if self.inner.config.stream_output {
             let data = chunk.object().clone_ref(py);
             lock(&self.inner.state).outputs.push((self.seq, fd, data));
-            self.inner.notify_soon(py);
+            self.inner.notify_soon();
         }
         let len = chunk.as_ref().len();
         let keep = {
@@ -138,6 +143,9 @@ impl JobRun {
     /// The child has ended (reaped, every pipe closed): out of the loop,
     /// its verdict, and the next jobs started.
     fn on_end(&self, py: Python<'_>, cell: &Arc<Cell>) {
+        // What it held (fds, a process) is free again: jobs held back for
+        // want of them may start.
+        self.inner.starved.store(false, std::sync::atomic::Ordering::Release);
         let (exit, timed_out, broken, sink) =
             cell.with(|c, x| (c.exit(), c.timed_out(), c.input_broken(), x.sink.take()));
         drop(sink);
@@ -255,7 +263,7 @@ fn finish(
             // Stopped meanwhile: this attempt was its last.
             let rest = lock(&inner.state).report_dropped(vec![refused]);
             drop(rest);
-            inner.notify_soon(py);
+            inner.notify_soon();
         }
         if start_next {
             start_more(py, inner);
@@ -286,7 +294,7 @@ fn finish(
     };
     drop(dropped);
     stop_all(inner, stop);
-    inner.notify_soon(py);
+    inner.notify_soon();
 }
 
 /// Kept chunks as one `bytes` (the chunk itself when there is one).

@@ -4,6 +4,7 @@
 //! its output), and the loop that fills free slots. And stopping them.
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
@@ -13,10 +14,11 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use super::run::JobRun;
+use super::spawner::Work;
 use super::{Config, Inner, Payload};
 use crate::handle::{lock, Shared};
 use crate::host::{Cell, ChildSink, PyChild, PyChunk};
-use crate::spawn::{self, SpawnArgs};
+use crate::spawn::{self, SpawnArgs, Spawning, Unblock};
 use crate::timers::{finite, now, watch_deadline};
 
 /// A job as the queue keeps it: `args` when the job has options of its own
@@ -52,42 +54,60 @@ pub(super) fn payload(
     args.timeout = timeout.map(|t| finite(t, "timeout")).transpose()?;
     args.idle_timeout = idle.map(|t| finite(t, "idleTimeout")).transpose()?;
     args.kill_grace = config.kill_grace;
-    Ok(Payload { job, args, stdin, last: None })
+    Ok(Payload { job, args: Arc::new(args), stdin, last: None })
 }
 
-/// Start jobs while slots are free and jobs may start. A job that cannot
-/// be started ends at once (failed, or retried) and frees its slot for the
-/// next one, so this loops rather than recursing.
+/// Start jobs while slots are free and jobs may start: on the spawner
+/// threads when there are some (handed over now, started there), else here.
+/// A job that cannot be started ends at once (failed, or retried) and frees
+/// its slot for the next one, so this loops rather than recursing.
 pub(super) fn start_more(py: Python<'_>, inner: &Arc<Inner>) {
-    // (`spawn::start` refuses a forked engine: no need to ask here too.)
+    // (`spawn::start_on` refuses a forked engine: no need to ask here too.)
     let Some(shared) = inner.shared.upgrade() else { return };
     loop {
+        if inner.starved.load(Ordering::Acquire) {
+            // Out of fds or processes: the running jobs hold them; the next
+            // one to end tries again.
+            return;
+        }
         let next = {
             let mut st = lock(&inner.state);
             if st.closed {
                 return;
             }
             match st.sched.next(now(), files::mem_available) {
-                Some(q) => Ok((q, st.devnull.as_ref().map(AsRawFd::as_raw_fd))),
+                Some(q) => Ok((q, st.devnull.as_ref().map(AsRawFd::as_raw_fd).unwrap_or(-1))),
                 None => Err(st.sched.wake_at().is_some()),
             }
         };
-        match next {
-            Ok((job, devnull)) => {
-                if !start_one(py, inner, &shared, job, devnull.unwrap_or(-1)) {
-                    // Out of fds or processes: the jobs that run hold them;
-                    // the next one to end tries again.
-                    return;
-                }
-            }
+        let (job, devnull) = match next {
+            Ok(next) => next,
             Err(wake) => {
                 // A retry's delay or the memory gate: Python schedules the
                 // `kick()` (it learns when from `take()`).
                 if wake {
-                    inner.notify_soon(py);
+                    inner.notify_soon();
                 }
                 return;
             }
+        };
+        let stdin = job.payload.stdin.as_ref().map(|data| PyChunk::new(data.bind(py).clone()));
+        let job = match &inner.spawners {
+            Some(spawners) => {
+                shared.starting.fetch_add(1, Ordering::AcqRel);
+                let work = Box::new(Work { inner: inner.clone(), shared: shared.clone(), job, devnull, stdin });
+                match spawners.submit(work) {
+                    Ok(()) => continue,
+                    Err(work) => {
+                        shared.starting.fetch_sub(1, Ordering::AcqRel);
+                        (work.job, work.stdin)
+                    }
+                }
+            }
+            None => (job, stdin),
+        };
+        if let Err(failed) = begin(&py, inner, &shared, job.0, devnull, job.1) {
+            fail(py, inner, *failed);
         }
     }
 }
@@ -112,26 +132,60 @@ fn stdio(
     ]
 }
 
-/// Whether a failed start is for want of what the running jobs hold (fds,
-/// processes, memory), so that the job is better tried again once one ends.
-fn for_want(errno: Option<i32>) -> bool {
-    matches!(errno, Some(libc::EMFILE | libc::ENFILE | libc::EAGAIN | libc::ENOMEM))
+/// Why a job could not be started.
+pub(super) enum StartError {
+    /// Its output files could not be made.
+    Files(std::io::Error),
+    /// The spawn failed (the exception `spawnProcess` would raise).
+    Spawn(PyErr),
 }
 
-/// Put a job that could not start for want of resources back in the queue
-/// when other jobs run (one of them ending frees them); else hand it back.
-fn put_back_if_others_run(inner: &Inner, seq: u64, attempt: u32, payload: Payload) -> Option<Payload> {
-    let mut st = lock(&inner.state);
-    if st.sched.running() <= 1 {
-        return Some(payload);
-    }
-    st.sched.put_back(Queued { seq, attempt, payload });
-    None
+/// A job that could not be started, to report (or put back) with the GIL.
+pub(super) struct Failed {
+    job: Queued<Payload>,
+    started_at: f64,
+    error: StartError,
 }
 
-/// Start one job; false when it was put back for want of fds or processes
-/// (stop starting more until a running job ends).
-fn start_one(py: Python<'_>, inner: &Arc<Inner>, shared: &Arc<Shared>, job: Queued<Payload>, devnull: RawFd) -> bool {
+/// Start one job on the loop's thread: [`launch`], then [`take_in`].
+///
+/// # Errors
+/// The job and why it could not start, for [`fail`].
+pub(super) fn begin(
+    gil: &impl Unblock,
+    inner: &Arc<Inner>,
+    shared: &Arc<Shared>,
+    job: Queued<Payload>,
+    devnull: RawFd,
+    stdin: Option<PyChunk>,
+) -> Result<(), Box<Failed>> {
+    take_in(inner, shared, launch(gil, inner, shared, job, devnull, stdin)?)
+}
+
+/// A job whose child has been started and is not in the loop yet.
+pub(super) struct Launched {
+    seq: u64,
+    attempt: u32,
+    started_at: f64,
+    run: Arc<JobRun>,
+    spawning: Spawning,
+    stdin: Option<PyChunk>,
+}
+
+/// The half of a job's start that may run on any thread (`gil` says whether
+/// this one holds the GIL): its files, its run (which holds the job from
+/// now on), its spawn (the thread waits for the child's exec).
+///
+/// # Errors
+/// The job and why it could not start, for [`fail`].
+pub(super) fn launch(
+    gil: &impl Unblock,
+    inner: &Arc<Inner>,
+    shared: &Arc<Shared>,
+    job: Queued<Payload>,
+    devnull: RawFd,
+    stdin: Option<PyChunk>,
+) -> Result<Launched, Box<Failed>> {
     let Queued { seq, attempt, mut payload } = job;
     let config = &inner.config;
     let started_at = now();
@@ -140,24 +194,17 @@ fn start_one(py: Python<'_>, inner: &Arc<Inner>, shared: &Arc<Shared>, job: Queu
         Some(dir) => match files::open_results(dir, seq) {
             Ok(f) => Some(f),
             Err(e) => {
-                let payload = if for_want(e.raw_os_error()) {
-                    match put_back_if_others_run(inner, seq, attempt, payload) {
-                        None => return false,
-                        Some(payload) => payload,
-                    }
-                } else {
-                    payload
-                };
-                let msg = format!("ferroproc.jobs: cannot open the job's output files: {e}\n");
-                JobRun::not_started(py, inner, seq, attempt, payload, started_at, 126, msg);
-                return true;
+                let job = Queued { seq, attempt, payload };
+                return Err(Box::new(Failed { job, started_at, error: StartError::Files(e) }));
             }
         },
         None => None,
     };
-    payload.args.fds = stdio(config, payload.stdin.is_some(), devnull, files.as_ref());
+    Arc::make_mut(&mut payload.args).fds = stdio(config, payload.stdin.is_some(), devnull, files.as_ref());
+    let args = payload.args.clone();
     let paths = files.as_ref().map(|f| (f.out_path.clone(), f.err_path.clone()));
     let run = Arc::new(JobRun::new(inner, shared, seq, attempt, started_at, started, paths));
+    run.hold(payload);
     let ext = PyChild {
         proto: None,
         producer: None,
@@ -166,28 +213,37 @@ fn start_one(py: Python<'_>, inner: &Arc<Inner>, shared: &Arc<Shared>, job: Queu
         removed: false,
         sink: Some(run.clone() as Arc<dyn ChildSink>),
     };
-    let cell = match spawn::start(py, shared, &payload.args, ext) {
+    let spawned = spawn::spawn_child(gil, shared, &args, ext);
+    // The child has exec'd with its copies of the files (or failed).
+    drop((files, args));
+    match spawned {
+        Ok(spawning) => Ok(Launched { seq, attempt, started_at, run, spawning, stdin }),
+        Err(e) => {
+            let payload = run.release().expect("no child: nothing ended it");
+            let job = Queued { seq, attempt, payload };
+            Err(Box::new(Failed { job, started_at, error: StartError::Spawn(e) }))
+        }
+    }
+}
+
+/// The half of a job's start on the loop's thread: its child into the loop
+/// (with its group and limits, before the loop can see it end), its input
+/// written, its place among the running jobs.
+///
+/// # Errors
+/// The job and why its child could not be taken in (it has been killed
+/// and reaped), for [`fail`].
+pub(super) fn take_in(inner: &Arc<Inner>, shared: &Arc<Shared>, launched: Launched) -> Result<(), Box<Failed>> {
+    let Launched { seq, attempt, started_at, run, spawning, stdin } = launched;
+    let cell = match spawning.adopt(shared) {
         Ok(cell) => cell,
         Err(e) => {
-            drop(files);
-            drop(run);
-            let (code, msg, errno) = start_failure(py, &e);
-            let payload = if for_want(errno) {
-                match put_back_if_others_run(inner, seq, attempt, payload) {
-                    None => return false,
-                    Some(payload) => payload,
-                }
-            } else {
-                payload
-            };
-            JobRun::not_started(py, inner, seq, attempt, payload, started_at, code, msg);
-            return true;
+            let payload = run.release().expect("not in the loop: nothing ended it");
+            let job = Queued { seq, attempt, payload };
+            return Err(Box::new(Failed { job, started_at, error: StartError::Spawn(e) }));
         }
     };
-    // The child has its copies of the files.
-    drop(files);
-    if let Some(data) = &payload.stdin {
-        let chunk = PyChunk::new(data.bind(py).clone());
+    if let Some(chunk) = stdin {
         let flush = cell.with(move |c, _| {
             let _ = c.write(ferroproc_core::child::INPUT_FD, chunk, false);
             c.close_fd(ferroproc_core::child::INPUT_FD);
@@ -197,7 +253,6 @@ fn start_one(py: Python<'_>, inner: &Arc<Inner>, shared: &Arc<Shared>, job: Queu
             shared.lp.mark_dirty(&cell);
         }
     }
-    run.hold(payload);
     let mut st = lock(&inner.state);
     st.running.insert(seq, (Arc::downgrade(&cell), Arc::downgrade(&run)));
     // A `now` halt or a cancel may have come while this job started.
@@ -206,7 +261,40 @@ fn start_one(py: Python<'_>, inner: &Arc<Inner>, shared: &Arc<Shared>, job: Queu
     if stop {
         stop_all(inner, vec![(Arc::downgrade(&cell), Arc::downgrade(&run))]);
     }
-    true
+    Ok(())
+}
+
+/// Whether a failed start is for want of what the running jobs hold (fds,
+/// processes, memory), so that the job is better tried again once one ends.
+fn for_want(errno: Option<i32>) -> bool {
+    matches!(errno, Some(libc::EMFILE | libc::ENFILE | libc::EAGAIN | libc::ENOMEM))
+}
+
+/// A job that could not start: put back when it was for want of what other
+/// running jobs hold (no job starts until one of them ends), else ended at
+/// once, as a shell would report it (127: not found, 126: anything else),
+/// the reason as its stderr.
+pub(super) fn fail(py: Python<'_>, inner: &Arc<Inner>, failed: Failed) {
+    let Failed { job, started_at, error } = failed;
+    let (code, msg, errno) = match &error {
+        StartError::Files(e) => {
+            (126, format!("ferroproc.jobs: cannot open the job's output files: {e}\n"), e.raw_os_error())
+        }
+        StartError::Spawn(e) => start_failure(py, e),
+    };
+    let job = if for_want(errno) {
+        let mut st = lock(&inner.state);
+        if st.sched.running() > 1 {
+            st.sched.put_back(job);
+            inner.starved.store(true, Ordering::Release);
+            return;
+        }
+        job
+    } else {
+        job
+    };
+    let Queued { seq, attempt, payload } = job;
+    JobRun::not_started(py, inner, seq, attempt, payload, started_at, code, msg);
 }
 
 /// A job that could not start, as a shell reports it: 127 when its

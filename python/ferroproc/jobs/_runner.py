@@ -40,6 +40,9 @@ _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 
 _UNITS.update({"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "p": 10**15})
 #: Results kept for an async iterator whose reader lags, before no more jobs start.
 _STREAM_BACKLOG = 256
+#: Threads that start jobs when more than one runs at a time (0: the loop's
+#: thread starts them itself).
+_SPAWNERS = 4
 
 
 def _isNumber(value: object) -> bool:
@@ -390,6 +393,7 @@ class _Run:
             resultClass=JobResult,
             usageClass=ResourceUsage,
             utf8=_FS_ENCODING == "utf-8" and _FS_ERRORS == "surrogateescape",
+            spawners=_SPAWNERS,
         )
         if total is not None:
             self.queue.setTotal(total)
