@@ -43,9 +43,12 @@ def command(peer: str, scenario: str, p: dict[str, Any], bin_dir: str) -> list[s
             if p["conc"] == 1:
                 return f"{peer} is run at {16} at a time only"
             return [sys.executable, os.path.join(HERE, "cmd_peer.py"), peer, str(p["n"]), str(p["conc"]), exe("true")]
-        if peer != "native":
+        if peer not in ("native", "native-mt"):
             return f"no {peer} baseline for S10"
-        return [b("jobs"), "-n", str(p["n"]), "-j", str(p["conc"]), "--", exe("true")]
+        threads = 4 if peer == "native-mt" else 1
+        if threads > p["conc"]:
+            return "one at a time: one thread"
+        return [b("jobs"), "-n", str(p["n"]), "-j", str(p["conc"]), "-T", str(threads), "--", exe("true")]
     if peer in COMMAND_PEERS:
         return f"{peer} takes part in S10 only"
     fork = peer == "native-fork"

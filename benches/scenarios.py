@@ -25,6 +25,7 @@ PEERS = [
     "native-clone",
     "native-fork",
     "native-64k",
+    "native-mt",
     "xargs",
     "parallel",
 ]
@@ -47,6 +48,8 @@ PEER_NOTES = {
     "sent over a socket pair (SCM_RIGHTS): ferroproc's default path with no Python (S1, S6, S8, S9)",
     "native-fork": "C, plain fork()+exec with the same child setup (what a fork-based engine pays)",
     "native-64k": "C, S3 with the kernel's default 64 KiB pipes (native uses 1 MiB, F_SETPIPE_SZ)",
+    "native-mt": "S10: the C job runner as 4 threads, each a runner of its own with a quarter of the slots "
+    "(a spawn's wait for the child's exec then blocks one of them, not all)",
     "xargs": "S10: `xargs -P 16 -n 1` (GNU findutils), lines on its stdin",
     "parallel": "S10: GNU parallel `-j 16 -N0` (Debian's package), default grouped output; n/a where absent",
 }
@@ -419,7 +422,7 @@ SCENARIOS = [
     ),
 ]
 
-S10_PEERS = ["ferroproc", "subprocess", "asyncio", "uvloop", "xargs", "parallel", "native"]
+S10_PEERS = ["ferroproc", "subprocess", "asyncio", "uvloop", "xargs", "parallel", "native", "native-mt"]
 SCENARIOS += [
     Scenario(
         "S10",
@@ -431,7 +434,9 @@ SCENARIOS += [
         "asyncio, uvloop: `Semaphore(16)` + `create_subprocess_exec` + `communicate()`; xargs `-P 16 -n 1` "
         "and GNU parallel `-j 16 -N0` (their CPU includes the jobs'); native: a C runner doing ferroproc's "
         "work per job (clone-files spawn, stdio over a socket, /dev/null stdin, pipes captured, own "
-        "group, PDEATHSIG, pidfd + epoll, group killed on exit). Parent CPU per job excludes the jobs.",
+        "group, PDEATHSIG, pidfd + epoll, group killed on exit), one thread; native-mt: the same as 4 "
+        "threads, each a runner with a quarter of the slots. ferroproc starts jobs on 4 spawner threads "
+        "(16 at a time) and inline (one at a time). Parent CPU per job excludes the jobs.",
         [
             Case("S10", "c16", "16 at a time", S10_PEERS, {"n": 2000, "conc": 16}, {"n": 200}, [JOBS_RATE, CPU_US]),
             Case(
@@ -603,6 +608,7 @@ def _targets() -> list[Target]:
         Target("S10/c16", "rate", "≥2× xargs -P16", ">=", 2.0, peer_ref("S10/c16", "xargs", "rate")),
         Target("S10/c16", "rate", "≥10× GNU parallel", ">=", 10.0, peer_ref("S10/c16", "parallel", "rate")),
         Target("S10/c16", "rate", "≥0.95× native", ">=", 0.95, peer_ref("S10/c16", "native", "rate")),
+        Target("S10/c16", "rate", "≥0.95× native-mt", ">=", 0.95, peer_ref("S10/c16", "native-mt", "rate")),
         Target("S10/c16", "cpu_us", "parent CPU ≤0.3 ms per job", "<=", 1.0, lambda med: (300.0, "300 µs")),
         Target(
             "S10/seq", "rate", "≥1.15× a subprocess.run loop", ">=", 1.15, peer_ref("S10/seq", "subprocess", "rate")

@@ -1,6 +1,10 @@
 /* Native baseline for S10: a job runner doing what ferroproc.jobs does for each job, in C.
  *
- * usage: jobs -n N -j CONC [-m MAXBYTES] -- PROG ARGS...
+ * usage: jobs -n N -j CONC [-T THREADS] [-m MAXBYTES] -- PROG ARGS...
+ *
+ * -T: THREADS independent runners (default 1), each with its own share of the slots and jobs,
+ * its own channel, epoll set and stack: on a busy machine a spawn's wait for the child's exec
+ * (CLONE_VFORK) then blocks one of them, not all (native-mt in S10).
  *
  * Each job: clone(CLONE_VM|CLONE_VFORK|CLONE_FILES|CLONE_PIDFD) on a private stack (ferroproc's
  * default spawn path), the child taking a private fd table with close_range(CLOSE_RANGE_UNSHARE)
@@ -16,6 +20,7 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <pthread.h>
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -43,9 +48,9 @@ struct plan {
     char **argv;
 };
 
-static struct plan P;
-static int chan_send = -1;
-static char *stack_top;
+static __thread struct plan P;
+static __thread int chan_send = -1;
+static __thread char *stack_top;
 
 static int child(void *arg) {
     struct plan *p = arg;
@@ -120,25 +125,64 @@ static void start_job(struct job *j, int devnull, int ep, int slot) {
     }
 }
 
+struct share {
+    int n, conc, done, failures;
+    size_t max_bytes;
+    char **argv;
+    double runtimes;
+};
+
+static void *runner(void *arg);
+
 int main(int argc, char **argv) {
-    int n = 100, conc = 1, opt;
+    int n = 100, conc = 1, threads = 1, opt;
     size_t max_bytes = 1 << 20;
-    while ((opt = getopt(argc, argv, "n:j:m:")) != -1) {
+    while ((opt = getopt(argc, argv, "n:j:T:m:")) != -1) {
         switch (opt) {
         case 'n': n = atoi(optarg); break;
         case 'j': conc = atoi(optarg); break;
+        case 'T': threads = atoi(optarg); break;
         case 'm': max_bytes = (size_t)atol(optarg); break;
         default: fprintf(stderr, "bad option\n"); return 2;
         }
     }
     if (optind >= argc) { fprintf(stderr, "missing PROG\n"); return 2; }
+    if (threads < 1 || threads > conc || threads > 64) { fprintf(stderr, "-T: 1 to CONC threads\n"); return 2; }
+    struct share shares[64];
+    pthread_t tids[64];
+    double cpu0 = cpu_s(), t0 = now_s();
+    for (int t = 0; t < threads; t++) {
+        shares[t] = (struct share){n / threads + (t < n % threads), conc / threads + (t < conc % threads), 0, 0,
+                                   max_bytes, argv + optind, 0};
+        if (pthread_create(&tids[t], NULL, runner, &shares[t])) die("pthread_create");
+    }
+    int done = 0, failures = 0;
+    double runtimes = 0;
+    for (int t = 0; t < threads; t++) {
+        pthread_join(tids[t], NULL);
+        done += shares[t].done;
+        failures += shares[t].failures;
+        runtimes += shares[t].runtimes;
+    }
+    double dt = now_s() - t0, cpu = cpu_s() - cpu0;
+    printf("{\"n\": %d, \"threads\": %d, \"seconds\": %.6f, \"rate\": %.3f, \"cpu\": %.6f, \"cpu_us\": %.3f, "
+           "\"failures\": %d, \"mean_runtime_ms\": %.3f}\n",
+           done, threads, dt, done / dt, cpu, cpu / done * 1e6, failures, runtimes / done * 1e3);
+    return failures ? 1 : 0;
+}
+
+/* One runner: its share of the jobs through its share of the slots. */
+static void *runner(void *arg) {
+    struct share *sh = arg;
+    int n = sh->n, conc = sh->conc;
+    size_t max_bytes = sh->max_bytes;
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv)) die("socketpair");
     chan_send = sv[0];
     P.chan = sv[1];
     P.parent = getpid();
-    P.path = argv[optind];
-    P.argv = argv + optind;
+    P.path = sh->argv[0];
+    P.argv = sh->argv;
     stack_top = (char *)malloc(1 << 16) + (1 << 16);
     int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (devnull < 0) die("open /dev/null");
@@ -147,7 +191,7 @@ int main(int argc, char **argv) {
     int ep = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event evs[256];
     char scratch[65536];
-    double cpu0 = cpu_s(), t0 = now_s(), runtimes = 0;
+    double runtimes = 0;
     int started = 0, done = 0, alive = 0, failures = 0;
     while (done < n) {
         for (int slot = 0; started < n && alive < conc && slot < conc; slot++) {
@@ -208,9 +252,10 @@ int main(int argc, char **argv) {
             }
         }
     }
-    double dt = now_s() - t0, cpu = cpu_s() - cpu0;
-    printf("{\"n\": %d, \"seconds\": %.6f, \"rate\": %.3f, \"cpu\": %.6f, \"cpu_us\": %.3f, \"failures\": %d, "
-           "\"mean_runtime_ms\": %.3f}\n",
-           done, dt, done / dt, cpu, cpu / done * 1e6, failures, runtimes / done * 1e3);
-    return failures ? 1 : 0;
+    sh->done = done;
+    sh->failures = failures;
+    sh->runtimes = runtimes;
+    close(ep);
+    close(devnull);
+    return NULL;
 }
