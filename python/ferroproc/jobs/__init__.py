@@ -3,10 +3,11 @@ whole process group, retries, a halt policy, a job log that GNU parallel's
 tools read, and resume, with the scheduling loop in ferroproc's Rust core.
 
 When a job ends, the next one is started from Rust in the same loop turn,
-with no Python in between; Python sees the finished jobs in batches (one
-call per turn), so a slow callback never leaves a slot idle. The input is
-read lazily (a generator of millions of jobs is fine), and finished results
-are not kept.
+with no Python in between (with more than one slot, by one of a few Rust
+spawner threads, so that the loop never waits for a child's ``exec``);
+Python sees the finished jobs in batches (one call per turn), so a slow
+callback never leaves a slot idle. The input is read lazily (a generator of
+millions of jobs is fine), and finished results are not kept.
 
 Example::
 
