@@ -102,11 +102,38 @@ def test_leaving_the_loop_early_cancels_and_reaps(aiorun: AioRun, tmp_path: Path
 
     async def main() -> int:
         jobs = [sh("true"), grandchild_job(pidfile)]
-        async for r in Runner(concurrency=2, killGrace=1).stream(jobs):
+        runner = Runner(concurrency=2, killGrace=1)
+        async with runner.stream(jobs) as results:
+            async for r in results:
+                if r.seq == 1:
+                    while not pidfile.exists():
+                        await asyncio.sleep(0.01)
+                    break
+        # Leaving the block waited for the jobs to be reaped (the killed
+        # grandchild may take a moment more to be gone from the table).
+        assert runner.running == 0
+        return int(pidfile.read_text())
+
+    try:
+        assert wait_dead(aiorun(main()), 5)
+    finally:
+        kill_if_alive([int(pidfile.read_text())] if pidfile.exists() else [])
+
+
+def test_breaking_out_of_async_for_cancels_the_run(aiorun: AioRun, tmp_path: Path) -> None:
+    pidfile = tmp_path / "g"
+    runners: list[Runner] = []
+
+    async def main() -> int:
+        runner = Runner(concurrency=2, killGrace=0)
+        runners.append(runner)
+        async for r in runner.stream([sh("true"), grandchild_job(pidfile)]):
             if r.seq == 1:
                 while not pidfile.exists():
                     await asyncio.sleep(0.01)
                 break
+        # The iterator is gone: the run was cancelled then and there.
+        assert runner._run is not None and runner._run.cancelled
         return int(pidfile.read_text())
 
     try:

@@ -826,7 +826,7 @@ async def pipelines(r: Reactor, sink: int) -> int:
 async def many_jobs(r: Reactor, paths: list[str]) -> int:
     from collections.abc import AsyncIterator, Iterator
 
-    from ferroproc.jobs import HaltPolicy, Job, JobResult, JobSummary, Runner, runJobs
+    from ferroproc.jobs import HaltPolicy, Job, JobResult, JobSummary, ResultStream, Runner, runJobs
 
     job = Job(("gzip", "-9", paths[0]), env={"LC_ALL": "C"}, path="/tmp", stdinBytes=b"", timeout=600.0)
     assert_type(job.argv, tuple[str | bytes, ...])
@@ -882,9 +882,13 @@ async def many_jobs(r: Reactor, paths: list[str]) -> int:
     assert_type(runner.running + runner.started + runner.done + runner.failed, int)
     runner.cancel()
     stream = runner.stream([["echo", "a"], ("echo", b"b"), job])
-    assert_type(stream, AsyncIterator[JobResult])
-    async for result in stream:
-        assert_type(result, JobResult)
+    assert_type(stream, ResultStream)
+    iterator: AsyncIterator[JobResult] = stream
+    async with stream as results:
+        async for result in results:
+            assert_type(result, JobResult)
+    await iterator.__anext__()
+    await stream.aclose()
     assert_type(runJobs([["gzip", p] for p in paths], concurrency=2, onResult=on), Deferred[JobSummary])
     assert_type(HaltPolicy.parse("soon,fail=10%"), HaltPolicy | None)
     Runner(concurrency="8")  # type: ignore[arg-type]

@@ -40,6 +40,6 @@ asyncio loop (asyncio's own, ferroproc's, uvloop), and under Twisted
 
 from ferroproc.jobs._halt import HaltPolicy
 from ferroproc.jobs._job import Job, JobResult, JobSummary
-from ferroproc.jobs._runner import Runner, runJobs
+from ferroproc.jobs._runner import ResultStream, Runner, runJobs
 
-__all__ = ["HaltPolicy", "Job", "JobResult", "JobSummary", "Runner", "runJobs"]
+__all__ = ["HaltPolicy", "Job", "JobResult", "JobSummary", "ResultStream", "Runner", "runJobs"]

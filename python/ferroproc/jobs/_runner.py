@@ -30,7 +30,7 @@ from ferroproc.jobs._host import hostFor
 from ferroproc.jobs._job import Job, JobResult, JobSummary
 from ferroproc.jobs._joblog import JobLog, ResumeSet, command, readResumeSet
 
-__all__ = ["Runner", "runJobs"]
+__all__ = ["ResultStream", "Runner", "runJobs"]
 
 _FS_ENCODING = sys.getfilesystemencoding()
 _FS_ERRORS = sys.getfilesystemencodeerrors()
@@ -259,19 +259,21 @@ class Runner:
         self._run = _Run(self, iterator, total, onResult)
         return self._run.start()
 
-    def stream(self, jobs: Iterable[Job | Sequence[str | bytes]]) -> AsyncIterator[JobResult]:
-        """Run ``jobs`` and yield each :class:`JobResult` as it ends (asyncio)::
+    def stream(self, jobs: Iterable[Job | Sequence[str | bytes]]) -> ResultStream:
+        """Run ``jobs`` and give each :class:`JobResult` as it ends (asyncio)::
 
-            async for result in runner.stream(jobs):
-                print(result.seq, result.status)
+            async with runner.stream(jobs) as results:
+                async for result in results:
+                    print(result.seq, result.status)
 
         A reader that falls behind holds the run back (no job starts while
-        256 results wait) rather than letting results pile up. Leaving the
-        loop early (``break``, an exception, the task cancelled) cancels the
-        run and waits until every job is reaped. A failed run (see
-        :meth:`run`) raises its exception at the end.
+        256 results wait) rather than letting results pile up. Leaving early
+        (``break``, an exception, the task cancelled) cancels the run as soon
+        as the iterator is dropped; leaving the ``async with`` block (or
+        ``await results.aclose()``) also waits until every job has been
+        reaped. A failed run (see :meth:`run`) raises its exception at the end.
         """
-        return _stream(self, jobs)
+        return ResultStream(self, jobs)
 
     def cancel(self) -> None:
         """Stop the run: no job starts any more, and every running job's
@@ -751,50 +753,99 @@ def _checkedSpawnCall(f: Callable[..., Any], *args: Any) -> Any:
         raise type(e)(text) from None
 
 
-async def _stream(runner: Runner, jobs: Iterable[Job | Sequence[str | bytes]]) -> AsyncIterator[JobResult]:
-    import asyncio
+class _StreamState:
+    """What a run tells a :class:`ResultStream` (kept apart from it, so that
+    the run holds no reference to the stream: dropping the stream, as
+    ``break`` does, is seen at once)."""
 
-    loop = asyncio.get_running_loop()
-    ready: deque[JobResult] = deque()
-    waiter: list[asyncio.Future[None] | None] = [None]
-    outcome: list[JobSummary | Failure | None] = [None]
+    def __init__(self) -> None:
+        self.ready: deque[JobResult] = deque()
+        self.outcome: JobSummary | Failure | None = None
+        self.waiter: Any = None
+        self.run: _Run | None = None
 
-    def wake() -> None:
-        w = waiter[0]
-        if w is not None and not w.done():
-            w.set_result(None)
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
-    def onResult(result: JobResult) -> None:
-        ready.append(result)
-        wake()
+    def onResult(self, result: JobResult) -> None:
+        self.ready.append(result)
+        self.wake()
 
-    def onEnd(result: JobSummary | Failure) -> None:
-        outcome[0] = result
-        wake()
+    def onEnd(self, outcome: JobSummary | Failure) -> None:
+        self.outcome = outcome
+        self.wake()
 
-    d = runner.run(jobs, onResult)
-    run = runner._run
-    assert run is not None
-    run.backlog = lambda: len(ready)
-    d.addBoth(onEnd)
-    try:
+    def backlog(self) -> int:
+        return len(self.ready)
+
+    async def wait(self) -> None:
+        import asyncio
+
+        self.waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self.waiter
+        finally:
+            self.waiter = None
+
+
+class ResultStream(AsyncIterator[JobResult]):
+    """The results of a run as they come, from :meth:`Runner.stream`: an
+    async iterator (asyncio), and an async context manager whose exit waits
+    until every job has been reaped (cancelling the run if it is left early).
+    """
+
+    def __init__(self, runner: Runner, jobs: Iterable[Job | Sequence[str | bytes]]) -> None:
+        self._runner = runner
+        self._state = state = _StreamState()
+        self._failure: Failure | None = None
+        d = runner.run(jobs, state.onResult)
+        state.run = runner._run
+        assert state.run is not None
+        state.run.backlog = state.backlog
+        d.addBoth(state.onEnd)
+
+    def __aiter__(self) -> ResultStream:
+        return self
+
+    async def __anext__(self) -> JobResult:
+        state = self._state
         while True:
-            while ready:
-                result = ready.popleft()
-                if len(ready) == _STREAM_BACKLOG // 2:
-                    run.resumeInput()
-                yield result
-            if outcome[0] is not None:
-                break
-            waiting = waiter[0] = loop.create_future()
-            await waiting
-            waiter[0] = None
-        end = outcome[0]
-        if isinstance(end, Failure):
-            end.raiseException()
-    finally:
-        if outcome[0] is None:
-            runner.cancel()
-            while outcome[0] is None:
-                waiting = waiter[0] = loop.create_future()
-                await waiting
+            if state.ready:
+                result = state.ready.popleft()
+                if len(state.ready) == _STREAM_BACKLOG // 2 and state.run is not None:
+                    state.run.resumeInput()
+                return result
+            outcome = state.outcome
+            if outcome is not None:
+                if isinstance(outcome, Failure) and self._failure is None:
+                    self._failure = outcome
+                    outcome.raiseException()
+                raise StopAsyncIteration
+            await state.wait()
+
+    async def aclose(self) -> None:
+        """Cancel the run unless it has ended, and wait until every job has
+        been reaped (and the job log written)."""
+        state = self._state
+        if state.outcome is None:
+            self._runner.cancel()
+        while state.outcome is None:
+            await state.wait()
+
+    async def __aenter__(self) -> ResultStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __del__(self) -> None:
+        # Left early (``break``, an exception): stop the jobs now; the engine
+        # reaps them while its loop runs (aclose() waits for that).
+        state = getattr(self, "_state", None)
+        if state is not None and state.outcome is None:
+            try:
+                self._runner.cancel()
+            except Exception:  # noqa: BLE001 - a finalizer must not raise (interpreter shutdown...)
+                pass
