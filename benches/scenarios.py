@@ -135,6 +135,10 @@ START_US = Metric(
 #: S8's levels: fds the parent holds while it spawns (RLIMIT_NOFILE's hard limit here is 20,000).
 S8_FDS = [("0", 0), ("1k", 1000), ("10k", 10000), ("19k", 19000)]
 S8_PEERS = ["ferroproc", "ferroproc-posix", "twisted", "asyncio", "uvloop", "subprocess", "native", "native-clone"]
+#: S8's other two curves: the fds opened after the import and inherited by a forked child
+#: that spawns, or opened before the peer is imported (Python peers: the runner does both).
+S8_WHERE = [("fork", "a forked child, its parent holding the fds"), ("import", "fds opened before the import")]
+S8_WHERE_PEERS = ["ferroproc", "ferroproc-posix", "twisted", "asyncio", "uvloop", "subprocess"]
 #: S6's curve: how many children are alive at once.
 S6_CURVE = [("curve-100", 100), ("curve-1k", 1000), ("curve-5k", 5000), ("curve-10k", 10000)]
 S6_CURVE_PEERS = ["ferroproc", "ferroproc-posix", "twisted", "subprocess", "native", "native-clone"]
@@ -357,7 +361,10 @@ SCENARIOS = [
         "API with three pipes each (plus a pidfd for ferroproc and the C baselines: about half "
         "the fds), each known to be running once it has echoed a byte; then dup'd /dev/null fds "
         "(close-on-exec) up to the level. After the measurement their stdin is closed and they "
-        "are reaped. The 0 level is the interpreter's own 5-15 fds. 3 runs per peer.",
+        "are reaped. The 0 level is the interpreter's own 5-15 fds. 3 runs per peer. Two more "
+        "curves (Python peers) hold dup'd /dev/null fds only: opened after the peer's import "
+        "by a parent that then forks, the forked child measuring (a pre-fork server's worker); "
+        "and opened before the peer is imported.",
         [
             Case(
                 "S8",
@@ -373,8 +380,28 @@ SCENARIOS = [
                 timeout=240,
             )
             for name, fds in S8_FDS
+        ]
+        + [
+            Case(
+                "S8",
+                f"{where}-{name}",
+                f"{fds:,} open fds, {title}",
+                S8_WHERE_PEERS,
+                {"n": 1000, "conc": 1, "budget": 1.5, "held": fds, "fds_at": where, "nofile": True},
+                {"n": 60, "budget": 0.3, "held": fds // 10},
+                [RATE, FDS],
+                runs=3,
+                warmup=False,
+                timeout=240,
+            )
+            for where, title in S8_WHERE
+            for name, fds in S8_FDS
         ],
-        curves=[Curve([name for name, _ in S8_FDS], "fds", "open fds in the parent", ["rate"], log_x=True)],
+        curves=[Curve([name for name, _ in S8_FDS], "fds", "open fds in the parent", ["rate"], log_x=True)]
+        + [
+            Curve([f"{where}-{name}" for name, _ in S8_FDS], "held", title, ["rate"], log_x=True)
+            for where, title in S8_WHERE
+        ],
     ),
     Scenario(
         "S9",
@@ -582,16 +609,17 @@ def _targets() -> list[Target]:
             Target(case, "rss_mib", "≤1.5× subprocess", "<=", 1.5, peer_ref(case, "subprocess", "rss_mib")),
         ]
     t.append(Target("S7/api", "mbps", "≥0.9× a shell's wiring", ">=", 0.9, peer_ref("S7/api", "native", "mbps")))
-    t.append(
-        Target(
-            "S8/19k",
-            "rate",
-            "≥0.9× own rate at 0 fds",
-            ">=",
-            0.9,
-            lambda med: (med("S8/0", "ferroproc", "rate"), "ferroproc S8 at 0 fds"),
+    for case in ("S8/19k", "S8/fork-19k", "S8/import-19k"):
+        t.append(
+            Target(
+                case,
+                "rate",
+                "≥0.9× own rate at 0 fds",
+                ">=",
+                0.9,
+                lambda med: (med("S8/0", "ferroproc", "rate"), "ferroproc S8 at 0 fds"),
+            )
         )
-    )
     for case in ("S9/options", "S9/options-cgroup"):
         t.append(
             Target(

@@ -336,10 +336,34 @@ impl Engine {
         self.shared.lp.wake();
     }
 
+    /// For a host whose loop has closed for good while transports of this
+    /// engine live on (asyncio's, kept by the program): nothing will turn
+    /// the engine again. Every pipe is closed, children that have exited
+    /// are reaped now and the others as they exit (on a thread); until
+    /// then a transport can still signal its child. Protocols get no more
+    /// calls (and are let go), and `processCount` is 0.
+    fn abandon(&self) {
+        let cells = self.shared.lp.abandon();
+        let held: Vec<_> = cells
+            .iter()
+            .map(|cell| {
+                cell.with(|_, x| {
+                    x.removed = true;
+                    (x.proto.take(), x.producer.take())
+                })
+            })
+            .collect();
+        let transports = std::mem::take(&mut *lock(&self.shared.transports));
+        // Python objects go after every lock, with the GIL held.
+        drop((held, cells, transports));
+    }
+
     /// In a child made by `os.fork()`: this engine's children and fds belong
     /// to the parent. From now on it refuses to run or spawn, its transports
     /// act as if their child had gone, and nothing of the parent's is
-    /// touched. (The host replaces it with a fresh engine.)
+    /// touched. It takes no lock (another thread may have held one when the
+    /// process forked): the host calls it from its fork hook, drops the
+    /// engine, and makes a fresh one on first use.
     #[pyo3(name = "forgetAfterFork")]
     fn forget_after_fork(&self) {
         self.shared.lp.forget_after_fork();

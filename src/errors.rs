@@ -40,6 +40,8 @@ pub(crate) struct SpawnWhat<'a> {
     pub entry: Option<(i32, i32)>,
     /// The rlimits entry `(resource, soft, hard)` a limit failure concerns.
     pub rlimit: Option<(i32, u64, u64)>,
+    /// The cgroup directory asked for.
+    pub cgroup: Option<&'a str>,
 }
 
 /// A resource limit as a reader knows it: `RLIMIT_NOFILE (1024, 4096)`.
@@ -118,7 +120,8 @@ pub(crate) fn spawn_error(e: SpawnError, what: &SpawnWhat<'_>) -> PyErr {
             PyOSError::new_err((errno, format!("spawnProcess: cannot set noNewPrivileges in the child: {why}")))
         }
         Stage::Cgroup => {
-            PyOSError::new_err((errno, format!("spawnProcess: cannot start the child in its cgroup: {why}")))
+            let dir = what.cgroup.unwrap_or("?");
+            os_error_file(errno, format!("spawnProcess: cannot start the child in cgroup {dir:?}: {why}"), dir)
         }
         Stage::Session => {
             PyOSError::new_err((errno, format!("spawnProcess: cannot set the session or process group: {why}")))
@@ -165,7 +168,8 @@ pub(crate) fn process_exited_already(py: Python<'_>, host_class: Option<&Py<PyAn
     }
 }
 
-/// A signal given as a number or a name ("TERM", "SIGTERM", "term", "RTMIN+3").
+/// A signal given as a number or a name ("TERM", "SIGTERM", "term", "RTMIN+3"):
+/// the one parser of signals, for every place that takes one.
 pub(crate) fn parse_signal(ob: &Bound<'_, PyAny>, what: &str) -> PyResult<i32> {
     if ob.is_instance_of::<PyBool>() {
         return Err(PyTypeError::new_err(format!("{what}: signal must be a name or an int, not bool")));
@@ -181,9 +185,18 @@ pub(crate) fn parse_signal(ob: &Bound<'_, PyAny>, what: &str) -> PyResult<i32> {
     let Ok(name) = ob.cast::<PyString>() else {
         return Err(PyTypeError::new_err(format!("{what}: signal must be a name or an int, not {}", type_name(ob))));
     };
-    let name = name.to_str()?;
-    ferroproc_core::signals::signal_number(name)
-        .ok_or_else(|| PyValueError::new_err(format!("{what}: unknown signal name {name:?}")))
+    ferroproc_core::signals::signal_number(name.to_str()?).ok_or_else(|| {
+        PyValueError::new_err(format!("{what}: unknown signal name {}", name.repr().unwrap_or(name.clone())))
+    })
+}
+
+/// `parseSignal(signal, what)`: [`parse_signal`] for the Python layer, so
+/// that every option taking a signal (`parentDeathSignal`...) accepts what
+/// `signalProcess` accepts, with the same messages.
+#[pyfunction]
+#[pyo3(name = "parseSignal")]
+pub(crate) fn parse_signal_py(signal: &Bound<'_, PyAny>, what: &str) -> PyResult<i32> {
+    parse_signal(signal, what)
 }
 
 #[cfg(test)]

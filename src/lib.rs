@@ -5,11 +5,11 @@
 //! jobs      → engine, spawn, timers, dispatch, handle, host, errors
 //! engine    → spawn, transport, timers, dispatch, handle, host, errors
 //! spawn     → transport, timers, dispatch, handle, host, errors
-//! transport → dispatch, handle, host, errors
+//! transport → dispatch, handle, host, errors, attrs
 //! timers    → dispatch, handle, host
 //! dispatch  → handle, host
 //! handle    → host
-//! host, errors → (ferroproc_core only)
+//! host, errors → (ferroproc_core only); attrs → (pyo3 only)
 //! ```
 //!
 //! - [`engine`]: the `Engine` class: polls and turns the core loop;
@@ -20,8 +20,10 @@
 //! - [`jobs`]: the `JobQueue` class: the jobs runner's scheduling loop;
 //! - [`handle`]: what an engine shares with its transports and timers;
 //! - [`host`]: `bytes` buffers and per-child protocol objects for the core;
-//! - [`errors`]: OS errors and spawn failures as Python exceptions.
+//! - [`errors`]: OS errors and spawn failures as Python exceptions;
+//! - [`attrs`]: a program's own values under the transport's ferroproc names.
 
+mod attrs;
 mod dispatch;
 mod engine;
 mod errors;
@@ -41,6 +43,7 @@ pub fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<timers::DelayedCall>()?;
     m.add_class::<transport::Process>()?;
     m.add_class::<jobs::JobQueue>()?;
+    m.add_function(wrap_pyfunction!(errors::parse_signal_py, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

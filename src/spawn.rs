@@ -8,10 +8,10 @@
 //! taken over only then.
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
-use ferroproc_core::child::{GroupPolicy, Role, TimeLimits, INPUT_FD};
+use ferroproc_core::child::{Group, GroupPolicy, Role, TimeLimits, INPUT_FD};
 use ferroproc_core::creds::{self, Creds, CredsError};
 use ferroproc_core::exec::{ExecError, ExecSpec};
 use ferroproc_core::spawn::{self, Method, Request, Session, Setup, Signals, Stdio};
@@ -89,7 +89,38 @@ pub(crate) struct SpawnArgs {
 /// How the parent's side of the child's stdio is laid out.
 enum Plan {
     Pipes { entries: Vec<(RawFd, RawFd)>, parent_ends: Vec<(i32, OwnedFd, Role)>, _child_ends: Vec<(i32, OwnedFd)> },
-    Terminal { master: OwnedFd, slave_path: CString, caller_slave: Option<RawFd> },
+    Terminal { master: Master, slave_path: CString, caller_slave: Option<RawFd> },
+}
+
+/// A terminal's master: one opened for this spawn (closed if it fails), or
+/// the caller's (`usePTY=(m, s, name)`), which stays the caller's, never
+/// closed here, until the loop owns it ([`Master::into_owned`]): whatever
+/// fails before that, the caller still has it.
+enum Master {
+    Ours(OwnedFd),
+    Callers(RawFd),
+}
+
+impl Master {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Master::Ours(fd) => fd.as_fd(),
+            // SAFETY: checked open (a PTY master) in `caller_terminal`; the
+            // caller lends it for the length of the spawn.
+            Master::Callers(fd) => unsafe { BorrowedFd::borrow_raw(*fd) },
+        }
+    }
+
+    /// For the loop, which owns it from now on (as Twisted's transport
+    /// owns a caller's master).
+    fn into_owned(self) -> OwnedFd {
+        match self {
+            Master::Ours(fd) => fd,
+            // SAFETY: the caller handed it over for the child's transport;
+            // nobody else closes it from here.
+            Master::Callers(fd) => unsafe { OwnedFd::from_raw_fd(fd) },
+        }
+    }
 }
 
 /// Whether `proto` uses `ferroproc.protocol.ProcessProtocol`'s own
@@ -115,6 +146,10 @@ fn keeps_default_dispatch(proto: &Bound<'_, PyAny>) -> bool {
 /// terminal (`/dev/tty`, TIOCSTI), as `su --pty` and sudo's `use_pty` do.
 fn session(args: &SpawnArgs) -> PyResult<Session> {
     let switches = args.uid.is_some() || args.gid.is_some() || args.groups.is_some();
+    if let (true, Some(pgid)) = (args.pty || args.pty_fds.is_some(), args.process_group) {
+        // A PTY child leads a session of its own (see `effective_session`).
+        return Err(PyValueError::new_err(format!("spawnProcess: usePTY and processGroup={pgid} exclude each other")));
+    }
     Ok(match (args.session.as_str(), args.process_group) {
         (_, Some(pgid)) => Session::JoinGroup(pgid),
         ("inherit", None) if switches => Session::New,
@@ -125,13 +160,30 @@ fn session(args: &SpawnArgs) -> PyResult<Session> {
     })
 }
 
-/// An open directory (a cgroup's), close-on-exec.
-fn open_dir(path: &[u8]) -> std::io::Result<OwnedFd> {
-    let path = CString::new(path).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+/// The cgroup v2 directory `path`, open and close-on-exec. Anything else
+/// (a plain directory, a cgroup v1 one) is refused by name here: the kernel
+/// would only say EBADF when the child is started into it.
+fn open_cgroup(path: &[u8]) -> PyResult<OwnedFd> {
+    let shown = String::from_utf8_lossy(path);
+    let c_path = CString::new(path).map_err(|_| PyValueError::new_err("spawnProcess: cgroup contains a NUL byte"))?;
     // SAFETY: a NUL-terminated path; the new fd is ours alone.
-    let fd = sys::cvt(unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) })?;
+    let fd = unsafe { libc::open(c_path.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    let fd = sys::cvt(fd).map_err(|e| os_error(e, &format!("spawnProcess: cgroup '{shown}'")))?;
     // SAFETY: as above.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: statfs is plain data that fstatfs fills, on an fd we own.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    sys::cvt(unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) })
+        .map_err(|e| os_error(e, &format!("spawnProcess: cgroup '{shown}'")))?;
+    #[allow(clippy::unnecessary_cast)] // the two types differ between targets
+    let cgroup2 = st.f_type as i64 == libc::CGROUP2_SUPER_MAGIC as i64;
+    if !cgroup2 {
+        return Err(PyValueError::new_err(format!(
+            "spawnProcess: cgroup '{shown}' is not a cgroup v2 directory (not on a cgroup2 filesystem)"
+        )));
+    }
+    Ok(fd)
 }
 
 /// A caller's `(master, slave)` pair, checked: the master must be a PTY
@@ -165,18 +217,13 @@ fn stdio_plan(args: &SpawnArgs) -> PyResult<Plan> {
     if let Some((m, s)) = args.pty_fds {
         let (m, s, slave_path) = caller_terminal(m, s)?;
         if let Some((rows, cols)) = args.window_size {
-            // SAFETY: borrowed for one ioctl; checked open (a PTY master) above.
-            let master = unsafe { std::os::fd::BorrowedFd::borrow_raw(m) };
-            pty::set_window_size(master, rows, cols).map_err(|e| os_error(e, "windowSize"))?;
+            pty::set_window_size(Master::Callers(m).as_fd(), rows, cols).map_err(|e| os_error(e, "windowSize"))?;
         }
-        // SAFETY: the caller hands its master over to the transport (as in
-        // Twisted); if the spawn fails it is given back unclosed (see below).
-        let master = unsafe { OwnedFd::from_raw_fd(m) };
-        return Ok(Plan::Terminal { master, slave_path, caller_slave: Some(s) });
+        return Ok(Plan::Terminal { master: Master::Callers(m), slave_path, caller_slave: Some(s) });
     }
     if args.pty {
         let t = pty::open(args.window_size).map_err(|e| os_error(e, "usePTY: cannot open a terminal"))?;
-        return Ok(Plan::Terminal { master: t.master, slave_path: t.slave_path, caller_slave: None });
+        return Ok(Plan::Terminal { master: Master::Ours(t.master), slave_path: t.slave_path, caller_slave: None });
     }
     // Every parent fd named must be open *before* the pipes below are made: a
     // closed one could otherwise be taken by a new pipe and be silently
@@ -310,7 +357,8 @@ pub(crate) fn start_on(
 }
 
 /// A child started and not yet taken into the loop ([`Spawning::adopt`]).
-/// Dropped instead, it is killed and reaped (the core's guard).
+/// Dropped instead, it is killed and reaped (the core's guard), and a
+/// caller's terminal stays the caller's.
 pub(crate) struct Spawning {
     spawned: spawn::Spawned,
     plan: Plan,
@@ -380,11 +428,7 @@ pub(crate) fn spawn_child(
         Some(m) => return Err(PyValueError::new_err(format!("unknown spawn method {m:?}"))),
     };
     let session = session(args)?;
-    let cgroup = args
-        .cgroup
-        .as_ref()
-        .map(|path| open_dir(path).map_err(|e| os_error(e, &format!("cgroup {:?}", String::from_utf8_lossy(path)))))
-        .transpose()?;
+    let cgroup = args.cgroup.as_deref().map(open_cgroup).transpose()?;
     let signals = match args.signals.as_str() {
         "default" => Signals::Default,
         "restore" => Signals::KeepIgnored { restore: true },
@@ -425,14 +469,6 @@ pub(crate) fn spawn_child(
         Plan::Terminal { caller_slave, .. } => *caller_slave,
         Plan::Pipes { .. } => None,
     };
-    // A caller's master is the caller's until the child has been taken over.
-    let give_back = |pipes: Vec<(i32, OwnedFd, Role)>| {
-        if caller_slave.is_some() {
-            pipes.into_iter().for_each(|(_, fd, _)| {
-                let _ = fd.into_raw_fd();
-            });
-        }
-    };
     let spawned = match gil.unblocked(|| spawn::spawn(&req)) {
         Ok(s) => s,
         Err(e) => {
@@ -443,14 +479,20 @@ pub(crate) fn spawn_child(
                 }
                 _ => None,
             };
-            if let Plan::Terminal { master, .. } = plan {
-                give_back(vec![(INPUT_FD, master, Role::Terminal)]);
-            }
             let rlimit = match e.stage {
                 spawn::Stage::Rlimit => e.entry.and_then(|i| args.rlimits.get(i).copied()),
                 _ => None,
             };
-            let what = SpawnWhat { executable: &exe_display, cwd: cwd_s.as_deref(), uid, gid, entry, rlimit };
+            let cgroup_s = args.cgroup.as_ref().map(|c| String::from_utf8_lossy(c).into_owned());
+            let what = SpawnWhat {
+                executable: &exe_display,
+                cwd: cwd_s.as_deref(),
+                uid,
+                gid,
+                entry,
+                rlimit,
+                cgroup: cgroup_s.as_deref(),
+            };
             return Err(spawn_error(e, &what));
         }
     };
@@ -488,7 +530,7 @@ impl Spawning {
         };
         let pipes = match plan {
             Plan::Pipes { parent_ends, .. } => parent_ends,
-            Plan::Terminal { master, .. } => vec![(INPUT_FD, master, Role::Terminal)],
+            Plan::Terminal { master, .. } => vec![(INPUT_FD, master.into_owned(), Role::Terminal)],
         };
         let pid = spawned.pid();
         let cell = match shared.lp.add_child(spawned, pipes, ext) {
@@ -498,40 +540,28 @@ impl Spawning {
                 return Err(os_error(e.error, "spawnProcess: cannot watch the child"));
             }
         };
-        let pgid = match session {
-            Session::New | Session::NewGroup => Some(pid),
-            Session::JoinGroup(g) => Some(g),
-            Session::Inherit => None,
+        let group = match session {
+            Session::New | Session::NewGroup => Group::Leads(pid),
+            Session::JoinGroup(g) => Group::Joined(g),
+            Session::Inherit => Group::Parents,
         };
-        let group = GroupPolicy { pgid, kill_on_exit, kill_on_lost };
-        adopted(shared, cell, group, limits, caller_slave)
+        let group = GroupPolicy { group, kill_on_exit, kill_on_lost };
+        let first_deadline = cell.with(move |c, _| {
+            c.set_group(group);
+            limits.and_then(|l| c.set_time_limits(l, now()))
+        });
+        if let Some(at) = first_deadline {
+            crate::timers::watch_deadline(shared, &cell, at);
+        }
+        if let Some(s) = caller_slave {
+            // As in Twisted, the caller's slave is closed once the child runs (its
+            // master now belongs to the transport).
+            // SAFETY: an fd the caller handed over; nobody else owns it from here.
+            unsafe { libc::close(s) };
+        }
+        if let Some(fd) = cell.with(|c, _| c.terminal_fd()) {
+            let _ = sys::set_nonblocking(fd, true);
+        }
+        Ok(cell)
     }
-}
-
-/// A child just taken into the loop: its group and limits, the caller's
-/// terminal slave closed.
-fn adopted(
-    shared: &Arc<Shared>,
-    cell: Arc<Cell>,
-    group: GroupPolicy,
-    limits: Option<TimeLimits>,
-    caller_slave: Option<RawFd>,
-) -> PyResult<Arc<Cell>> {
-    let first_deadline = cell.with(move |c, _| {
-        c.set_group(group);
-        limits.and_then(|l| c.set_time_limits(l, now()))
-    });
-    if let Some(at) = first_deadline {
-        crate::timers::watch_deadline(shared, &cell, at);
-    }
-    if let Some(s) = caller_slave {
-        // As in Twisted, the caller's slave is closed once the child runs (its
-        // master now belongs to the transport).
-        // SAFETY: an fd the caller handed over; nobody else owns it from here.
-        unsafe { libc::close(s) };
-    }
-    if let Some(fd) = cell.with(|c, _| c.terminal_fd()) {
-        let _ = sys::set_nonblocking(fd, true);
-    }
-    Ok(cell)
 }

@@ -161,23 +161,36 @@ pub(crate) fn run_due(py: Python<'_>, shared: &Shared, callbacks: &Callbacks) ->
         let args = args.map_or_else(|| PyTuple::empty(py), |a| a.into_bound(py));
         if let Err(e) = f.call(py, args, kwargs.as_ref().map(|k| k.bind(py))) {
             if let Err(e) = callbacks.report(py, "a delayed call", e) {
-                // Stopping: the rest run next time.
+                // Stopping: the rest run next time. What is not put back
+                // (a call cancelled meanwhile) is released after the lock:
+                // the last reference to a DelayedCall may go with it, and
+                // its weakref callbacks run Python (which may callLater).
                 let rest: Vec<(TimerId, TimerJob)> = due.collect();
+                let mut dropped: Vec<Py<PyAny>> = Vec::new();
                 let mut timers = lock(&shared.timers);
                 for (_, job) in rest {
                     match job {
                         TimerJob::Call(c) => {
-                            let Ok(dc) = c.bind(py).cast::<DelayedCall>().map(|c| c.clone().unbind()) else { continue };
+                            let Ok(dc) = c.bind(py).cast::<DelayedCall>().map(|c| c.clone().unbind()) else {
+                                dropped.push(c);
+                                continue;
+                            };
                             let mut st = lock(&dc.get().st);
                             if st.state == State::Pending {
                                 st.id = Some(timers.insert(st.time, TimerJob::Call(c)));
+                            } else {
+                                dropped.push(c);
                             }
+                            drop(st);
+                            dropped.push(dc.into_any());
                         }
                         deadline @ TimerJob::Deadline(_) => {
                             timers.insert(t, deadline);
                         }
                     }
                 }
+                drop(timers);
+                drop(dropped);
                 return Err(e);
             }
         }

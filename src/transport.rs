@@ -18,6 +18,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
+use crate::attrs::{program_value_or, set_program_value};
 use crate::errors::{os_error, parse_signal, process_exited_already, type_name};
 use crate::handle::{lock, Call, Handle, Shared};
 use crate::host::{Cell, PyChild, PyChunk};
@@ -273,31 +274,56 @@ impl Process {
         self.send(py, "signalProcess", |c| c.signal(sig))
     }
 
-    /// ferroproc extension: send a signal to the child's whole process group
-    /// (kill-tree: its grandchildren too, also those that left its pipes).
-    /// Needs a group of its own (``processGroup=True`` or ``newSession=True``).
-    /// Raises ValueError without one, and ProcessExitedAlready once nothing
-    /// is left in it.
+    /// ferroproc extension: send a signal to the process group the child
+    /// leads (kill-tree: every process still in it, those that left its
+    /// pipes too; not one that left the group with `setsid`/`setpgid`).
+    /// Needs a group it leads (``processGroup=True`` or ``newSession=True``):
+    /// ValueError without one, or for a group it joined.
+    /// ProcessExitedAlready once the child has been reaped (a leader is
+    /// reaped when its last pipe closes) or nothing is left in the group.
     #[pyo3(name = "signalGroup")]
     fn signal_group(&self, py: Python<'_>, signalID: &Bound<'_, PyAny>) -> PyResult<()> {
         let sig = parse_signal(signalID, "signalGroup")?;
         self.send(py, "signalGroup", |c| c.signal_group(sig))
     }
 
-    /// ferroproc extension: the child's process group id, when it leads or
-    /// joined one of its own (None: it is in ours).
+    /// ferroproc extension: the child's process group id, when it leads a
+    /// group or joined another one (None: it is in ours); a program may set
+    /// its own value (see `crate::attrs`).
     #[getter]
-    fn pgid(&self) -> Option<i32> {
-        self.cell.with(|c, _| c.pgid())
+    fn pgid(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        let ours = slf.get().cell.with(|c, _| c.pgid());
+        program_value_or(slf.as_any(), intern!(slf.py(), "pgid"), ours)
+    }
+
+    #[setter]
+    fn set_pgid(slf: &Bound<'_, Self>, value: Bound<'_, PyAny>) -> PyResult<()> {
+        set_program_value(slf.as_any(), intern!(slf.py(), "pgid"), Some(value))
+    }
+
+    #[deleter]
+    fn delete_pgid(slf: &Bound<'_, Self>) -> PyResult<()> {
+        set_program_value(slf.as_any(), intern!(slf.py(), "pgid"), None)
     }
 
     /// ferroproc extension: what the child used (CPU times, peak RSS), as the
     /// kernel reports it at reap: a ``ferroproc.error.ResourceUsage``, or None
     /// until the child has been reaped (or when someone else reaped it).
     #[getter(resourceUsage)]
-    fn resource_usage(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        let usage = self.cell.with(|c, _| c.exit().and_then(|e| e.usage));
-        usage.map(|u| crate::dispatch::usage_object(py, &u)).transpose()
+    fn resource_usage(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        let usage = slf.get().cell.with(|c, _| c.exit().and_then(|e| e.usage));
+        let ours = usage.map(|u| crate::dispatch::usage_object(slf.py(), &u)).transpose()?;
+        program_value_or(slf.as_any(), intern!(slf.py(), "resourceUsage"), ours)
+    }
+
+    #[setter(resourceUsage)]
+    fn set_resource_usage(slf: &Bound<'_, Self>, value: Bound<'_, PyAny>) -> PyResult<()> {
+        set_program_value(slf.as_any(), intern!(slf.py(), "resourceUsage"), Some(value))
+    }
+
+    #[deleter(resourceUsage)]
+    fn delete_resource_usage(slf: &Bound<'_, Self>) -> PyResult<()> {
+        set_program_value(slf.as_any(), intern!(slf.py(), "resourceUsage"), None)
     }
 
     /// Stop reading the child's output (the pipe fills, and the child blocks).
@@ -485,7 +511,7 @@ impl Process {
 
     /// For the asyncio host: whether stdin was lost with data still queued
     /// (the child closed its end: a broken pipe).
-    #[getter(_inputBroken)]
+    #[pyo3(name = "_inputBroken")]
     fn input_broken(&self) -> bool {
         self.cell.with(|c, _| c.input_broken())
     }
@@ -547,6 +573,10 @@ impl Process {
             }
             Err(SignalError::NoGroup) => Err(PyValueError::new_err(format!(
                 "{what}: the child has no process group of its own (spawn it with processGroup=True or newSession=True)"
+            ))),
+            Err(SignalError::NotLeader(pgid)) => Err(PyValueError::new_err(format!(
+                "{what}: the child joined process group {pgid}, which it does not lead; only a group the child \
+                 leads is signalled (signal the child, or the group yourself with os.killpg)"
             ))),
             Err(SignalError::Os(e)) => Err(os_error(e, what)),
         }

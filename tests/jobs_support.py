@@ -1,6 +1,9 @@
 """Helpers for the ``test_jobs_*`` files: run jobs on the default reactor,
 and shell jobs that leave a grandchild's pid in a file."""
 
+# Each test_jobs_* module imports settle_engines (no_leaks calls it before
+# and after each test).
+
 from __future__ import annotations
 
 import os
@@ -62,3 +65,10 @@ def kill_if_alive(pids: Iterable[int]) -> None:
                 os.kill(pid, 9)
             except ProcessLookupError:
                 pass
+
+
+def settle_engines() -> None:
+    """The spawn channels a runner's spawner threads use are the process's,
+    made when the first runner with spawners starts and kept (like the
+    asyncio host's engine): have them before a test counts its fds."""
+    run([], concurrency=4)

@@ -43,7 +43,8 @@ def settle_engines() -> None:
     unless a loop closes with children left (it then goes, with them, to the
     reaper): have one before and after each test (no_leaks calls this), so
     that its fds are not counted against a test."""
-    if _asynciotransport._thread.driver is None:
+    driver = _asynciotransport._thread.driver
+    if driver is None or getattr(driver, "retired", False):
         gc.collect()  # the transports a let-go engine lives for
         asyncio.run(_spawnOnce())
 
@@ -720,3 +721,223 @@ def test_children_left_when_the_loop_closes_are_reaped(how: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[] []", f"children and fds left: {done.stdout}"
+
+
+def test_names_ferroproc_adds_shadowed_by_a_program_leave_the_transport_working(run: Runner) -> None:
+    """The engine's transport (``get_extra_info("ferroproc")``) takes a
+    program's attributes under any name, as Twisted's transports do, ours
+    included; the asyncio transport over it goes on working."""
+    twisted_process = pytest.importorskip("twisted.internet.process")
+    from ferroproc._core import Process as EngineProcess
+
+    theirs = set(dir(twisted_process.Process)) | set(dir(twisted_process.PTYProcess)) | {"pipes"}
+    names = [n for n in dir(EngineProcess) if n not in theirs and not (n.startswith("__") and n.endswith("__"))]
+
+    async def main() -> Any:
+        p = await fa.create_subprocess_exec("cat", stdin=PIPE, stdout=PIPE)
+        engine = p._transport.get_extra_info("ferroproc")  # type: ignore[attr-defined]
+        for name in names:
+            setattr(engine, name, "the program's")
+        p.stdout._transport.pause_reading()  # type: ignore[union-attr]
+        p.stdout._transport.resume_reading()  # type: ignore[union-attr]
+        p.stdin.write(b"x" * 100_000)  # type: ignore[union-attr]
+        return await p.communicate(b"y"), p.returncode, [getattr(engine, name) for name in names]
+
+    (out, _), code, seen = run(main())
+    assert (len(out), code) == (100_001, 0)
+    assert set(seen) == {"the program's"}
+
+
+# -- children of a loop that has closed ----------------------------------------------
+
+_KEPT_AFTER_THE_LOOP_CLOSES = r"""
+import asyncio, os, signal, sys, time
+from asyncio.subprocess import PIPE
+import ferroproc.asyncio as fa
+
+def fds():
+    return set(os.listdir("/proc/self/fd"))
+
+def states(pids):
+    out = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                out[pid] = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            pass
+    return out
+
+def settle(done, pids, extra_fds):
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if done(states(pids)) and len(fds() - before) <= extra_fds:
+            return
+        time.sleep(0.02)
+
+async def main():
+    # Each ends after the loop has closed (as a child not waited for may).
+    finished = [await asyncio.create_subprocess_exec("sleep", "0.2", stdout=PIPE, stderr=PIPE) for _ in range(5)]
+    running = await asyncio.create_subprocess_exec("sleep", "30", stdin=PIPE, stdout=PIPE)
+    return finished, running
+
+async def warm_up():
+    await (await asyncio.create_subprocess_exec("true")).wait()
+
+# The thread's engine and the spawn channel exist before the count starts.
+fa.run(warm_up())
+before = fds()
+if sys.argv[1] == "run":
+    finished, running = fa.run(main())
+else:
+    finished, running = asyncio.run(main(), loop_factory=fa.new_event_loop)
+# The loop has closed; the program keeps every Process object.
+pids = [p.pid for p in finished]
+settle(lambda s: not s, pids, 2)
+print("finished:", sorted(states(pids).values()), "fds:", len(fds() - before))
+# The one still running: its pipes are closed, only its pidfd is held (and
+# the reaper's copy); kill() still reaches it through the kept Process.
+print("running:", [s != "Z" for s in states([running.pid]).values()])
+running.kill()
+settle(lambda s: not s, [running.pid], 0)
+print("after kill:", sorted(states([running.pid]).values()), "fds:", len(fds() - before))
+"""
+
+
+@pytest.mark.parametrize("how", ["run", "loop_factory"])
+def test_children_of_a_finished_run_are_reaped_while_their_processes_are_kept(how: str) -> None:
+    """After ``ferroproc.asyncio.run()`` returns (or asyncio.run with
+    ferroproc's loop), its children are reaped and their pipes and pidfds
+    closed even though the program keeps the Process objects, as asyncio's
+    own children are; one still running is reaped once it exits (kill()
+    still reaches it). Witnessed in the process table and /proc/self/fd."""
+    if how == "loop_factory" and sys.version_info < (3, 12):
+        pytest.skip("asyncio.run(loop_factory=...) is Python 3.12+")
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", _KEPT_AFTER_THE_LOOP_CLOSES, how],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "finished: [] fds: 2",
+        "running: [True]",
+        "after kill: [] fds: 0",
+    ], done.stdout
+
+
+_CLOSED_FROM_ANOTHER_THREAD = r"""
+import asyncio, gc, os, sys, threading, time
+from asyncio.subprocess import PIPE
+import ferroproc.asyncio as fa
+
+def children():
+    me, out = str(os.getpid()), []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[1] == me:
+                    out.append(pid)
+        except OSError:
+            pass
+    return out
+
+async def start():
+    # Each ends after the loop has stopped (as a child not waited for may).
+    for _ in range(5):
+        await asyncio.create_subprocess_exec("sleep", "0.2", stdout=PIPE)
+
+async def warm_up():
+    await (await asyncio.create_subprocess_exec("true")).wait()
+
+fa.run(warm_up())  # the spawn channel exists before the count starts
+loop = fa.new_event_loop()
+ran, finish = threading.Event(), threading.Event()
+
+def worker():
+    # A long-lived thread that runs the loop; another one closes it.
+    loop.run_until_complete(start())
+    ran.set()
+    finish.wait()
+
+before = set(os.listdir("/proc/self/fd"))
+t = threading.Thread(target=worker)
+t.start()
+ran.wait()
+gc.collect()  # the transports are gone; the loop has not closed yet
+loop.close()
+deadline = time.monotonic() + 10
+while children() and time.monotonic() < deadline:
+    time.sleep(0.02)
+while set(os.listdir("/proc/self/fd")) - before and time.monotonic() < deadline:
+    gc.collect()  # the engine goes with the last of its transports
+    time.sleep(0.02)
+print(len(children()), len(set(os.listdir("/proc/self/fd")) - before))
+finish.set()
+t.join()
+"""
+
+
+def test_a_loop_closed_from_another_thread_retires_its_engine() -> None:
+    """``EventLoop.close()`` called from a thread other than the loop's
+    retires the engine as the loop's own thread would: its children are
+    reaped and their fds closed, while the loop's thread lives on."""
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", _CLOSED_FROM_ANOTHER_THREAD],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0", "0"], f"children and fds left: {done.stdout}"
+
+
+_ENGINE_CANNOT_BE_MADE = r"""
+import asyncio, os, resource
+from asyncio.subprocess import DEVNULL
+import ferroproc.asyncio as fa
+
+async def main():
+    # Leave exactly one fd free: DEVNULL takes it, so the thread's first
+    # engine cannot be made (EMFILE).
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(map(int, os.listdir("/proc/self/fd"))) + 2, hard))
+    fillers = []
+    try:
+        while True:
+            fillers.append(os.open(os.devnull, os.O_RDONLY))
+    except OSError:
+        pass
+    os.close(fillers.pop())
+    try:
+        await fa.create_subprocess_exec("true", stdin=DEVNULL, stdout=DEVNULL)
+    except OSError as e:
+        print("refused:", e.errno == 24)
+    try:
+        fillers.append(os.open(os.devnull, os.O_RDONLY))  # the fd DEVNULL took is free again
+        print("free again")
+    except OSError as e:
+        print("leaked:", e)
+    for fd in fillers:
+        os.close(fd)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+asyncio.run(main())
+"""
+
+
+def test_devnull_is_closed_when_the_engine_cannot_be_made() -> None:
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", _ENGINE_CANNOT_BE_MADE], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["refused: True", "free again"], done.stdout

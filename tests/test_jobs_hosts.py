@@ -20,7 +20,14 @@ from typing import Any
 
 import pytest
 from helpers import wait_dead
-from jobs_support import ENV, alive_in_table, grandchild_job, kill_if_alive, sh
+from jobs_support import (
+    ENV,
+    alive_in_table,
+    grandchild_job,
+    kill_if_alive,
+    settle_engines,  # noqa: F401 - no_leaks calls it
+    sh,
+)
 
 import ferroproc.asyncio as fa
 from ferroproc.jobs import Job, JobResult, Runner, runJobs

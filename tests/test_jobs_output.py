@@ -6,7 +6,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from jobs_support import run, sh
+from jobs_support import (
+    run,
+    settle_engines,  # noqa: F401 - no_leaks calls it
+    sh,
+)
 
 from ferroproc.jobs import JobResult, Runner
 

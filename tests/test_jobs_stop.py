@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 from helpers import iterate_until, run_reactor, wait_dead
-from jobs_support import grandchild_job, kill_if_alive, run, sh, wait_for_files
+from jobs_support import (
+    grandchild_job,
+    kill_if_alive,
+    run,
+    settle_engines,  # noqa: F401 - no_leaks calls it
+    sh,
+    wait_for_files,
+)
 
 from ferroproc.jobs import HaltPolicy, Runner
 

@@ -5,6 +5,7 @@ child cost. Every check is made by a real child reporting on itself."""
 from __future__ import annotations
 
 import os
+import re
 import resource
 import signal
 import sys
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 from engine_support import Recorder
-from helpers import PY, alive, iterate_until, run_reactor, wait_dead
+from helpers import CHILDREN, PY, alive, iterate_until, our_children, run_reactor, wait_dead
 
 from ferroproc import reactor
 from ferroproc.error import ProcessDone, ProcessExitedAlready, ProcessTerminated, ProcessTimedOut, ResourceUsage
@@ -136,15 +137,36 @@ def test_signal_group_once_the_group_is_empty_raises() -> None:
         t.signalGroup("KILL")
 
 
-def test_signal_group_reaches_the_group_after_its_leader_exited(strays: list[int]) -> None:
+def test_signal_group_reaches_the_group_until_its_leader_is_reaped(strays: list[int]) -> None:
+    # A grandchild holds stdout: the exited leader is reaped only when the
+    # pipes close, and its group can be signalled until then.
+    code = "import subprocess\ng = subprocess.Popen(['sleep', '60'])\nprint(g.pid, flush=True)"
+    proto = LineRecorder()
+    t = reactor.spawnProcess(proto, PY, py(code), processGroup=True)
+    grandchild = run_reactor(proto.first_line)
+    strays.append(grandchild)
+    run_reactor(lambda: proto.exited_reason is not None)
+    assert t.pid is None and alive(grandchild)
+    t.signalGroup(signal.SIGTERM)
+    assert wait_dead(grandchild)
+    run_reactor(proto.ended)
+
+
+def test_signal_group_never_reaches_a_group_whose_leader_was_reaped(strays: list[int]) -> None:
+    # Reaped, its group id may be reused: signalGroup refuses, whoever is left.
     proto = LineRecorder()
     t = reactor.spawnProcess(proto, PY, py(DETACHED_GRANDCHILD), processGroup=True)
     grandchild = run_reactor(proto.first_line)
     strays.append(grandchild)
     run_reactor(proto.ended)
     assert alive(grandchild), "without killGroupOnExit the group outlives its leader"
-    t.signalGroup(signal.SIGTERM)
-    assert wait_dead(grandchild)
+    try:
+        t.signalGroup(signal.SIGTERM)
+    except ProcessExitedAlready:
+        pass
+    else:
+        pytest.fail(f"signalGroup reached the group after processEnded: {proto.events}, pid {t.pid}, status {t.status}")
+    assert alive(grandchild)
 
 
 def test_kill_group_on_exit_ends_the_grandchildren(strays: list[int]) -> None:
@@ -247,6 +269,88 @@ def test_a_timeout_stops_the_whole_group(strays: list[int]) -> None:
     assert wait_dead(strays[0])
 
 
+def test_grandchildren_that_ignore_sigterm_die_at_the_end_of_the_grace(strays: list[int]) -> None:
+    # The leader dies of the SIGTERM at once; its grandchild ignores it and
+    # holds stdout. The idle limit counts from the grandchild's line, so the
+    # SIGTERM comes after it has set its disposition.
+    script = "(trap '' TERM; exec sh -c 'echo $$; exec sleep 60') & wait"
+    proto = LineRecorder()
+    reactor.spawnProcess(proto, "sh", ["sh", "-c", script], processGroup=True, idleTimeout=1, killGrace=1)
+    grandchild = run_reactor(proto.first_line)
+    strays.append(grandchild)
+    run_reactor(lambda: proto.exited_reason is not None)
+    assert proto.exited_reason.value.signal == signal.SIGTERM  # type: ignore[union-attr]
+    assert alive(grandchild), "it ignores SIGTERM"
+    run_reactor(proto.ended)
+    reason = proto.ended_reason.value  # type: ignore[union-attr]
+    assert isinstance(reason, ProcessTimedOut)
+    assert (reason.kind, reason.killed) == ("idle", False), "SIGTERM ended the child itself"
+    assert wait_dead(grandchild), "the grace's SIGKILL did not reach the group"
+
+
+class _Paused(Recorder):
+    """Stops reading at the first output for ``pause`` seconds."""
+
+    def __init__(self, pause: float) -> None:
+        super().__init__()
+        self.pause = pause
+        self.paused = False
+
+    def childDataReceived(self, childFD: int, data: bytes) -> None:
+        super().childDataReceived(childFD, data)
+        if not self.paused:
+            self.paused = True
+            self.transport.pauseProducing()
+            reactor.callLater(self.pause, self.transport.resumeProducing)
+
+
+def test_idle_time_does_not_count_while_we_do_not_read() -> None:
+    # A busy child blocks on the full pipe we stopped reading, for longer
+    # than its idle limit: that is our back-pressure, not its idleness.
+    size = 3_276_800
+    proto = _Paused(2.5)
+    reactor.spawnProcess(proto, PY, [PY, str(CHILDREN / "ctl_bulk.py"), str(size)], idleTimeout=1)
+    run_reactor(proto.ended, timeout=30)
+    assert isinstance(proto.ended_reason.value, ProcessDone), proto.ended_reason  # type: ignore[union-attr]
+    assert len(proto.output()) == size
+
+
+class _BusyAtReady(Recorder):
+    """At the child's first line: tells it to exit, then keeps the loop busy
+    until it has (its exit unseen: this turn has polled already) and its idle
+    limit has run out, so both come due in the same turn."""
+
+    def __init__(self, idle: float) -> None:
+        super().__init__()
+        self.idle = idle
+
+    def childDataReceived(self, childFD: int, data: bytes) -> None:
+        started = time.time()
+        super().childDataReceived(childFD, data)
+        pid = self.transport.pid
+        self.transport.signalProcess("USR1")
+        zombie = lambda: (pid, "Z") in our_children()  # noqa: E731
+        deadline = time.monotonic() + 10
+        while not zombie() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert zombie()
+        while time.time() < started + self.idle + 0.05:
+            time.sleep(0.005)
+
+
+def test_a_child_that_exits_as_its_limit_runs_out_did_not_time_out() -> None:
+    code = """\
+    import os, signal, time
+    signal.signal(signal.SIGUSR1, lambda *a: os._exit(0))
+    print('ready', flush=True)
+    time.sleep(60)
+    """
+    proto = _BusyAtReady(1.0)
+    reactor.spawnProcess(proto, PY, py(code), idleTimeout=1, killGrace=5)
+    run_reactor(proto.ended)
+    assert isinstance(proto.ended_reason.value, ProcessDone), proto.ended_reason  # type: ignore[union-attr]
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -334,7 +438,7 @@ def test_without_options_the_child_has_ours() -> None:
         ({"nice": 20}, ValueError, "nice must be an int from -20 to 19"),
         ({"cpuAffinity": []}, ValueError, "cpuAffinity must name CPUs"),
         ({"cpuAffinity": "0"}, TypeError, "cpuAffinity must be an iterable"),
-        ({"parentDeathSignal": "SIGNOPE"}, ValueError, "parentDeathSignal 'SIGNOPE' is not a signal"),
+        ({"parentDeathSignal": "SIGNOPE"}, ValueError, "parentDeathSignal: unknown signal name 'SIGNOPE'"),
         ({"noNewPrivileges": 1}, TypeError, "noNewPrivileges must be a bool"),
         ({"cgroup": "/nonexistent/group"}, ValueError, "cgroup '/nonexistent/group' is not a directory"),
     ],
@@ -347,6 +451,49 @@ def test_hygiene_options_are_checked(options: dict[str, Any], error: type[Except
 def test_an_affinity_of_cpus_we_do_not_have_fails_by_name() -> None:
     with pytest.raises(OSError, match="cpuAffinity"):
         reactor.spawnProcess(Recorder(), "true", ["true"], cpuAffinity=[1023])
+
+
+@pytest.mark.parametrize(
+    ("name", "number"),
+    [
+        ("RTMIN+1", signal.SIGRTMIN + 1),
+        ("sigrtmax-2", signal.SIGRTMAX - 2),
+        ("usr1", signal.SIGUSR1),
+        ("SIGTERM", signal.SIGTERM),
+        (signal.SIGHUP, signal.SIGHUP),
+        (int(signal.SIGKILL), signal.SIGKILL),
+    ],
+)
+def test_parent_death_signal_takes_what_signal_process_takes(name: str | int, number: int) -> None:
+    # One parser: whatever signalProcess accepts, as the child sees it.
+    code = """
+        import ctypes, signal
+        sig = ctypes.c_int()
+        ctypes.CDLL(None, use_errno=True).prctl(2, ctypes.byref(sig))  # PR_GET_PDEATHSIG
+        print(sig.value)
+    """
+    proto = run(py(code), parentDeathSignal=name)
+    assert int(proto.output()) == number
+
+
+@pytest.mark.parametrize("name", ["NOPE", "RTMIN+999"])
+def test_an_unknown_signal_name_is_refused_alike_everywhere(name: str) -> None:
+    with pytest.raises(ValueError, match=f"parentDeathSignal: unknown signal name '{re.escape(name)}'"):
+        reactor.spawnProcess(Recorder(), "true", ["true"], parentDeathSignal=name)
+    proto = Recorder()
+    t = reactor.spawnProcess(proto, "sleep", ["sleep", "30"], childFDs={})
+    try:
+        with pytest.raises(ValueError, match=f"signalProcess: unknown signal name '{re.escape(name)}'"):
+            t.signalProcess(name)
+    finally:
+        t.signalProcess("KILL")
+        run_reactor(proto.ended)
+
+
+@pytest.mark.parametrize("bad", [0, True, 1.5])
+def test_a_parent_death_signal_that_is_no_signal_is_refused(bad: object) -> None:
+    with pytest.raises((ValueError, TypeError), match="parentDeathSignal"):
+        reactor.spawnProcess(Recorder(), "true", ["true"], parentDeathSignal=bad)
 
 
 def test_parent_death_signal_kills_the_child_when_its_parent_dies(tmp_path: Path) -> None:
@@ -410,9 +557,28 @@ def test_a_child_starts_in_the_cgroup_given(cgroup: Path) -> None:
     assert line == f"0::/{cgroup.relative_to(root)}"
 
 
-def test_a_directory_that_is_not_a_cgroup_fails_the_spawn(tmp_path: Path) -> None:
-    with pytest.raises(OSError, match="cgroup"):
+def cgroup1_directory() -> Path | None:
+    """A directory of a cgroup v1 hierarchy, if one is mounted."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            if right.split()[0] == "cgroup":
+                return Path(left.split()[4])
+    return None
+
+
+def test_a_directory_that_is_not_a_cgroup_is_named_and_refused(tmp_path: Path) -> None:
+    # The kernel would only say "Bad file descriptor" when starting the child.
+    with pytest.raises(ValueError, match=f"cgroup '{tmp_path}' is not a cgroup v2 directory"):
         reactor.spawnProcess(Recorder(), "true", ["true"], cgroup=tmp_path)
+
+
+def test_a_cgroup_v1_directory_is_named_and_refused() -> None:
+    v1 = cgroup1_directory()
+    if v1 is None:
+        pytest.skip("no cgroup v1 hierarchy is mounted")
+    with pytest.raises(ValueError, match=f"cgroup '{v1}' is not a cgroup v2 directory"):
+        reactor.spawnProcess(Recorder(), "true", ["true"], cgroup=v1)
 
 
 # -- what a child cost ------------------------------------------------------------

@@ -373,6 +373,71 @@ def test_failed_spawn_leaves_a_callers_pty_pair_open() -> None:
                 pass
 
 
+_CALLERS_PAIR_WHEN_CHOWN_FAILS = """
+import os
+from ferroproc import reactor
+from ferroproc.protocol import ProcessProtocol
+m, s = os.openpty()
+try:
+    reactor.spawnProcess(ProcessProtocol(), "/bin/true", ["true"], usePTY=(m, s, os.ttyname(s)), uid=65534, gid=65534)
+except OSError as e:
+    print("refused:", e)
+os.fstat(m)
+os.fstat(s)
+print("the caller's pair is open")
+"""
+
+
+def test_a_spawn_that_cannot_hand_the_terminal_over_leaves_the_callers_pair_open() -> None:
+    """The terminal of a child switched to another user is chowned to it
+    before the child starts; when that fails (EPERM: here the process lacks
+    CAP_CHOWN), the spawn fails and the caller still owns its master."""
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv (to drop CAP_CHOWN)")
+    done = subprocess.run(
+        ["setpriv", "--bounding-set=-chown", "--", PY, "-c", _CALLERS_PAIR_WHEN_CHOWN_FAILS],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "refused: [Errno 1] usePTY: cannot hand the terminal to the new user: Operation not permitted",
+        "the caller's pair is open",
+    ]
+
+
+@pytest.mark.parametrize("usePTY", ["own", "callers"])
+def test_use_pty_with_an_existing_process_group_is_refused(usePTY: str) -> None:
+    """A PTY child leads a session of its own: it cannot join a group, so
+    the combination is refused, as newSession with processGroup is (it
+    used to start a new session silently)."""
+    m, s = os.openpty()
+    try:
+        with pytest.raises(ValueError, match=r"usePTY and processGroup=\d+ exclude each other"):
+            pty(
+                Recorder(),
+                ["/bin/true"],
+                usePTY=True if usePTY == "own" else (m, s, os.ttyname(s)),
+                processGroup=os.getpgrp(),
+            )
+        os.fstat(m)
+    finally:
+        os.close(m)
+        os.close(s)
+
+
+def test_use_pty_with_a_group_of_its_own_is_accepted() -> None:
+    p = Recorder()
+    pty(p, [PY, "-c", "import os; print(os.getpgrp() == os.getpid())"], processGroup=True)
+    run_reactor(p.ended)
+    assert p.out.strip() == b"True"
+
+
 def test_failed_spawn_closes_its_own_terminal() -> None:
     with pytest.raises(FileNotFoundError):
         pty(Recorder(), ["/nonexistent/prog"])

@@ -273,3 +273,45 @@ def test_rescheduling_does_not_grow_memory() -> None:
 def _rss() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+_RELEASED_ON_THE_STOP_PATH = """
+import weakref
+from ferroproc import reactor
+
+holder = []
+finalized = []
+
+def first():
+    # Cancels the call due next, which the turn has already taken off the
+    # queue, then stops the reactor the hard way.
+    holder.pop().cancel()
+    raise KeyboardInterrupt
+
+reactor.callLater(0, first)
+later = reactor.callLater(0, print, "never runs")
+# When the last reference to it goes, Python code runs, and it needs the
+# timers (as any callback that calls callLater).
+weakref.finalize(later, lambda: finalized.append(reactor.callLater(60, print).cancel()))
+holder.append(later)
+del later
+try:
+    reactor.run(installSignalHandlers=False)
+except KeyboardInterrupt:
+    print("stopped")
+print("released:", len(finalized))
+"""
+
+
+def test_a_call_dropped_while_stopping_is_released_after_the_timers_lock() -> None:
+    """A turn stopped by KeyboardInterrupt puts its remaining due calls
+    back; one cancelled meanwhile is let go, and its last reference may run
+    Python code that takes the timers (this deadlocked under the lock)."""
+    import subprocess
+
+    try:
+        r = subprocess.run([PY, "-c", _RELEASED_ON_THE_STOP_PATH], capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail("deadlocked: the call was released under the timers lock")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["stopped", "released:", "1"]

@@ -258,6 +258,76 @@ def test_write_to_a_closed_stdin_does_not_kill_a_parent_with_default_SIGPIPE() -
     assert r.returncode == 0 and r.stdout == b"parent alive\n", (r.returncode, r.stderr.decode()[-500:])
 
 
+_KILLS_WHILE_WRITES_ARE_IN_FLIGHT = r"""
+import os, signal, sys
+from ferroproc import reactor
+from ferroproc.protocol import ProcessProtocol
+
+N = int(sys.argv[1])
+delivered = 0
+
+def count(signum, frame):
+    global delivered
+    delivered += 1
+
+# Not ignored (as in a program that restored SIGPIPE's default, but
+# counting): our writes run under the SIGPIPE shield.
+signal.signal(signal.SIGPIPE, count)
+
+# Sends kill(SIGPIPE) to us, says so, and waits for our answer before the
+# next one: each is delivered, or lost, before the next is sent.
+SENDER = (
+    "import os, sys\n"
+    "for _ in range(int(sys.argv[1])):\n"
+    "    os.kill(os.getppid(), 13)\n"
+    "    sys.stdout.write('sent\\n')\n"
+    "    sys.stdout.flush()\n"
+    "    if not sys.stdin.readline():\n"
+    "        break\n"
+)
+
+class Sender(ProcessProtocol):
+    def outReceived(self, data):
+        for _ in range(data.count(b"sent\n")):
+            self.transport.write(b"ack\n")
+
+    def processEnded(self, reason):
+        reactor.stop()
+
+devnull = os.open(os.devnull, os.O_WRONLY)
+sinks = [reactor.spawnProcess(ProcessProtocol(), "cat", ["cat"], childFDs={0: "w", 1: devnull, 2: 2}) for _ in range(8)]
+turns = 0
+
+def pump():
+    # Writes in flight at every turn: to readers, and to children that
+    # closed their stdin (EPIPE: the SIGPIPE those raise is ours to take).
+    global turns
+    for t in sinks:
+        t.write(b"x" * 65536)
+    turns += 1
+    if turns % 5 == 0:
+        reactor.spawnProcess(ProcessProtocol(), "true", ["true"], childFDs={0: "w"}).write(b"y")
+    if reactor.running:
+        reactor.callLater(0, pump)
+
+reactor.spawnProcess(Sender(), sys.executable, [sys.executable, "-c", SENDER, str(N)], childFDs={0: "w", 1: "r", 2: 2})
+reactor.callWhenRunning(pump)
+reactor.run(installSignalHandlers=False)
+for t in sinks:
+    t.signalProcess("KILL")
+print(delivered, "of", N)
+"""
+
+
+def test_the_sigpipe_shield_loses_no_sigpipe_sent_to_the_process() -> None:
+    """The shield around our writes takes the SIGPIPE a write of ours raised
+    (EPIPE), and no other: every kill(SIGPIPE) sent to the process while
+    writes are in flight is delivered (the last release lost most of them)."""
+    r = subprocess.run([PY, "-c", _KILLS_WHILE_WRITES_ARE_IN_FLIGHT, "150"], capture_output=True, timeout=120)
+    assert r.returncode == 0, (r.returncode, r.stderr.decode()[-500:])
+    assert r.stdout.decode().split() == ["150", "of", "150"]
+
+
 # -- callbacks that raise ---------------------------------------------------
 
 CALLBACKS = ["connectionMade", "childDataReceived", "childConnectionLost", "processExited", "processEnded"]

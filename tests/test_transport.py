@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
 import signal
 import struct
@@ -19,6 +20,7 @@ from engine_support import Recorder, spawn_and_run
 from helpers import CHILDREN, PY, RecordingProducer, run_reactor
 
 from ferroproc import reactor
+from ferroproc._core import Process
 from ferroproc.error import ProcessDone, ProcessExitedAlready, ProcessTerminated
 from ferroproc.failure import Failure
 from ferroproc.protocol import ProcessProtocol
@@ -602,3 +604,80 @@ def test_spawn_from_another_thread_while_the_reactor_runs_is_refused() -> None:
     th.start()
     th.join()
     assert done
+
+
+# -- attributes a program hangs on the transport ---------------------------------
+#
+# Twisted's transports are plain objects that programs hang attributes of their
+# own on. A widely used CI worker records its PTY children's group with
+# ``self.transport.pgid = self.transport.pid`` in connectionMade: no name
+# ferroproc adds to Twisted's may refuse that, nor act on what was stored.
+
+
+def names_ferroproc_adds() -> list[str]:
+    """The transport's names that Twisted's process transports lack."""
+    twisted_process = pytest.importorskip("twisted.internet.process")
+    # Plus what Twisted's __init__ sets on each instance.
+    theirs = set(dir(twisted_process.Process)) | set(dir(twisted_process.PTYProcess)) | {"pipes"}
+    return sorted(n for n in dir(Process) if n not in theirs and not (n.startswith("__") and n.endswith("__")))
+
+
+class RecordsItsGroup(Recorder):
+    """The CI worker's pattern: its own note of the PTY child's group."""
+
+    def connectionMade(self) -> None:
+        self.transport.pgid = self.transport.pid
+        super().connectionMade()
+
+
+def test_a_program_that_sets_pgid_on_a_pty_transport_ends_clean(caplog: pytest.LogCaptureFixture) -> None:
+    proto = RecordsItsGroup()
+    t = reactor.spawnProcess(proto, "/bin/sh", ["sh", "-c", "echo ready"], usePTY=True)
+    pid = t.pid
+    assert t.pgid == pid
+    run_reactor(proto.ended)
+    assert isinstance(proto.ended_reason.value, ProcessDone)  # type: ignore[union-attr]
+    assert proto.output().strip() == b"ready"
+    assert t.pid is None and t.pgid == pid  # the program's value, read back
+    # Nothing went wrong on the way (an error in connectionMade is logged).
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_what_a_program_stores_as_pgid_is_its_own_and_changes_no_signal() -> None:
+    bystander, proto = Recorder(), Recorder()
+    b = reactor.spawnProcess(bystander, "sleep", ["sleep", "30"], childFDs={}, processGroup=True)
+    t = reactor.spawnProcess(proto, "sleep", ["sleep", "30"], childFDs={}, processGroup=True)
+    child = t.pid
+    t.pgid = b.pid  # the program's note names another group
+    assert t.pgid == b.pid
+    t.signalGroup("KILL")  # still the child's own group
+    run_reactor(proto.ended)
+    assert proto.ended_reason.value.signal == signal.SIGKILL  # type: ignore[union-attr]
+    assert b.pid is not None and b.status == -1, "the group the program named was signalled"
+    del t.pgid  # forgotten: ferroproc's value again
+    assert t.pgid == child
+    with pytest.raises(AttributeError, match="pgid"):
+        del t.pgid
+    t.resourceUsage = "mine"
+    assert t.resourceUsage == "mine"
+    del t.resourceUsage
+    assert t.resourceUsage is not None and t.resourceUsage.userTime >= 0
+    b.signalProcess("KILL")
+    run_reactor(bystander.ended)
+
+
+def test_every_name_ferroproc_adds_takes_a_programs_value() -> None:
+    names = names_ferroproc_adds()
+    assert {"pgid", "resourceUsage", "signalGroup", "setWindowSize", "_selectables"} <= set(names)
+    proto = Recorder(stdin=b"through", close_stdin=False)
+    t = reactor.spawnProcess(proto, "/bin/cat", ["cat"])
+    mine = {name: object() for name in names}
+    for name, value in mine.items():
+        setattr(t, name, value)
+    assert {name: getattr(t, name) for name in names} == mine
+    # ferroproc itself goes on as before.
+    t.write(b" the pipe")
+    t.closeStdin()
+    run_reactor(proto.ended)
+    assert bytes(proto.out[1]) == b"through the pipe"
+    assert isinstance(proto.ended_reason.value, ProcessDone)  # type: ignore[union-attr]

@@ -500,3 +500,52 @@ def test_writes_from_a_callback_of_the_reactor_leave_together(reactor: Any) -> N
     reactor.spawnProcess(p, PY, [PY, "-c", child])
     wait_end(reactor, p)
     assert p.out == b"readyb'one two three'"
+
+
+# -- attributes a program hangs on the transport ----------------------------------
+
+
+def test_a_ci_workers_pgid_note_on_a_pty_transport(reactor: Any) -> None:
+    """A widely used CI worker sets ``self.transport.pgid =
+    self.transport.pid`` for its PTY children (Twisted's transport has no
+    ``pgid``; it is the program's own note): the child runs and ends as on
+    Twisted, nothing is logged, the note reads back."""
+    logged: list[dict[str, Any]] = []
+    log.addObserver(logged.append)
+
+    def note(proto: Recorder) -> None:
+        proto.transport.pgid = proto.transport.pid
+
+    p = Recorder({"made": note})
+    try:
+        t = reactor.spawnProcess(p, PY, [PY, "-c", "print('ready')"], usePTY=True)
+        pid = t.pid
+        reason = wait_end(reactor, p)
+    finally:
+        log.removeObserver(logged.append)
+    assert [e for e in logged if e.get("isError")] == []
+    assert reason.check(terror.ProcessDone)
+    assert p.out.strip() == b"ready"
+    assert t.pgid == pid
+
+
+def test_names_ferroproc_adds_shadowed_by_a_program_leave_the_host_working(reactor: Any) -> None:
+    """Every name ferroproc's transport has and Twisted's lacks takes a
+    program's value; the host still lists and removes the process."""
+    import twisted.internet.process as tp
+
+    theirs = set(dir(tp.Process)) | set(dir(tp.PTYProcess)) | {"pipes"}
+    names = [n for n in dir(FerroProcess) if n not in theirs and not (n.startswith("__") and n.endswith("__"))]
+    p = Recorder()
+    t = reactor.spawnProcess(p, PY, [PY, "-c", "import sys; sys.stdin.read()"])
+    for name in names:
+        setattr(t, name, "the program's")
+    assert all(getattr(t, name) == "the program's" for name in names)
+    reactor.iterate(0.01)
+    # As Twisted lists them: stdout, stderr, and stdin's writer (watched for its loss).
+    assert _entries(reactor) == (["ProcessReader", "ProcessReader", "ProcessWriter"], [])
+    removed = reactor.removeAll()
+    assert sorted(type(x).__name__ for x in removed) == ["ProcessReader", "ProcessReader", "ProcessWriter"]
+    assert _entries(reactor) == ([], [])
+    t.signalProcess("KILL")
+    _iterate_until(reactor, lambda: t.pid is None)

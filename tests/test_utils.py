@@ -90,7 +90,8 @@ def test_output_with_error_ignored() -> None:
     failure = failure_of(d)
     assert failure.check(IOError)
     error = failure.value
-    assert type(error).__name__ == "_UnexpectedErrorOutput"
+    # The public name, and Twisted's private one for ported code.
+    assert type(error) is utils.UnexpectedErrorOutput is utils._UnexpectedErrorOutput
     assert str(error) == "got stderr: b'some error\\n'"
     # processEnded fails with the end reason, even for a clean exit.
     ended = failure_of(error.processEnded)

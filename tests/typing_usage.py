@@ -603,6 +603,9 @@ def helpers(r: Reactor) -> None:
             assert_type(exc.timeout, float)
             assert_type(exc.killed, bool)
             return exc.out
+        if isinstance(exc, utils.UnexpectedErrorOutput):
+            assert_type(exc.processEnded, Deferred[Any])
+            return b""
         return b""
 
     out.addErrback(on_limit)

@@ -33,6 +33,9 @@ class AsyncioDriver:
         self._loop = weakref.ref(loop)
         self._timer: asyncio.TimerHandle | None = None
         self._timerAt: float | None = None
+        #: Its loop closed with children left: the engine was abandoned
+        #: (``retireIfOrphaned``) and no loop drives it again.
+        self.retired = False
         loop.add_reader(engine.fileno(), self.turn)
         engine.bindThread()
 

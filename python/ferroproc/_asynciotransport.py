@@ -60,27 +60,60 @@ def _report(where: str, exc: BaseException) -> None:
     loop.call_exception_handler({"message": f"Exception in {where}", "exception": exc})
 
 
+class _Home:
+    """Where one thread keeps its engine: held by that thread alone (through
+    :class:`_ThreadDriver`), reached weakly from others, so that a loop
+    closed from another thread still lets the engine go."""
+
+    __slots__ = ("__weakref__", "driver")
+
+    def __init__(self) -> None:
+        self.driver: AsyncioDriver | None = None
+
+
 class _ThreadDriver(threading.local):
     """The engine of the asyncio loops of one thread: it moves to whichever
     loop runs there when it is free, so ``asyncio.run()`` after
     ``asyncio.run()`` reuses it (one poll, one eventfd and one pipe per
     thread, like uvloop's, rather than per loop)."""
 
-    driver: AsyncioDriver | None = None
+    def __init__(self) -> None:
+        self.home = _Home()
+
+    @property
+    def driver(self) -> AsyncioDriver | None:
+        return self.home.driver
+
+    @driver.setter
+    def driver(self, driver: AsyncioDriver | None) -> None:
+        self.home.driver = driver
 
 
 _thread = _ThreadDriver()
 #: Engines of loops that run while the thread's engine is busy in another
 #: loop still open (a weak key: such an engine goes with its loop).
 _others: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncioDriver] = weakref.WeakKeyDictionary()
+#: The thread engine each loop was last given, and the thread's home of
+#: each such engine, whatever the thread: a loop closed from another thread
+#: still retires its engine (weakly: the entries keep nothing alive).
+_threadEngines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, weakref.ref[AsyncioDriver]] = (
+    weakref.WeakKeyDictionary()
+)
+_homes: weakref.WeakKeyDictionary[AsyncioDriver, weakref.ref[_Home]] = weakref.WeakKeyDictionary()
+
+
+def _newEngine(loop: asyncio.AbstractEventLoop) -> AsyncioDriver:
+    # ProcessExitedAlready given, not imported when raised (which may be at
+    # interpreter exit, from a transport's __del__).
+    return AsyncioDriver(Engine(_exitInfo, _report, ProcessExitedAlready, immediate_writes=True), loop)
 
 
 def driverFor(loop: asyncio.AbstractEventLoop) -> AsyncioDriver:
     """The driver of the engine that ``loop`` (running in this thread) drives."""
     driver = _thread.driver
-    if driver is None:
-        driver = _thread.driver = AsyncioDriver(Engine(_exitInfo, _report, immediate_writes=True), loop)
-        _retireWhenGone(loop, driver)
+    if driver is None or driver.retired:
+        driver = _thread.driver = _newEngine(loop)
+        _attach(loop, driver)
         return driver
     if driver.attachedTo(loop):
         return driver
@@ -89,44 +122,53 @@ def driverFor(loop: asyncio.AbstractEventLoop) -> AsyncioDriver:
         return other
     if driver.free():
         driver.moveTo(loop)
-        _retireWhenGone(loop, driver)
+        _attach(loop, driver)
         return driver
     # Kept by the loop's entry alone: the engine goes with the loop.
-    other = _others[loop] = AsyncioDriver(Engine(_exitInfo, _report, immediate_writes=True), loop)
+    other = _others[loop] = _newEngine(loop)
     return other
 
 
 def retireIfOrphaned(driver: AsyncioDriver) -> None:
     """Once the loop that drove ``driver`` has closed (or gone) while its
-    engine still has children, let the engine go: dropping it closes their
-    pipes and hands each child to the core's reaper, which reaps it when it
-    exits, so that none is left a zombie for want of a loop. The thread's
-    next loop gets a fresh engine. Nothing happens while the loop is open,
-    or when no child is left (the engine is then kept for the next loop).
-    The engine goes when the last of its transports does: until then,
-    closing one still kills its child."""
-    if not driver.loopClosed() or driver.engine.processCount == 0:
+    engine still has children, retire the engine: nothing will turn it
+    again, so it closes their pipes, reaps those that have exited at once
+    and the others as they exit (``Engine.abandon``), even while the
+    program keeps their ``Process`` objects, as asyncio's own children are
+    reaped; until then, closing a transport still kills its child. The
+    thread's next loop gets a fresh engine. Nothing happens while the loop
+    is open, or when no child is left (the engine is then kept for the next
+    loop). Safe from any thread (a loop may be closed from another)."""
+    if driver.retired or not driver.loopClosed() or driver.engine.processCount == 0:
         return
+    driver.retired = True
     driver.close()
-    if _thread.driver is driver:
-        _thread.driver = None
+    driver.engine.abandon()
+    ref = _homes.get(driver)
+    home = ref() if ref is not None else None
+    if home is not None and home.driver is driver:
+        home.driver = None
     loop = driver.loop()  # None: gone, and its _others entry with it
     if loop is not None and _others.get(loop) is driver:
         del _others[loop]
 
 
 def closeEngineOf(loop: asyncio.AbstractEventLoop) -> None:
-    """After ``loop`` has closed: :func:`retireIfOrphaned` for the engine it
-    drove."""
-    for driver in (_thread.driver, _others.get(loop)):
+    """After ``loop`` has closed (in any thread): :func:`retireIfOrphaned`
+    for the engine it drove."""
+    ref = _threadEngines.get(loop)
+    for driver in (_thread.driver, _others.get(loop), ref() if ref is not None else None):
         if driver is not None and driver.loop() is loop:
             retireIfOrphaned(driver)
 
 
-def _retireWhenGone(loop: asyncio.AbstractEventLoop, driver: AsyncioDriver) -> None:
-    """:func:`retireIfOrphaned` for the thread's engine when ``loop`` is
-    collected (a loop that is closed but still referenced is caught when it
-    closes, see ``EventLoop.close``, or when a transport of it is closed)."""
+def _attach(loop: asyncio.AbstractEventLoop, driver: AsyncioDriver) -> None:
+    """The thread's engine now runs in ``loop``: :func:`retireIfOrphaned` it
+    when ``loop`` is collected (a loop that is closed but still referenced
+    is caught when it closes, see ``EventLoop.close``, or when a transport
+    of it is closed)."""
+    _threadEngines[loop] = weakref.ref(driver)
+    _homes[driver] = weakref.ref(_thread.home)
     weakref.finalize(loop, _loopGone, weakref.ref(driver))
 
 
@@ -242,15 +284,22 @@ class SubprocessTransport(asyncio.SubprocessTransport):
 
     def close(self) -> None:
         """Close every pipe and kill the child if it still runs (as asyncio's
-        transport does); ``connection_lost`` follows once it has gone."""
+        transport does); ``connection_lost`` follows once it has gone. With
+        ``kill_group_on_lost`` the child's group is killed too, as
+        ``loseConnection`` kills it under the reactor."""
         if self._closed:
             return
         self._closed = True
+        process = self._process
+        if process is not None:
+            # Closes every pipe (stdin once its queue is written), killing
+            # the group first with kill_group_on_lost.
+            process.loseConnection()
         for pipe in self._pipes.values():
             pipe.close()
-        if self._process is not None and self._returncode is None:
+        if process is not None and self._returncode is None:
             try:
-                self._process.signalProcess(signal.SIGKILL)
+                process.signalProcess(signal.SIGKILL)
             except ProcessExitedAlready:
                 pass
         if self._driver is not None:
@@ -325,7 +374,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         exc: BaseException | None = None
         if pipe is not None:
             pipe._lost()
-            if isinstance(pipe, _WritePipe) and self._process is not None and self._process._inputBroken:
+            if isinstance(pipe, _WritePipe) and self._process is not None and Process._inputBroken(self._process):
                 exc = BrokenPipeError(32, "Broken pipe")
         if self._protocol is not None:
             self._call(self._protocol.pipe_connection_lost, childFD, exc)
@@ -355,6 +404,11 @@ class SubprocessTransport(asyncio.SubprocessTransport):
                 waiter.set_result(self._returncode)  # type: ignore[arg-type]
 
 
+# The engine's transport is reached by users (``get_extra_info("ferroproc")``),
+# who may hang attributes of their own on it under any name, as on Twisted's
+# transports: its private methods are called through the class.
+
+
 class _ReadPipe(asyncio.ReadTransport):
     """The read end of an output pipe (``get_pipe_transport(1)``, ``(2)``)."""
 
@@ -367,14 +421,14 @@ class _ReadPipe(asyncio.ReadTransport):
 
     def pause_reading(self) -> None:
         if not self._closing:
-            self._process._setFDReading(self._fd, False)
+            Process._setFDReading(self._process, self._fd, False)
 
     def resume_reading(self) -> None:
         if not self._closing:
-            self._process._setFDReading(self._fd, True)
+            Process._setFDReading(self._process, self._fd, True)
 
     def is_reading(self) -> bool:
-        return not self._closing and self._process._isReading(self._fd)
+        return not self._closing and Process._isReading(self._process, self._fd)
 
     def close(self) -> None:
         if not self._closing:
@@ -411,7 +465,7 @@ class _WritePipe(asyncio.Transport):
         self._dropped = 0
         self._high = _HIGH_WATER
         self._low = _HIGH_WATER // 4
-        process._setWriteLimits(self._high, self._low)
+        Process._setWriteLimits(process, self._high, self._low)
         process.registerProducer(self, True)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
@@ -444,13 +498,13 @@ class _WritePipe(asyncio.Transport):
 
     def abort(self) -> None:
         self._closing = True
-        self._process._abortChildFD(self._fd)
+        Process._abortChildFD(self._process, self._fd)
 
     def is_closing(self) -> bool:
         return self._closing
 
     def get_write_buffer_size(self) -> int:
-        return self._process._queued(self._fd)
+        return Process._queued(self._process, self._fd)
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
         return (self._low, self._high)
@@ -463,7 +517,7 @@ class _WritePipe(asyncio.Transport):
         if not high >= low >= 0:
             raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
         self._high, self._low = high, low
-        self._process._setWriteLimits(high, low)
+        Process._setWriteLimits(self._process, high, low)
         if not self._paused and self.get_write_buffer_size() > high:
             # A later write pauses the engine's producer; the protocol hears
             # of it now, as asyncio's transport tells it at once.
@@ -526,8 +580,10 @@ async def makeTransport(
     if spawn is None:
         return None
     transport._pipeKinds = spawn.pipes
-    driver = transport._driver = driverFor(loop)
     try:
+        # Making the thread's engine can fail too (EMFILE): what the spawn
+        # opened is closed whatever happens.
+        driver = transport._driver = driverFor(loop)
         driver.engine.spawn(cast("IProcessProtocol", bridge), spawn.args)
     finally:
         for fd in spawn.opened:

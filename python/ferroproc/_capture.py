@@ -3,8 +3,7 @@
 ``maxBytes`` and ``timeout``, stop the child on request, and turn its end
 into the result of a Deferred (bytes, an exit code, a tuple, a
 :class:`~ferroproc.utils.ProcessResult`, or one of the utilities'
-exceptions, which are defined beside them in :mod:`ferroproc.utils`; that
-module imports this one, so they are imported where they are raised).
+exceptions from the leaf module ``_utilerrors.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ import os
 from typing import TYPE_CHECKING, Any, cast
 
 from ferroproc._results import ProcessResult
+from ferroproc._utilerrors import OutputLimitExceeded, ProcessTimeout, UnexpectedErrorOutput
 from ferroproc.defer import Deferred
 from ferroproc.error import ProcessExitedAlready
 from ferroproc.failure import Failure
@@ -46,7 +46,8 @@ if TYPE_CHECKING:
 
     class _ProcessTransport(Protocol):
         """What the helpers use of a process transport (``signalGroup`` only
-        where it has a ``pgid``: ferroproc's transports)."""
+        where it has a ``pgid``: ferroproc's transports; it raises
+        ``ValueError`` for a group the child joined but does not lead)."""
 
         def loseConnection(self) -> None: ...
         def signalProcess(self, signalID: str | int) -> None: ...
@@ -102,8 +103,9 @@ class _HelperProtocol(ProcessProtocol):
     and ``timeout``, stops the process on request (:meth:`terminate`), and
     turns the end of the process into the Deferred's result through
     :meth:`finished` (and :meth:`finishedAfterTimeout`), which subclasses
-    define. Signals go to the child's process group when it has one of its
-    own (``processGroup``/``newSession``), as the engine's time limits do.
+    define. Signals go to the child's process group when the child leads
+    one (``processGroup=True``/``newSession``), as the engine's time limits
+    do; a child that joined a group it does not lead is signalled alone.
     """
 
     def __init__(
@@ -147,9 +149,12 @@ class _HelperProtocol(ProcessProtocol):
         transport = self._processTransport()
         try:
             if getattr(transport, "pgid", None) is not None:
-                transport.signalGroup(name)
-            else:
-                transport.signalProcess(name)
+                try:
+                    transport.signalGroup(name)
+                    return
+                except ValueError:
+                    pass  # a group it joined: not ours to signal, the child is
+            transport.signalProcess(name)
         except ProcessExitedAlready:
             pass
 
@@ -255,8 +260,6 @@ class _HelperProtocol(ProcessProtocol):
         out = self.outChunks.getvalue()
         err = self.errChunks.getvalue()
         if self._limitHit:
-            from ferroproc.utils import OutputLimitExceeded
-
             assert self._maxBytes is not None
             deferred.errback(OutputLimitExceeded(self.command, self._maxBytes, out, err, reason))
         elif self._timedOut:
@@ -271,8 +274,6 @@ class _HelperProtocol(ProcessProtocol):
     def finishedAfterTimeout(self, deferred: Deferred[Any], out: bytes, err: bytes, reason: Failure) -> None:
         """Fire ``deferred`` for a process stopped by its time limit: Twisted's
         helpers fail with :class:`~ferroproc.utils.ProcessTimeout`."""
-        from ferroproc.utils import ProcessTimeout
-
         assert self._timeout is not None
         deferred.errback(ProcessTimeout(self.command, self._timeout, self._killed, out, err, reason))
 
@@ -295,12 +296,10 @@ class _OutputGetter(_HelperProtocol):
             return
         if not self._keep(self.errChunks, data) or self.deferred is None:
             return
-        from ferroproc.utils import _UnexpectedErrorOutput
-
         deferred = self.deferred
         self.deferred = None
         self.onProcessEnded = Deferred()
-        deferred.errback(_UnexpectedErrorOutput(data, self.onProcessEnded))
+        deferred.errback(UnexpectedErrorOutput(data, self.onProcessEnded))
         self._processTransport().loseConnection()
 
     def finished(self, deferred: Deferred[Any], out: bytes, err: bytes, reason: Failure) -> None:

@@ -16,10 +16,21 @@ from ferroproc.error import ResourceUsage
 from ferroproc.interfaces import IProcessProtocol, IPullProducer, IPushProducer
 from ferroproc.jobs import Job, JobResult
 
-__all__ = ["DelayedCall", "Engine", "JobQueue", "Process", "__version__"]
+__all__ = ["DelayedCall", "Engine", "JobQueue", "Process", "__version__", "parseSignal"]
 
 #: The version of the compiled extension (the Cargo package version).
 __version__: str
+
+def parseSignal(signal: object, what: str) -> int:
+    """The number of ``signal``: a name with or without ``SIG`` in any case
+    (``"TERM"``, ``"sigkill"``, ``"RTMIN+1"``, ``"RTMAX-2"``) or a number from
+    0 to ``SIGRTMAX``. The one parser of signals: ``signalProcess``,
+    ``signalGroup`` and every spawn option that takes a signal use it.
+
+    Raises:
+        TypeError: neither a str nor an int (``what`` names the parameter).
+        ValueError: an unknown name or a number out of range.
+    """
 
 @final
 class Engine:
@@ -132,6 +143,14 @@ class Engine:
         """Make the calling thread the one that runs protocol code for this
         engine (a host driving it from that thread), or with ``bound=False``
         none. ``spawn`` from another thread is then refused."""
+
+    def abandon(self) -> None:
+        """For a host whose loop has closed for good while transports of
+        this engine live on (asyncio's, kept by the program): nothing will
+        turn the engine again. Every pipe is closed; children that have
+        exited are reaped now, the others as they exit (on a thread), and
+        until then a transport can still signal its child. Protocols get no
+        more calls, and ``processCount`` is 0."""
 
     def forgetAfterFork(self) -> None:
         """In a child made by ``os.fork()``: the engine's children and fds
@@ -293,25 +312,50 @@ class Process:
 
     def signalGroup(self, signalID: str | int) -> None:
         """ferroproc extension: send a signal (as :meth:`signalProcess`
-        takes it) to the child's whole process group: its descendants too,
-        even those that left its pipes behind. Needs a group of its own
-        (``processGroup=True`` or ``newSession=True``).
+        takes it) to the process group the child leads: every process still
+        in it, descendants that left its pipes behind too (not one that left
+        the group with ``setsid``/``setpgid``: a ``cgroup`` holds a whole
+        tree). Needs a group the child leads (``processGroup=True`` or
+        ``newSession=True``). Works until the child has been reaped: a
+        leader is reaped when its last pipe has closed (just before
+        ``processEnded``), not at its exit; after that the group's id may
+        be reused, so it is never signalled.
 
         Raises:
-            ValueError: an unknown signal, or the child has no group of its own.
-            ferroproc.error.ProcessExitedAlready: nothing is left in the group.
+            ValueError: an unknown signal; the child has no group of its
+                own, or joined one it does not lead (signal that group
+                yourself with ``os.killpg`` if it is yours).
+            ferroproc.error.ProcessExitedAlready: the child has been reaped,
+                or nothing is left in the group.
         """
 
     @property
     def pgid(self) -> int | None:
         """ferroproc extension: the child's process group id, when it leads
-        or joined a group of its own (None: it is in ours)."""
+        a group or joined another one (None: it is in ours).
 
+        A program may set it, as Twisted programs set attributes of their
+        own on Twisted's transports (``self.transport.pgid =
+        self.transport.pid``): the value is stored and read back (``del``
+        forgets it), and changes nothing ferroproc does: ``signalGroup`` and
+        the time limits signal the child's real group.
+        """
+
+    @pgid.setter
+    def pgid(self, value: int | None) -> None: ...
+    @pgid.deleter
+    def pgid(self) -> None: ...
     @property
     def resourceUsage(self) -> ResourceUsage | None:
-        """ferroproc extension: what the child used (CPU times, peak RSS) as
-        the kernel reports it at reap; None until then (or when someone else
-        reaped it)."""
+        """ferroproc extension: what the child used (CPU times, peak RSS:
+        see ``ResourceUsage.maxRSS`` for what Linux counts in it) as the
+        kernel reports it at reap; None until then (or when someone else
+        reaped it). A program may set it, as :attr:`pgid`."""
+
+    @resourceUsage.setter
+    def resourceUsage(self, value: ResourceUsage | None) -> None: ...
+    @resourceUsage.deleter
+    def resourceUsage(self) -> None: ...
 
     def pauseProducing(self) -> None:
         """Stop reading the child's output (the pipe fills, and the child blocks)."""
@@ -360,7 +404,6 @@ class Process:
         """For the asyncio host: close the input pipe of child fd ``childFD``
         now, dropping what is queued (``abort``)."""
 
-    @property
     def _inputBroken(self) -> bool:
         """For the asyncio host: whether stdin was lost with data still
         queued (the child closed its end: a broken pipe)."""

@@ -50,9 +50,9 @@ _reactors: weakref.WeakSet[Reactor] = weakref.WeakSet()
 
 
 def _afterForkInChild() -> None:
-    """In a child made by ``os.fork()``: every reactor gets a fresh, empty
-    engine; the old one (the parent's children, pipes and pidfds) is left
-    untouched."""
+    """In a child made by ``os.fork()``: every reactor forgets its engine
+    (the parent's children, pipes and pidfds, left untouched) and gets a
+    fresh, empty one on first use."""
     for r in list(_reactors):
         r._replaceEngine()
 
@@ -77,7 +77,8 @@ class Reactor:
     _neverUseSpawn: bool = False
 
     def __init__(self) -> None:
-        self._engine = Engine(_reason, logError)
+        #: The engine; None in a forked child until it is first needed.
+        self._engineOrNone: Engine | None = Engine(_reason, logError)
         _reactors.add(self)
         self._whenRunning: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
         self._triggers: dict[tuple[str, str], list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]]] = {}
@@ -149,10 +150,22 @@ class Reactor:
             return
         self._driver = AsyncioDriver(self._engine, loop)
 
+    @property
+    def _engine(self) -> Engine:
+        """The engine, made on first use in a forked child."""
+        engine = self._engineOrNone
+        if engine is None:
+            engine = self._engineOrNone = Engine(_reason, logError)
+        return engine
+
     def _replaceEngine(self) -> None:
-        """Forget the engine of the process this one was forked from."""
-        self._engine.forgetAfterFork()
-        self._engine = Engine(_reason, logError)
+        """Forget the engine of the process this one was forked from. The
+        next is made on first use, not here: the fork hook runs in every
+        forked child, also one that only goes on to exec (``subprocess``
+        with ``preexec_fn``), where nothing may be built."""
+        engine, self._engineOrNone = self._engineOrNone, None
+        if engine is not None:
+            engine.forgetAfterFork()
         self._driver = None
 
     # -- time and threads --------------------------------------------------
@@ -216,7 +229,8 @@ class Reactor:
     @property
     def running(self) -> bool:
         """Whether :meth:`run` is active."""
-        return self._engine.running
+        engine = self._engineOrNone
+        return engine is not None and engine.running
 
     def _startRunning(self) -> None:
         self._fire("startup")

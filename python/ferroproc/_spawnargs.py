@@ -109,7 +109,9 @@ class ChildOptions(TypedDict, total=False):
     value raises ``TypeError``/``ValueError`` naming it."""
 
     #: ``True``: the child leads a new process group (its pgid is its pid);
-    #: an int: it joins that existing group.
+    #: an int: it joins that existing group (never signalled as a whole by
+    #: ferroproc: time limits and the helpers signal the child alone; not
+    #: with ``usePTY``: a PTY child leads a session of its own).
     processGroup: bool | int
     #: The child leads a new session (and so a new process group), with no
     #: controlling terminal (but the one ``usePTY`` gives it).
@@ -119,7 +121,8 @@ class ChildOptions(TypedDict, total=False):
     killGroupOnExit: bool
     #: SIGKILL the child's group when its transport is lost: on
     #: ``loseConnection()`` (or ``stopProducing()``), when the reactor drops
-    #: the process (Twisted's ``removeAll()``), or when its engine goes away.
+    #: the process (Twisted's ``removeAll()``), or when its engine goes away,
+    #: until the child is reaped (when its last pipe has closed).
     #: Needs ``processGroup=True`` or ``newSession=True``.
     killGroupOnLost: bool
     #: ``{resource: limit or (soft, hard)}``; a resource is a name
@@ -156,10 +159,11 @@ class SpawnOptions(ChildOptions, TypedDict, total=False):
     #: The terminal's initial ``(rows, cols)`` (with ``usePTY``).
     windowSize: tuple[int, int] | None
     #: Wall-clock limit in seconds: then SIGTERM (to the group, when the
-    #: child has one), SIGKILL after ``killGrace``; the protocol's reason is
+    #: child leads one), SIGKILL after ``killGrace``; the protocol's reason is
     #: a :class:`ferroproc.error.ProcessTimedOut`.
     timeout: float | None
-    #: As ``timeout``, for that long without output on any pipe.
+    #: As ``timeout``, for that long without output on any pipe while its
+    #: output is read (the clock stands still while reading is paused).
     idleTimeout: float | None
     #: Seconds between SIGTERM and SIGKILL for the limits above (default 5;
     #: 0 sends SIGKILL at once).
@@ -364,18 +368,15 @@ def _rlimits(rlimits: object) -> tuple[tuple[int, int, int], ...]:
 
 
 def _signalNumber(value: object, what: str) -> int:
-    import signal
+    """A signal option's number: the engine's one parser, so every option
+    takes what ``signalProcess`` takes (a name with or without ``SIG``, any
+    case, ``RTMIN+n``/``RTMAX-n``, a number)."""
+    from ferroproc._core import parseSignal
 
-    if _isInt(value):
-        assert isinstance(value, int)
-        if 0 < value <= signal.SIGRTMAX:
-            return value
-    elif isinstance(value, str):
-        name = value.upper()
-        found = getattr(signal.Signals, name if name.startswith("SIG") else "SIG" + name, None)
-        if found is not None:
-            return int(found)
-    raise ValueError(f"spawnProcess: {what} {value!r} is not a signal name or number")
+    number = parseSignal(value, f"spawnProcess: {what}")
+    if number == 0:
+        raise ValueError(f"spawnProcess: {what}: 0 is not a signal")
+    return number
 
 
 def _extensions(ext: Mapping[str, Any]) -> dict[str, Any]:
@@ -518,6 +519,13 @@ def prepareSpawn(
     _checkProtocol(processProtocol, bool(usePTY) or any(kind != "fd" for _, kind, _ in fds))
     # No options: every field keeps its default (what _extensions({}) gives).
     fields = {"session": "inherit", "process_group": None, **(_extensions(options) if options else {})}
+    if usePTY and fields["process_group"] is not None:
+        # A PTY child leads a session of its own (its terminal's), so it can
+        # join no other group: refused, as newSession with processGroup is.
+        raise ValueError(
+            f"spawnProcess: usePTY and processGroup={fields['process_group']} exclude each other "
+            "(a PTY child leads a new session, so it cannot join an existing group)"
+        )
 
     return SpawnArgs(
         executable=exe,

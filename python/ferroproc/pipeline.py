@@ -46,7 +46,8 @@ that
   the stop's doing.
 
 As soon as a stage fails, every other stage still running gets SIGTERM (its
-process group's, when ``processGroup``/``newSession`` gave it one) and,
+process group's, when ``processGroup=True``/``newSession`` made it lead one;
+a stage that joined an existing group is signalled alone) and,
 ``killGrace`` seconds later, SIGKILL if it is still there; our ends of its
 pipes are closed once it has exited, so what it had not yet delivered is
 dropped (a grandchild holding them cannot delay the result). A stage that
@@ -476,7 +477,8 @@ def spawnPipeline(
             seconds between SIGTERM and SIGKILL when stages are stopped.
         options: spawnProcess's :class:`~ferroproc.ChildOptions`, for every
             stage (``processGroup=True`` gives each stage a group of its own,
-            which stopping it then signals).
+            which stopping it then signals; a group id makes each join that
+            group, and stopping then signals each stage alone).
 
     The fds given are not closed. For the rules (when stages are stopped,
     pipefail, errors) see :mod:`ferroproc.pipeline`.

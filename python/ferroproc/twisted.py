@@ -42,12 +42,23 @@ import os
 import weakref
 from typing import Any
 
-from twisted.internet import error as _terror
-from twisted.internet.interfaces import IProcessTransport, IReadDescriptor
-from twisted.internet.posixbase import PosixReactorBase
-from twisted.python import log
-from twisted.python.failure import Failure
-from zope.interface import classImplements, implementer
+try:
+    from twisted.internet import error as _terror
+    from twisted.internet.interfaces import IProcessTransport, IReadDescriptor
+    from twisted.internet.posixbase import PosixReactorBase
+    from twisted.python import log
+    from twisted.python.failure import Failure
+    from zope.interface import classImplements, implementer
+except ModuleNotFoundError as _missing:
+    # Only an absent package is ours to explain; an ImportError from inside
+    # an installed Twisted is reported as it is.
+    if _missing.name not in ("twisted", "zope", "zope.interface"):
+        raise
+    raise ImportError(
+        "ferroproc.twisted runs ferroproc under Twisted's reactor and needs Twisted (24.3 or later), "
+        "which is not installed: pip install 'ferroproc[twisted]'",
+        name=_missing.name,
+    ) from _missing
 
 import ferroproc.error as _ferror
 from ferroproc._core import Engine, Process
@@ -154,8 +165,9 @@ class _EngineReader:
 
     def __init__(self, reactor: Any) -> None:
         self.reactor = reactor
-        self.engine = Engine(_reason, _log_error, _ProcessExitedAlready)
-        self._fd = self.engine.fileno()
+        #: The engine; None in a forked child until it is first needed.
+        self._engine: Engine | None = Engine(_reason, _log_error, _ProcessExitedAlready)
+        self._fd = self._engine.fileno()
         self._reading = False
         self._bound = False
         #: The reactor's call that runs the engine's next timer (a spawn's
@@ -164,9 +176,19 @@ class _EngineReader:
         self._timerAt: float | None = None
         _allReaders.add(self)
 
+    @property
+    def engine(self) -> Engine:
+        """The engine, made on first use (again in a forked child, where the
+        fork hook only forgets the parent's)."""
+        engine = self._engine
+        if engine is None:
+            engine = self._engine = Engine(_reason, _log_error, _ProcessExitedAlready)
+            self._fd = engine.fileno()
+        return engine
+
     # IReadDescriptor / ILoggingContext
     def fileno(self) -> int:
-        return self._fd
+        return self._fd if self._engine is not None else self.engine.fileno()
 
     def logPrefix(self) -> str:
         return "ferroproc"
@@ -236,7 +258,9 @@ class _EngineReader:
         """The processes' reactor entries: readers, or writers."""
         out: list[Any] = []
         for t in self.engine.processes():
-            for childFD, parentFD, kind, queued in t._selectables():
+            # Through the class: a program may have hung an attribute of its
+            # own on the transport under any name, ours included.
+            for childFD, parentFD, kind, queued in Process._selectables(t):
                 if kind == "pty":
                     # Twisted's PTYProcess is itself the reactor's entry.
                     if not writers or queued:
@@ -255,16 +279,19 @@ class _EngineReader:
         as under Twisted."""
         removed = self.entries(False) + self.entries(True)
         for t in self.engine.processes():
-            t._removeFromReactor()
+            Process._removeFromReactor(t)
         return removed
 
     def afterFork(self) -> None:
-        """In a child made by ``os.fork()``: a fresh engine; the old one's
-        children belong to the parent (and its fd stays registered with
-        the reactor the two processes share, untouched)."""
-        self.engine.forgetAfterFork()
-        self.engine = Engine(_reason, _log_error, _ProcessExitedAlready)
-        self._fd = self.engine.fileno()
+        """In a child made by ``os.fork()``: forget the engine, whose
+        children belong to the parent (its fd stays registered with the
+        reactor the two processes share, untouched). A fresh one is made on
+        first use, not here: this runs in every forked child, also one that
+        only goes on to exec (``subprocess`` with ``preexec_fn``), where
+        nothing may be built."""
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.forgetAfterFork()
         self._reading = False
         self._bound = False
         if self._timer is not None and self._timer.active():

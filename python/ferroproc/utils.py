@@ -28,6 +28,11 @@ ferroproc extensions (keyword-only, on all three helpers):
   ``killGrace`` seconds later if it is still there; the Deferred fails with
   :class:`ProcessTimeout` once the process has ended.
 
+Without ``errortoo``, :func:`getProcessOutput` fails with
+:class:`UnexpectedErrorOutput` as soon as the child writes to stderr (as
+Twisted's does, under the private name ``_UnexpectedErrorOutput``, which is
+kept as an alias).
+
 ferroproc's :func:`getProcessResult` runs a command as
 :func:`getProcessOutputAndValue` does but fires, whatever the outcome, with
 a :class:`ProcessResult` (output, exit code or signal, resource usage,
@@ -44,14 +49,13 @@ only for a process that started.
 from __future__ import annotations
 
 import math
-import os
 from typing import TYPE_CHECKING, Any
 
 from ferroproc._capture import _EverythingGetter, _HelperProtocol, _OutputGetter, _ResultGetter, _ValueGetter
 from ferroproc._results import ProcessResult
 from ferroproc._spawnargs import ChildOptions
+from ferroproc._utilerrors import OutputLimitExceeded, ProcessTimeout, UnexpectedErrorOutput
 from ferroproc.defer import Deferred
-from ferroproc.failure import Failure
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -86,93 +90,16 @@ __all__ = [
     "OutputLimitExceeded",
     "ProcessResult",
     "ProcessTimeout",
+    "UnexpectedErrorOutput",
     "getProcessOutput",
     "getProcessOutputAndValue",
     "getProcessResult",
     "getProcessValue",
 ]
 
-
-def _describe(command: _Command) -> str:
-    """The command as a shell-quoted line, for error messages."""
-    import shlex
-
-    return shlex.join(os.fsdecode(part) for part in command)
-
-
-class _UnexpectedErrorOutput(IOError):
-    """``getProcessOutput`` without ``errortoo`` saw data on stderr.
-
-    The message is ``got stderr: <the first chunk, repr>``. ``processEnded``
-    is a Deferred that fails with the process's end reason
-    (``ProcessDone`` or ``ProcessTerminated``) once it has ended: even a
-    clean exit is reported as a failure there, as in Twisted.
-    """
-
-    def __init__(self, text: bytes, processEnded: Deferred[Any]) -> None:
-        IOError.__init__(self, f"got stderr: {text!r}")
-        self.processEnded = processEnded
-
-
-class OutputLimitExceeded(Exception):
-    """The child wrote more than ``maxBytes`` bytes (a ferroproc extension).
-
-    The child was killed with SIGKILL. Attributes:
-
-    * ``command``: the argv tuple (executable first);
-    * ``limit``: the ``maxBytes`` value;
-    * ``out``, ``err``: what was captured from stdout and stderr, at most
-      ``limit`` bytes together (``getProcessOutput`` with ``errortoo`` puts
-      both streams in ``out``; ``getProcessValue`` captures nothing);
-    * ``reason``: the Failure the process ended with.
-    """
-
-    def __init__(self, command: _Command, limit: int, out: bytes, err: bytes, reason: Failure) -> None:
-        Exception.__init__(
-            self,
-            f"{_describe(command)}: wrote more than {limit} bytes of output (maxBytes={limit}); killed with SIGKILL",
-        )
-        self.command = command
-        self.limit = limit
-        self.out = out
-        self.err = err
-        self.reason = reason
-
-
-class ProcessTimeout(TimeoutError):
-    """The child ran longer than ``timeout`` seconds (a ferroproc extension).
-
-    It was sent SIGTERM, then SIGKILL if it outlived the grace period.
-    Attributes:
-
-    * ``command``: the argv tuple (executable first);
-    * ``timeout``: the ``timeout`` value in seconds;
-    * ``killed``: True if SIGKILL had to be sent;
-    * ``out``, ``err``: the output captured until it ended (as for
-      :class:`OutputLimitExceeded`);
-    * ``reason``: the Failure the process ended with.
-    """
-
-    def __init__(
-        self,
-        command: _Command,
-        timeout: float,
-        killed: bool,
-        out: bytes,
-        err: bytes,
-        reason: Failure,
-    ) -> None:
-        how = "SIGKILL after SIGTERM" if killed else "SIGTERM"
-        TimeoutError.__init__(
-            self,
-            f"{_describe(command)}: did not finish within {timeout} seconds (timeout={timeout}); stopped with {how}",
-        )
-        self.command = command
-        self.timeout = timeout
-        self.killed = killed
-        self.out = out
-        self.err = err
-        self.reason = reason
+#: Twisted's private name for :class:`UnexpectedErrorOutput`, for ported code
+#: (and tests) that catch it by that name.
+_UnexpectedErrorOutput = UnexpectedErrorOutput
 
 
 def _command(name: str, executable: _Executable, args: Sequence[_Executable]) -> _Command:
@@ -265,10 +192,10 @@ def getProcessOutput(
         reactor: the reactor to spawn with (default: ``ferroproc.reactor``).
         errortoo: if true, stderr is collected too, interleaved with stdout
             in arrival order. If false, the first data on stderr fails the
-            Deferred with an ``IOError`` (``"got stderr: ..."``) whose
-            ``processEnded`` attribute is a Deferred that fails with the end
-            reason once the process has ended; our ends of the pipes are
-            closed then.
+            Deferred with :class:`UnexpectedErrorOutput` (an ``IOError``:
+            ``"got stderr: ..."``) whose ``processEnded`` attribute is a
+            Deferred that fails with the end reason once the process has
+            ended; our ends of the pipes are closed then.
         maxBytes, timeout, killGrace: ferroproc extensions, see the module
             documentation.
 
@@ -380,9 +307,9 @@ def getProcessResult(
             has ``timedOut=True``.
         options: spawnProcess's :class:`~ferroproc.ChildOptions`
             (``processGroup``/``newSession``, ``killGroupOnExit``, ``rlimits``,
-            ``umask``, ``nice``, ``cpuAffinity``...), passed on. With a group
-            of its own, the time limit and ``maxBytes`` signal the child's
-            whole group.
+            ``umask``, ``nice``, ``cpuAffinity``...), passed on. When the
+            child leads a group of its own, the time limit and ``maxBytes``
+            signal the whole group (one it joined, never: the child alone).
 
     Errors: the exceptions of ``spawnProcess`` are raised here;
     ``ValueError`` for a bad ``maxBytes``, ``timeout`` or ``killGrace``,

@@ -239,6 +239,8 @@ impl JobQueue {
             0 | 1 if concurrency == 1 => None,
             0 => None,
             count => {
+                // Their spawns overlap: a spawn channel for each, made now.
+                ferroproc_core::spawn::channel::prepare_for(count);
                 Some(spawner::Spawners::new(count).map_err(|e| os_error(e, "jobs: cannot start the spawner threads"))?)
             }
         };

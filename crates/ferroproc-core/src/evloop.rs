@@ -30,6 +30,7 @@ use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use crate::child::cell::{ChildCell, Host};
 use crate::child::{Child, Role};
 use crate::io::{read_available, ChunkAlloc};
+use crate::orphans;
 use crate::reap::{self, Exit};
 use crate::spawn::Spawned;
 use crate::sys::{self, SigpipeShield};
@@ -363,6 +364,32 @@ impl<H: Host> Loop<H> {
         }
         drop(w);
         self.live.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// No host will turn this loop again, though its children's transports
+    /// may live on (an asyncio loop that closed while the program keeps its
+    /// `Process` objects): their pipes are closed, and each is reaped as it
+    /// exits (see [`orphans::settle`]). The loop forgets them; they come back
+    /// for the host to release what it keeps for each.
+    pub fn abandon(&self) -> Vec<Arc<ChildCell<H>>> {
+        if self.is_forked() {
+            return Vec::new();
+        }
+        let posted = {
+            let mut inbox = lock(&self.exits.cells);
+            // Waiter threads reap from now on (see `ExitInbox::post`).
+            inbox.1 = true;
+            std::mem::take(&mut inbox.0)
+        };
+        for cell in &posted {
+            let _ = cell.with(|c, _| c.try_reap(true));
+        }
+        let watched = std::mem::take(&mut *lock(&self.watches)).into_values().map(|(cell, _)| cell);
+        let mut seen = std::collections::HashSet::new();
+        let cells: Vec<_> = watched.chain(posted).filter(|c| seen.insert(Arc::as_ptr(c) as usize)).collect();
+        self.live.store(0, Ordering::Release);
+        orphans::settle(&cells);
+        cells
     }
 
     /// `cell` has events to deliver.

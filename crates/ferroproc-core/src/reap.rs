@@ -85,10 +85,7 @@ fn wait_id(idtype: libc::idtype_t, id: libc::id_t, options: i32) -> io::Result<O
     if pid == 0 {
         return Ok(None);
     }
-    if options & libc::WNOWAIT != 0 {
-        // Not reaped: the status is read again when it is.
-        return Ok(Some(Exit::status(raw_status(info.si_code, status))));
-    }
+    // With WNOWAIT too: the kernel reports a zombie's usage as it will at its reap.
     let usage =
         Usage { user: duration(ru.ru_utime), system: duration(ru.ru_stime), max_rss_kib: ru.ru_maxrss.max(0) as u64 };
     Ok(Some(Exit { status: Some(raw_status(info.si_code, status)), usage: Some(usage) }))
@@ -102,12 +99,22 @@ pub fn try_wait_pidfd(pidfd: RawFd) -> io::Result<Option<Exit>> {
     wait_id(libc::P_PIDFD, pidfd as libc::id_t, libc::WEXITED | libc::WNOHANG)
 }
 
-/// Whether the child behind `pidfd` has exited, without reaping it.
+/// How the child behind `pidfd` ended, if it has, without reaping it: it
+/// stays a zombie, so its pid (and the id of a group it leads) cannot be
+/// reused until it is reaped.
 ///
 /// # Errors
 /// Unexpected waitid errors.
-pub fn exited_pidfd(pidfd: RawFd) -> io::Result<bool> {
-    Ok(wait_id(libc::P_PIDFD, pidfd as libc::id_t, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT)?.is_some())
+pub fn peek_pidfd(pidfd: RawFd) -> io::Result<Option<Exit>> {
+    wait_id(libc::P_PIDFD, pidfd as libc::id_t, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT)
+}
+
+/// [`peek_pidfd`] for an unreaped child known by its pid (no pidfds).
+///
+/// # Errors
+/// Unexpected waitid errors; ECHILD (someone else reaped it) is `Exit::UNKNOWN`.
+pub fn peek_pid(pid: libc::pid_t) -> io::Result<Option<Exit>> {
+    wait_id(libc::P_PID, pid as libc::id_t, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT)
 }
 
 /// Reap child `pid` if it has exited; `None` if it still runs.
@@ -125,6 +132,14 @@ pub fn try_wait_pid(pid: libc::pid_t) -> io::Result<Option<Exit>> {
 /// Unexpected waitid errors; ECHILD becomes `Exit::UNKNOWN`.
 pub fn wait_exited_nowait(pid: libc::pid_t) -> io::Result<Exit> {
     Ok(wait_id(libc::P_PID, pid as libc::id_t, libc::WEXITED | libc::WNOWAIT)?.unwrap_or(Exit::UNKNOWN))
+}
+
+/// Block until the child behind `pidfd` has exited and reap it.
+///
+/// # Errors
+/// Unexpected waitid errors (EBADF); ECHILD becomes `Exit::UNKNOWN`.
+pub fn wait_blocking_pidfd(pidfd: RawFd) -> io::Result<Exit> {
+    Ok(wait_id(libc::P_PIDFD, pidfd as libc::id_t, libc::WEXITED)?.unwrap_or(Exit::UNKNOWN))
 }
 
 /// Block until child `pid` has exited and reap it.
@@ -195,9 +210,17 @@ mod tests {
         // SAFETY: fork in a test; the child burns CPU and _exits.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
+            // 60 ms of its own CPU time, however busy the machine (wall
+            // time would leave it less CPU on a loaded one).
+            let cpu = || {
+                let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+                // SAFETY: writes the process's CPU clock into `t`.
+                unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
+                Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+            };
             let mut x = 0u64;
-            let start = std::time::Instant::now();
-            while start.elapsed() < Duration::from_millis(60) {
+            let start = cpu();
+            while cpu() - start < Duration::from_millis(60) {
                 x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
             }
             std::hint::black_box(x);

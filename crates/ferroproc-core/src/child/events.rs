@@ -69,9 +69,11 @@ pub enum ProducerRegistered {
 /// Why a signal could not be sent.
 #[derive(Debug)]
 pub enum SignalError {
-    /// The child has been reaped (or its group is empty).
+    /// The child has exited (for its group: been reaped, or the group is empty).
     Gone,
     /// The child has no process group of its own.
     NoGroup,
+    /// The child joined this group, which it does not lead.
+    NotLeader(libc::pid_t),
     Os(io::Error),
 }

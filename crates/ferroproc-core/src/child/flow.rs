@@ -110,6 +110,7 @@ impl<C: AsRef<[u8]>> Child<C> {
     /// Stop or restart reading the child's output (the transport's
     /// `pauseProducing`/`resumeProducing`): the read pipes leave the poll,
     /// and re-adding them raises a fresh edge, so nothing buffered is missed.
+    /// While output is not read an idle time limit stands still.
     ///
     /// # Errors
     /// A registration failure on resume.
@@ -118,6 +119,7 @@ impl<C: AsRef<[u8]>> Child<C> {
             return Ok(());
         }
         self.reading_paused = !on;
+        self.note_reading();
         let fds: Vec<i32> = self.pipes.keys().copied().collect();
         for fd in fds {
             self.reregister(fd, registry)?;
@@ -137,6 +139,7 @@ impl<C: AsRef<[u8]>> Child<C> {
             return Ok(());
         }
         pipe.paused = !on;
+        self.note_reading();
         self.reregister(fd, registry)
     }
 

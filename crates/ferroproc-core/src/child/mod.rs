@@ -27,6 +27,7 @@ mod control;
 #[cfg(test)]
 mod control_tests;
 mod events;
+mod exit;
 mod flow;
 #[cfg(test)]
 mod flow_tests;
@@ -36,18 +37,17 @@ pub mod queue;
 mod tests;
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
-use crate::reap::{self, Exit};
+use crate::reap::Exit;
 use crate::sys;
 
 use control::Watch;
-pub use control::{GroupPolicy, TimeLimits, TimedOut, TimeoutKind};
+pub use control::{Group, GroupPolicy, TimeLimits, TimedOut, TimeoutKind};
 pub use events::{Event, NotOpen, ProducerRegistered, Queued, ReadResult, ReadSource, SignalError};
 use flow::Producer;
 pub use flow::{WriteLimits, HIGH_WATER};
@@ -90,6 +90,9 @@ pub struct Child<C> {
     trash: Vec<C>,
     group: GroupPolicy,
     watch: Option<Watch>,
+    /// A group leader that has exited, kept a zombie while its pipes are
+    /// open (see `exit.rs`).
+    held: Option<exit::Held>,
 }
 
 impl<C: AsRef<[u8]>> Child<C> {
@@ -114,6 +117,7 @@ impl<C: AsRef<[u8]>> Child<C> {
             trash: Vec::new(),
             group: GroupPolicy::default(),
             watch: None,
+            held: None,
         }
     }
 
@@ -232,78 +236,6 @@ impl<C: AsRef<[u8]>> Child<C> {
             } else {
                 self.close_now(fd, false);
             }
-        }
-    }
-
-    // -- exit ------------------------------------------------------------------
-
-    /// Reap the child if it has exited (its pidfd, or with `pid_fallback`
-    /// its pid, which a waiter saw exit without reaping it). Returns whether
-    /// it was reaped now.
-    ///
-    /// # Errors
-    /// Unexpected `waitid` errors (the host logs them).
-    pub fn try_reap(&mut self, pid_fallback: bool) -> io::Result<bool> {
-        if self.exit.is_some() {
-            return Ok(false);
-        }
-        if self.group.kill_on_exit && self.group.pgid.is_some() {
-            // While the child is a zombie its group id cannot be reused:
-            // kill the rest of the group before reaping it.
-            let exited = match (&self.pidfd, self.pid) {
-                (Some(fd), _) => reap::exited_pidfd(fd.as_raw_fd())?,
-                (None, Some(_)) => pid_fallback,
-                _ => false,
-            };
-            if exited {
-                let _ = self.signal_group(libc::SIGKILL);
-            }
-        }
-        let exit = match (&self.pidfd, self.pid) {
-            (Some(fd), _) => reap::try_wait_pidfd(fd.as_raw_fd())?,
-            (None, Some(pid)) if pid_fallback => reap::try_wait_pid(pid)?,
-            _ => None,
-        };
-        match exit {
-            Some(exit) => {
-                self.on_exit(exit);
-                Ok(true)
-            }
-            None => Ok(false),
-        }
-    }
-
-    /// Record how the child ended: the pid is forgotten at once (it may be
-    /// reused from now on), `Exited` is emitted, and `Ended` if every pipe has
-    /// closed.
-    pub fn on_exit(&mut self, exit: Exit) {
-        if self.exit.is_some() {
-            return;
-        }
-        self.exit = Some(exit);
-        self.pid = None;
-        self.pidfd = None;
-        self.held_master = None;
-        self.exited_emitted = true;
-        self.outbox.push_back(Event::Exited);
-        self.maybe_end();
-    }
-
-    /// Send signal `sig`: through the pidfd (never a recycled pid), or to the
-    /// pid while it is known to be ours (not yet reaped).
-    ///
-    /// # Errors
-    /// [`SignalError::Gone`] once the child has been reaped.
-    pub fn signal(&self, sig: i32) -> Result<(), SignalError> {
-        let r = match (&self.pidfd, self.pid) {
-            (Some(fd), _) => sys::pidfd_send_signal(fd.as_raw_fd(), sig),
-            (None, Some(pid)) => sys::kill(pid, sig),
-            (None, None) => return Err(SignalError::Gone),
-        };
-        match r {
-            Ok(()) => Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Err(SignalError::Gone),
-            Err(e) => Err(SignalError::Os(e)),
         }
     }
 
@@ -507,6 +439,7 @@ impl<C: AsRef<[u8]>> Child<C> {
         // the poll (no EPOLL_CTL_DEL needed), unless a read is in flight on
         // the loop thread: its events then find no pipe under that token.
         drop(pipe);
+        self.note_reading();
         self.maybe_end();
     }
 
@@ -525,6 +458,8 @@ impl<C: AsRef<[u8]>> Child<C> {
 
     fn maybe_end(&mut self) {
         if self.exited_emitted && !self.ended_emitted && self.pipes.is_empty() {
+            // Ended means reaped: a group leader held since its exit goes now.
+            self.release_held();
             self.ended_emitted = true;
             self.outbox.push_back(Event::Ended);
         }
@@ -559,6 +494,9 @@ impl<C: AsRef<[u8]>> Child<C> {
         self.detach_pipes();
         self.outbox.clear();
         self.held_master = None;
+        if let Some(held) = self.held.take() {
+            return Some(held.into_parts());
+        }
         let pid = self.pid.take()?;
         Some((pid, self.pidfd.take()))
     }

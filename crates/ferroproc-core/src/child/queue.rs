@@ -90,7 +90,10 @@ impl<C: AsRef<[u8]>> WriteQueue<C> {
                 match e.raw_os_error() {
                     Some(libc::EAGAIN) => return Ok(Flushed::Partly),
                     Some(libc::EINTR) => continue,
-                    _ => return Err(e),
+                    _ => {
+                        crate::sys::SigpipeShield::note_write_error(&e);
+                        return Err(e);
+                    }
                 }
             }
             self.consume(r as usize, done);

@@ -3,24 +3,52 @@
 //!
 //! Where the kernel has `CLOSE_RANGE_UNSHARE` the child also shares our fd
 //! table (`CLONE_FILES`) and takes a private one holding only what it needs,
-//! its fds sent over the spawn [`channel`]: no copy of the parent's table,
+//! its fds sent over a spawn [`channel`]: no copy of the parent's table,
 //! so the cost does not grow with the fds the parent holds. Elsewhere (and
 //! when the child must keep the parent's other fds) the child gets the usual
 //! copy, with every source prepared here. A cgroup to start in takes `clone3`.
+//!
+//! Everything that can fail is done before the child's fds are sent: after
+//! the send only the clone itself can fail, and the channel's lease drains
+//! it however the spawn ends. A child that switches user where sharing our
+//! memory across the switch is unsafe (`dumpable`) gets a copy of it
+//! instead (no `CLONE_VM`), and reports a failed step on an error pipe.
 
+#[cfg(test)]
+use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::ffi::{c_int, c_void};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr;
 
-use super::child::{child_main, ChildCtx, SignalReset};
+use super::channel::{self, Header, Lease};
+use super::child::{child_main, ChildCtx, ErrRecord, SignalReset};
 use super::clone3::{clone3, CloneArgs, CLONE_INTO_CGROUP, SUPPORTED as CLONE3_SUPPORTED};
-use super::dumpable::{enter_cred_window, leave_cred_window};
+use super::dumpable::{enter_cred_window, leave_cred_window, shared_memory_is_safe};
 use super::stack::Stack;
-use super::{channel, Request, Signals, SpawnError, Spawned, Stage, Stdio};
+use super::{spawner, Request, Signals, SpawnError, Spawned, Stage, Stdio};
 use crate::exec::ptr_array;
 use crate::fdplan::{gaps, received_numbers, received_plan, Action};
-use crate::sys::{caps, errno, open_file_limit};
+use crate::sys::{caps, cvt, errno, open_file_limit};
+
+#[cfg(test)]
+pub(crate) use super::child::TestHook;
+
+#[cfg(test)]
+thread_local! {
+    /// What the next children spawned from this thread do (tests only).
+    pub(crate) static HOOK: Cell<TestHook> = const { Cell::new(TestHook::None) };
+}
+
+/// How the child gets its fd table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Files {
+    /// It shares ours (`CLONE_FILES`), then takes a private one holding
+    /// only its fds, which it receives over a channel.
+    Shared,
+    /// It gets a copy of ours, every source placed here off the targets.
+    Copied,
+}
 
 /// The child's steps when every fd it receives lands on its own target
 /// number (the usual `{0, 1, 2}`, with the channel above them): received
@@ -40,9 +68,9 @@ fn plan_for_received(targets: &[c_int], received: &[c_int]) -> Vec<Action> {
 
 /// The CPU set for `affinity` (a plain bitmap; building it allocates nothing
 /// in the child).
-fn cpu_set(cpus: &[usize]) -> Result<libc::cpu_set_t, SpawnError> {
+fn cpu_set(cpus: &[usize]) -> Result<Box<libc::cpu_set_t>, SpawnError> {
     // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let mut set: Box<libc::cpu_set_t> = Box::new(unsafe { std::mem::zeroed() });
     for &cpu in cpus {
         if cpu >= 8 * std::mem::size_of::<libc::cpu_set_t>() {
             return Err(SpawnError::at(Stage::Affinity, libc::EINVAL));
@@ -53,65 +81,184 @@ fn cpu_set(cpus: &[usize]) -> Result<libc::cpu_set_t, SpawnError> {
     Ok(set)
 }
 
+/// The pipe on which a child with its own copy of our memory reports a
+/// failed step: our read end, and the write end the child keeps through
+/// its fd steps (at or above `min`, so no target or closed gap is on it).
+struct ErrPipe {
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+impl ErrPipe {
+    fn new(min: c_int) -> Result<Self, SpawnError> {
+        let fail = |e: std::io::Error| SpawnError::at(Stage::Spawn, e.raw_os_error().unwrap_or(libc::EIO));
+        let (read, write) = crate::sys::pipe_cloexec().map_err(fail)?;
+        crate::sys::set_nonblocking_fresh(&read).map_err(fail)?;
+        // SAFETY: F_DUPFD_CLOEXEC on our own fd; the new fd is ours alone.
+        let high = cvt(unsafe { libc::fcntl(write.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) }).map_err(fail)?;
+        // SAFETY: as above.
+        Ok(ErrPipe { read, write: unsafe { OwnedFd::from_raw_fd(high) } })
+    }
+
+    /// What the child reported, once it has exec'd or exited: nothing, or
+    /// a record (checked: the child may have been running as another user,
+    /// under whoever could ptrace it).
+    fn report(self) -> Option<(Stage, c_int, usize)> {
+        drop(self.write);
+        let mut rec = ErrRecord::default();
+        let size = std::mem::size_of::<ErrRecord>();
+        // SAFETY: reads at most `size` bytes into the record.
+        let n = unsafe { libc::read(self.read.as_raw_fd(), (&mut rec as *mut ErrRecord).cast(), size) };
+        if n <= 0 {
+            return None;
+        }
+        match Stage::from_raw(rec.stage) {
+            Some(stage) if n as usize == size && stage != Stage::None => {
+                Some((stage, rec.errno, usize::try_from(rec.index).unwrap_or(usize::MAX)))
+            }
+            _ => Some((Stage::Spawn, libc::EIO, 0)),
+        }
+    }
+}
+
+/// Block every signal in this thread, glibc's internal ones too (its
+/// `pthread_sigmask` leaves 32 and 33 out, whose handlers must not run in
+/// a child sharing our memory); the old mask.
+fn block_all_signals() -> u64 {
+    let all: u64 = !0;
+    let mut old: u64 = 0;
+    // SAFETY: the raw syscall with 8-byte sets (the kernel's sigset size).
+    unsafe { libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, &all as *const u64, &mut old as *mut u64, 8) };
+    old
+}
+
+fn restore_signals(old: u64) {
+    // SAFETY: as in `block_all_signals`.
+    unsafe {
+        libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, &old as *const u64, ptr::null_mut::<u64>(), 8)
+    };
+}
+
+/// Start the child described by `req` on the clone path.
 pub(super) fn spawn(req: &Request<'_>) -> Result<Spawned, SpawnError> {
+    let entries = match req.stdio {
+        Stdio::Fds(entries) => entries,
+        Stdio::Pty(_) => &[],
+    };
+    // A user switch where the kernel leaves our memory dumpable: the child
+    // must not share it (`dumpable`).
+    let separate_memory = req.creds.is_some() && !shared_memory_is_safe();
+    let shared_files =
+        caps().close_range_unshare && entries.len() <= channel::MAX_FDS && !req.setup.keep_fds && !separate_memory;
+    if !shared_files {
+        return run(req, Files::Copied, separate_memory, None);
+    }
+    if entries.is_empty() {
+        // Nothing to send: the child keeps no fd of ours at all.
+        return run(req, Files::Shared, separate_memory, None);
+    }
+    let lease = channel::take().map_err(|e| SpawnError::at(Stage::Spawn, e.raw_os_error().unwrap_or(0)))?;
+    if lease.recv_fd() > spawner::SPAWNER_ABOVE && spawner::suits(req) {
+        // The child would copy every fd below the channel: cheaper to have
+        // a spawner thread, with a table of a few fds, start it.
+        drop(lease);
+        if let Some(result) = spawner::spawn(req) {
+            return result;
+        }
+        let lease = channel::take().map_err(|e| SpawnError::at(Stage::Spawn, e.raw_os_error().unwrap_or(0)))?;
+        return run(req, Files::Shared, separate_memory, Some(lease));
+    }
+    run(req, Files::Shared, separate_memory, Some(lease))
+}
+
+/// Start the child with a copy of our fd table (on a spawner thread, whose
+/// table holds a few fds).
+pub(super) fn run_copied(req: &Request<'_>) -> Result<Spawned, SpawnError> {
+    let separate_memory = req.creds.is_some() && !shared_memory_is_safe();
+    run(req, Files::Copied, separate_memory, None)
+}
+
+/// Start the child with `files`; with `separate_memory`, without `CLONE_VM`.
+/// `lease`: the channel for a child that shares our table (taken here if
+/// `None` and needed).
+pub(super) fn run(
+    req: &Request<'_>,
+    files: Files,
+    separate_memory: bool,
+    lease: Option<Lease>,
+) -> Result<Spawned, SpawnError> {
     let setup = req.setup;
     if setup.cgroup.is_some() && !CLONE3_SUPPORTED {
         return Err(SpawnError::at(Stage::Cgroup, libc::ENOSYS));
     }
-    let argv = ptr_array(&req.exec.argv);
-    let envp = ptr_array(&req.exec.envp);
-    let cands = ptr_array(&req.exec.candidates);
     let entries: &[(c_int, c_int)] = match req.stdio {
         Stdio::Fds(entries) => entries,
         Stdio::Pty(_) => &[],
     };
-    let share_files = caps().close_range_unshare && entries.len() <= channel::MAX_FDS && !setup.keep_fds;
-    // Shared table: the sources travel over the channel, which stays locked
-    // (one spawn at a time through it) until the clone has returned.
-    // Classic: every source placed here, off the target numbers.
-    let mut chan_guard = None;
-    let mut prepared = None;
-    let mut chan = -1;
-    let mut control = Vec::new();
-    let actions = if share_files {
-        if !entries.is_empty() {
-            let guard = channel::lock().map_err(|e| SpawnError::at(Stage::Spawn, e.raw_os_error().unwrap_or(0)))?;
-            let ch = guard.as_ref().expect("made by lock");
-            let sources: Vec<c_int> = entries.iter().map(|e| e.1).collect();
-            ch.send(&sources).map_err(|e| {
-                let entry = entries.iter().position(|e| !crate::sys::fd_is_open(e.1));
-                SpawnError { stage: Stage::Fds, errno: e.raw_os_error().unwrap_or(libc::EBADF), path: None, entry }
-            })?;
-            chan = ch.recv_fd();
-            control = vec![0u64; channel::control_len(entries.len()).div_ceil(8)];
-            chan_guard = Some(guard);
-        }
-        let targets: Vec<c_int> = entries.iter().map(|e| e.0).collect();
-        plan_for_received(&targets, &received_numbers(entries.len(), chan))
-    } else {
-        match req.stdio {
-            Stdio::Fds(entries) => prepared.insert(super::prepare_fds(entries)?).actions(),
-            Stdio::Pty(_) => Vec::new(),
-        }
-    };
-    let pty_path = match &req.stdio {
-        Stdio::Pty(path) => path.as_ptr(),
-        Stdio::Fds(_) => ptr::null(),
-    };
+
+    // Everything that can fail, before anything is sent.
+    let argv = ptr_array(&req.exec.argv);
+    let envp = ptr_array(&req.exec.envp);
+    let cands = ptr_array(&req.exec.candidates);
     let rlimits: Vec<(c_int, libc::rlimit64)> = setup
         .rlimits
         .iter()
         .map(|&(res, soft, hard)| (res, libc::rlimit64 { rlim_cur: soft, rlim_max: hard }))
         .collect();
     let affinity = setup.affinity.map(cpu_set).transpose()?;
+    let stack = Stack::take()?;
+    let mut given = lease;
+    let mut lease: Option<Lease> = None;
+    let mut prepared = None;
+    let mut control = Vec::new();
+    let actions = match (files, req.stdio) {
+        (Files::Shared, _) if entries.is_empty() => plan_for_received(&[], &[]),
+        (Files::Shared, _) => {
+            let l = match given.take() {
+                Some(l) => l,
+                None => channel::take().map_err(|e| SpawnError::at(Stage::Spawn, e.raw_os_error().unwrap_or(0)))?,
+            };
+            control = vec![0u64; channel::control_len(entries.len()).div_ceil(8)];
+            let targets: Vec<c_int> = entries.iter().map(|e| e.0).collect();
+            let actions = plan_for_received(&targets, &received_numbers(entries.len(), l.recv_fd()));
+            lease = Some(l);
+            actions
+        }
+        (Files::Copied, Stdio::Fds(entries)) => prepared.insert(super::prepare_fds(entries)?).actions(),
+        (Files::Copied, Stdio::Pty(_)) => Vec::new(),
+    };
+    let err_pipe = if separate_memory {
+        let top = entries.iter().map(|e| e.0 + 1).max().unwrap_or(0);
+        Some(ErrPipe::new(top.max(3))?)
+    } else {
+        None
+    };
+    // The last step that can fail: the send. From here on the lease drains
+    // the channel whatever happens (the child dies before it receives, the
+    // clone fails, anything unwinds).
+    let chan_expect = match lease.as_mut() {
+        Some(l) => {
+            let sources: Vec<c_int> = entries.iter().map(|e| e.1).collect();
+            l.send(&sources).map_err(|e| {
+                let entry = entries.iter().position(|e| !crate::sys::fd_is_open(e.1));
+                SpawnError { stage: Stage::Fds, errno: e.raw_os_error().unwrap_or(libc::EBADF), path: None, entry }
+            })?
+        }
+        None => Header::default(),
+    };
+
+    let pty_path = match &req.stdio {
+        Stdio::Pty(path) => path.as_ptr(),
+        Stdio::Fds(_) => ptr::null(),
+    };
     let creds = req.creds;
     let groups = creds.and_then(|c| c.groups.as_deref());
-    let set_ids = creds.is_some();
     let mut ctx = ChildCtx {
-        share_files,
-        chan,
+        share_files: files == Files::Shared,
+        chan: lease.as_ref().map_or(-1, Lease::recv_fd),
         chan_control: control.as_mut_ptr().cast(),
         chan_control_len: control.len() * 8,
+        chan_expect,
         candidates: cands.as_ptr(),
         argv: argv.as_ptr(),
         envp: envp.as_ptr(),
@@ -130,7 +277,7 @@ pub(super) fn spawn(req: &Request<'_>) -> Result<Spawned, SpawnError> {
         n_rlimits: rlimits.len(),
         nice: setup.nice.unwrap_or(0),
         set_nice: setup.nice.is_some(),
-        affinity: affinity.as_ref().map_or(ptr::null(), |s| s as *const libc::cpu_set_t),
+        affinity: affinity.as_deref().map_or(ptr::null(), |s| s as *const libc::cpu_set_t),
         groups: groups.map_or(ptr::null(), <[libc::gid_t]>::as_ptr),
         n_groups: groups.map_or(-1, |g| g.len() as isize),
         gid: creds.and_then(|c| c.gid).map_or(-1, i64::from),
@@ -144,32 +291,29 @@ pub(super) fn spawn(req: &Request<'_>) -> Result<Spawned, SpawnError> {
         // the kernel has CLOSE_RANGE_UNSHARE it has close_range, and the
         // limit (a syscall per spawn) is not needed.
         max_fd: if caps().close_range_unshare { 1 << 20 } else { open_file_limit() },
+        err_fd: err_pipe.as_ref().map_or(-1, |p| p.write.as_raw_fd()),
         err_stage: Stage::None,
         err_errno: 0,
         err_index: 0,
+        #[cfg(test)]
+        hook: HOOK.with(Cell::get),
     };
-    let stack = Stack::take()?;
 
-    let use_pidfd = caps().pidfd;
     let mut pidfd: c_int = -1;
-    let mut flags = libc::CLONE_VM | libc::CLONE_VFORK;
-    if use_pidfd {
+    let mut flags = libc::CLONE_VFORK;
+    if !separate_memory {
+        flags |= libc::CLONE_VM;
+    }
+    if caps().pidfd {
         flags |= libc::CLONE_PIDFD;
     }
-    if share_files {
+    if files == Files::Shared {
         flags |= libc::CLONE_FILES;
     }
-    // SAFETY: sigset_t is plain data, filled by sigfillset; blocking every
-    // signal keeps handlers out of the child until it has reset them.
-    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    unsafe {
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-    }
-    if set_ids {
+    // No handler may run in the child before it has reset them.
+    let old_mask = block_all_signals();
+    let cred_window = creds.is_some() && !separate_memory;
+    if cred_window {
         enter_cred_window();
     }
     let ctx_ptr: *mut c_void = (&mut ctx as *mut ChildCtx).cast();
@@ -203,40 +347,37 @@ pub(super) fn spawn(req: &Request<'_>) -> Result<Spawned, SpawnError> {
         }
     };
     let clone_errno = errno();
-    if set_ids {
+    if cred_window {
         leave_cred_window();
     }
-    // SAFETY: restoring the mask saved above.
-    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, ptr::null_mut()) };
+    restore_signals(old_mask);
+    // The child has exec'd or exited (CLONE_VFORK), or never was.
     stack.give_back();
     drop(prepared);
-    let drain = || {
-        if let Some(ch) = chan_guard.as_ref().and_then(|g| g.as_ref()) {
-            ch.drain();
-        }
-    };
+    drop(lease);
     if pid < 0 {
-        drain();
         let stage = if setup.cgroup.is_some() { Stage::Cgroup } else { Stage::Spawn };
         return Err(SpawnError::at(stage, clone_errno));
     }
-    // SAFETY: the child wrote these (if at all) before exec/_exit, which
-    // happened-before clone returned here.
-    let (stage, err, cand) = unsafe {
-        (ptr::read_volatile(&ctx.err_stage), ptr::read_volatile(&ctx.err_errno), ptr::read_volatile(&ctx.err_index))
-    };
     // SAFETY: CLONE_PIDFD stored a new fd here, owned by us alone.
     let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
     let spawned = Spawned::new(pid, pidfd);
-    if stage != Stage::None {
-        // A child that failed before receiving its fds left them in the
-        // channel: nobody else may get them.
-        drain();
-        // The child has already called _exit: dropping the guard reaps it
-        // (retrying on EINTR), so no zombie is left.
+    let failed = match err_pipe {
+        Some(pipe) => pipe.report(),
+        // SAFETY: the child wrote these (if at all) before exec/_exit, which
+        // happened-before clone returned here.
+        None => unsafe {
+            let stage = ptr::read_volatile(&ctx.err_stage);
+            (stage != Stage::None)
+                .then(|| (stage, ptr::read_volatile(&ctx.err_errno), ptr::read_volatile(&ctx.err_index)))
+        },
+    };
+    if let Some((stage, err, index)) = failed {
+        // The child has already called _exit: dropping the guard reaps it,
+        // so no zombie is left.
         drop(spawned);
-        let path = (stage == Stage::Exec).then(|| req.exec.candidates.get(cand).cloned()).flatten();
-        let entry = (stage == Stage::Rlimit).then_some(cand);
+        let path = (stage == Stage::Exec).then(|| req.exec.candidates.get(index).cloned()).flatten();
+        let entry = (stage == Stage::Rlimit).then_some(index);
         return Err(SpawnError { stage, errno: err, path, entry });
     }
     Ok(spawned)

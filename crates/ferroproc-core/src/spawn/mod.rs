@@ -17,10 +17,15 @@ mod child;
 mod clone;
 mod clone3;
 mod dumpable;
+mod pool;
 mod posix;
+#[cfg(test)]
+mod sharing_tests;
+mod spawner;
 mod stack;
 #[cfg(test)]
 pub(crate) mod tests;
+mod thread_state;
 
 use std::ffi::{c_int, CStr, CString};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -69,7 +74,7 @@ pub enum Signals {
 
 /// What else the child sets up before exec. posix_spawn can do only the
 /// defaults (and the signal rules); anything more takes the clone path.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy)]
 pub struct Setup<'a> {
     pub signals: Signals,
     /// Keep the fds no entry names (Popen's `close_fds=False`; only
@@ -162,6 +167,32 @@ pub enum Stage {
     Exec,
 }
 
+impl Stage {
+    const ALL: [Stage; 16] = [
+        Stage::None,
+        Stage::Spawn,
+        Stage::Fds,
+        Stage::Session,
+        Stage::Rlimit,
+        Stage::Nice,
+        Stage::Affinity,
+        Stage::DeathSignal,
+        Stage::NoNewPrivs,
+        Stage::Cgroup,
+        Stage::Terminal,
+        Stage::Chdir,
+        Stage::Groups,
+        Stage::Gid,
+        Stage::Uid,
+        Stage::Exec,
+    ];
+
+    /// The stage with this number (`stage as u32`), if there is one.
+    fn from_raw(n: u32) -> Option<Stage> {
+        Self::ALL.get(n as usize).copied().filter(|s| *s as u32 == n)
+    }
+}
+
 /// A spawn failure: the step, the errno, for exec the candidate path, and
 /// for an fd the index of its `Stdio::Fds` entry when known (for an rlimit,
 /// the index of its `Setup::rlimits` entry).
@@ -216,7 +247,7 @@ impl Spawned {
         self.pidfd.as_ref().map(AsRawFd::as_raw_fd)
     }
 
-    /// Take the pidfd (the guard still kills and reaps by pid, which stays
+    /// Take the pidfd (the guard then kills and reaps by pid, which stays
     /// ours until reaped).
     pub fn take_pidfd(&mut self) -> Option<OwnedFd> {
         self.pidfd.take()
@@ -233,11 +264,18 @@ impl Drop for Spawned {
         if !self.armed {
             return;
         }
-        let _ = match &self.pidfd {
-            Some(fd) => sys::pidfd_send_signal(fd.as_raw_fd(), libc::SIGKILL),
-            None => sys::kill(self.pid, libc::SIGKILL),
-        };
-        let _ = super::reap::wait_blocking(self.pid);
+        // By pidfd where we have one: it names this child alone, whatever
+        // happens to its pid.
+        match &self.pidfd {
+            Some(fd) => {
+                let _ = sys::pidfd_send_signal(fd.as_raw_fd(), libc::SIGKILL);
+                let _ = super::reap::wait_blocking_pidfd(fd.as_raw_fd());
+            }
+            None => {
+                let _ = sys::kill(self.pid, libc::SIGKILL);
+                let _ = super::reap::wait_blocking(self.pid);
+            }
+        }
     }
 }
 
@@ -247,6 +285,11 @@ const MAX_POSIX_CLOSES: usize = 64;
 
 /// The mechanism `req` will use.
 pub fn method_for(req: &Request<'_>) -> Method {
+    method_with(req, caps())
+}
+
+/// The mechanism `req` will use where libc and the kernel offer `c`.
+fn method_with(req: &Request<'_>, c: &sys::Caps) -> Method {
     // posix_spawn cannot change credentials (or limits, a cgroup...): such a
     // request always takes the clone path, whatever was forced, or the child
     // would keep our ids (or run unlimited).
@@ -255,17 +298,21 @@ pub fn method_for(req: &Request<'_>) -> Method {
     if req.creds.is_some() || req.setup.needs_clone() || matches!(req.session, Session::JoinGroup(_)) {
         return Method::CloneVfork;
     }
+    // What this libc's posix_spawn cannot do at all (glibc before 2.34 has
+    // no closefrom action, before 2.29 no chdir one): even when forced.
+    if c.addclosefrom.is_none() || (req.cwd.is_some() && c.addchdir.is_none()) {
+        return Method::CloneVfork;
+    }
     if let Some(m) = req.method {
         return m;
     }
-    let c = caps();
     // The clone path sharing our fd table costs the same whatever number of
     // fds this process holds; posix_spawn copies the whole table.
     if c.close_range_unshare {
         return Method::CloneVfork;
     }
     let sparse = matches!(req.stdio, Stdio::Fds(entries) if gap_count(entries) > MAX_POSIX_CLOSES);
-    if c.addclosefrom.is_none() || (req.cwd.is_some() && c.addchdir.is_none()) || sparse {
+    if sparse {
         Method::CloneVfork
     } else {
         Method::PosixSpawn

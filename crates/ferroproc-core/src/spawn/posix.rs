@@ -58,7 +58,10 @@ pub(super) fn spawn(req: &Request<'_>) -> Result<Spawned, SpawnError> {
         Stdio::Fds(entries) => Some(super::prepare_fds(entries)?),
         Stdio::Pty(_) => None,
     };
-    let closefrom = c.addclosefrom.expect("method_for checked addclosefrom");
+    // `method_for` sends a request here only when this libc has what it
+    // needs; should it not, the spawn fails rather than the process.
+    let missing = || SpawnError::at(Stage::Spawn, libc::ENOSYS);
+    let closefrom = c.addclosefrom.ok_or_else(missing)?;
     // SAFETY: zeroed storage is immediately initialised by the *_init calls,
     // and the wrappers destroy it exactly once.
     let mut fa = FileActions(unsafe { std::mem::zeroed() });
@@ -73,7 +76,7 @@ pub(super) fn spawn(req: &Request<'_>) -> Result<Spawned, SpawnError> {
     // pointer passed is a NUL-terminated string or sigset that outlives the call.
     unsafe {
         if let Some(cwd) = req.cwd {
-            let chdir = c.addchdir.expect("method_for checked addchdir");
+            let chdir = c.addchdir.ok_or_else(missing)?;
             check(chdir(&mut fa.0, cwd.as_ptr()))?;
         }
         match (&req.stdio, &plan) {

@@ -1,10 +1,11 @@
 //! Private stacks for vfork-style children: each with a guard page below
-//! it, kept in a small pool so a spawn does not map and unmap one each time.
+//! it, kept in a small lock-free pool so a spawn does not map and unmap one
+//! each time, and no spawn ever waits for another to get one.
 
 use std::ffi::c_void;
 use std::ptr;
-use std::sync::Mutex;
 
+use super::pool::Pool;
 use super::{SpawnError, Stage};
 use crate::sys::errno;
 
@@ -16,6 +17,15 @@ pub(super) struct Stack {
 
 const STACK_SIZE: usize = 128 * 1024;
 const GUARD: usize = 4096;
+
+// SAFETY: a Stack is a private anonymous mapping owned by this value alone;
+// it is not tied to the thread that made it, and is only used by the spawn
+// that took it from the pool.
+unsafe impl Send for Stack {}
+
+/// Spare stacks (a few idle ones at most). After a fork they are still
+/// good: the forked process has its own copy of each mapping.
+static SPARE_STACKS: Pool<Stack, 4> = Pool::new();
 
 impl Stack {
     fn new() -> Result<Self, SpawnError> {
@@ -37,42 +47,40 @@ impl Stack {
         let stack = Stack { base, len };
         // SAFETY: the lowest page of our own mapping becomes inaccessible, so a
         // stack overflow in the child faults instead of scribbling on the heap.
-        unsafe { libc::mprotect(base, GUARD, libc::PROT_NONE) };
+        if unsafe { libc::mprotect(base, GUARD, libc::PROT_NONE) } < 0 {
+            // No guard, no stack (dropping it unmaps it).
+            return Err(SpawnError::at(Stage::Spawn, errno()));
+        }
         Ok(stack)
+    }
+
+    /// A stack for one spawn: a spare one, or a new one.
+    ///
+    /// # Errors
+    /// `Stage::Spawn` with ENOMEM when none can be mapped (`RLIMIT_AS`...).
+    pub(super) fn take() -> Result<Box<Self>, SpawnError> {
+        match SPARE_STACKS.take() {
+            Some(s) => Ok(s),
+            None => Stack::new().map(Box::new),
+        }
+    }
+
+    /// Back to the pool; only after the child has exec'd or exited
+    /// (CLONE_VFORK), when nothing runs on it any more.
+    pub(super) fn give_back(self: Box<Self>) {
+        drop(SPARE_STACKS.give(self));
     }
 
     pub(super) fn top(&self) -> *mut c_void {
         // SAFETY: one past the end of our mapping, 16-byte aligned (page aligned).
         unsafe { self.base.cast::<u8>().add(self.len).cast() }
     }
-}
 
-// SAFETY: a Stack is a private anonymous mapping owned by this value alone;
-// it is not tied to the thread that made it, and is only used while the
-// spawning thread holds it (taken from and returned to the pool below).
-unsafe impl Send for Stack {}
-
-/// Spare stacks, so a spawn does not map, protect and unmap a fresh one
-/// each time (a few idle ones at most).
-static SPARE_STACKS: Mutex<Vec<Stack>> = Mutex::new(Vec::new());
-const MAX_SPARE_STACKS: usize = 4;
-
-impl Stack {
-    pub(super) fn take() -> Result<Self, SpawnError> {
-        let spare = SPARE_STACKS.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        match spare {
-            Some(s) => Ok(s),
-            None => Stack::new(),
-        }
-    }
-
-    /// Back to the pool; only after the child has exec'd or exited
-    /// (CLONE_VFORK), when nothing runs on it any more.
-    pub(super) fn give_back(self) {
-        let mut spare = SPARE_STACKS.lock().unwrap_or_else(|e| e.into_inner());
-        if spare.len() < MAX_SPARE_STACKS {
-            spare.push(self);
-        }
+    /// The lowest usable address and the size (for `clone3`, which takes
+    /// the stack as a range).
+    pub(super) fn range(&self) -> (*mut c_void, usize) {
+        // SAFETY: the guard page is the first page of our mapping.
+        (unsafe { self.base.cast::<u8>().add(GUARD).cast() }, self.len - GUARD)
     }
 }
 
@@ -81,14 +89,5 @@ impl Drop for Stack {
         // SAFETY: unmapping exactly what `new` mapped, after the child has
         // exec'd or exited (CLONE_VFORK), so nothing runs on it any more.
         unsafe { libc::munmap(self.base, self.len) };
-    }
-}
-
-impl Stack {
-    /// The lowest usable address and the size (for `clone3`, which takes
-    /// the stack as a range).
-    pub(super) fn range(&self) -> (*mut c_void, usize) {
-        // SAFETY: the guard page is the first page of our mapping.
-        (unsafe { self.base.cast::<u8>().add(GUARD).cast() }, self.len - GUARD)
     }
 }

@@ -189,7 +189,7 @@ pub(crate) fn sh(script: &str) -> ExecSpec {
 
 /// Run `req` (its fds replaced: stdout and stderr on one pipe) to its end:
 /// how it exited and what it wrote.
-fn output_of(req: &Request<'_>) -> (Exit, String) {
+pub(crate) fn output_of(req: &Request<'_>) -> (Exit, String) {
     let (r, w) = pipe_cloexec().unwrap();
     let plan = [(1, w.as_raw_fd()), (2, w.as_raw_fd())];
     let child = spawn(&Request { stdio: Stdio::Fds(&plan), ..*req }).unwrap();
