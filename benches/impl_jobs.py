@@ -63,6 +63,9 @@ def _ferroproc(n: int, conc: int, joblog: str | None = None, samples: int = 0) -
         if every and count[0] % every == 0:
             rss.append(_rss_mib())
 
+    # An empty run first: the spawn channels its spawner threads use are the
+    # process's, made once and kept (as the engine is), not a leak of the run.
+    jobs.runJobs([], concurrency=conc)
     fds = open_fd_count()
     t0, c0 = now(), cpu_seconds()
     d = jobs.runJobs((jobs.Job((true,), env=ENV) for _ in range(n)), concurrency=conc, onResult=onResult, joblog=joblog)

@@ -483,7 +483,8 @@ SCENARIOS += [
         "100,000 × `/bin/true`, 16 at a time, through `ferroproc.jobs` with a GNU parallel job log "
         "(`onResult` counting failures, nothing kept): the runner's RSS read at every tenth of the "
         "jobs (the highest, and the growth from the first tenth to the last), and what is left once "
-        "the summary has fired (fds, children, threads beyond the main one). 2 runs, no warm-up.",
+        "the summary has fired (fds, children, threads beyond the main one; counted from after an empty "
+        "run, which makes the process's spawn channels). 2 runs, no warm-up.",
         [
             Case(
                 "S11",

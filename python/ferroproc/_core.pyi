@@ -573,5 +573,9 @@ class JobQueue:
         """Nothing runs or waits to start."""
 
     @property
+    def news(self) -> bool:
+        """Results, output or a wake-up time have come since the last :meth:`take`."""
+
+    @property
     def halted(self) -> bool:
         """A halt policy stopped the run."""

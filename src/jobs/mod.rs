@@ -436,6 +436,12 @@ impl JobQueue {
         lock(&self.inner.state).sched.is_idle()
     }
 
+    /// Results, output or a wake-up time have come since the last `take()`.
+    #[getter]
+    fn news(&self) -> bool {
+        self.inner.news.load(Ordering::Acquire)
+    }
+
     /// A halt policy stopped the run.
     #[getter]
     fn halted(&self) -> bool {

@@ -594,10 +594,11 @@ class _Run:
             self.again = True
             return
         self.draining = True
+        queue = self.queue
         try:
             while True:
                 self.again = False
-                results, outputs, wakeAt, haltSeq = self.queue.take()
+                results, outputs, wakeAt, haltSeq = queue.take()
                 if outputs and self.onOutput is not None:
                     for seq, fd, data in outputs:
                         try:
@@ -608,11 +609,14 @@ class _Run:
                     self._result(result, haltSeq)
                 if self.log is not None and results:
                     self.log.flush()
-                if not self.stopping and self.queue.halted:
+                if haltSeq is not None:
+                    # The policy was reached: the queue starts no more jobs.
                     self.stopping = self.halted = True
                 self._refill()
-                self._wakeAt(wakeAt)
-                if not results and not outputs and not self.again:
+                if wakeAt is not None:
+                    self._wakeAt(wakeAt)
+                # More since the take (a job that could not start ...)?
+                if not self.again and not queue.news:
                     break
             self._maybeFinish()
         finally:
