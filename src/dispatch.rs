@@ -93,6 +93,9 @@ pub(crate) fn deliver_all(py: Python<'_>, shared: &Shared, callbacks: &Callbacks
 }
 
 fn deliver(py: Python<'_>, shared: &Shared, cb: &Callbacks, cell: &Arc<Cell>) -> PyResult<()> {
+    if let Some(sink) = cell.with(|_, x| x.sink.clone()) {
+        return sink.deliver(py, cell);
+    }
     loop {
         let next = cell.with(|c, x| {
             let event = c.next_event()?;

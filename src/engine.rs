@@ -8,6 +8,7 @@
 //! or an asyncio loop by watching `fileno()` and calling `runOnce(0)`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ use pyo3::{PyTraverseError, PyVisit};
 
 use crate::dispatch::{self, Callbacks};
 use crate::errors::os_error;
-use crate::handle::{lock, Shared, TimerJob};
+use crate::handle::{lock, AfterTurn, Shared, TimerJob};
 use crate::host::PyAlloc;
 use crate::spawn::{self, SpawnArgs};
 use crate::timers::{self, now, DelayedCall};
@@ -49,6 +50,11 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// The state the engine shares (the jobs runner's queue holds it weakly).
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     /// Whether calls from other threads are waiting.
     fn calls_pending(&self) -> bool {
         !lock(&self.shared.calls).is_empty()
@@ -100,6 +106,10 @@ impl Engine {
             r = dispatch::deliver_all(py, shared, &self.callbacks);
             lp.flush();
         }
+        if r.is_ok() {
+            r = self.after_turn(py);
+        }
+        // After the end-of-turn calls: the jobs they started are logged too.
         crate::debuglog::drain(py);
         if polled.signals {
             py.check_signals()?;
@@ -131,6 +141,46 @@ impl Engine {
         Ok(())
     }
 
+    /// The calls queued for the end of the turn (the jobs runner's reports),
+    /// and what they led to (jobs started, their input written). Calls
+    /// queued meanwhile run in the next turn, which the loop is woken for.
+    fn after_turn(&self, py: Python<'_>) -> PyResult<()> {
+        let calls = std::mem::take(&mut *lock(&self.shared.after_turn));
+        if calls.is_empty() {
+            return Ok(());
+        }
+        let mut calls = calls.into_iter();
+        let mut r = Ok(());
+        for call in calls.by_ref() {
+            let f = match call {
+                AfterTurn::Call(f) => f,
+                AfterTurn::Run(f) => {
+                    f(py);
+                    continue;
+                }
+            };
+            if let Err(e) = f.call0(py) {
+                if let Err(e) = self.callbacks.report(py, "the end of a loop turn", e) {
+                    r = Err(e);
+                    break;
+                }
+            }
+        }
+        let left: Vec<AfterTurn> = calls.collect();
+        let dispatched = dispatch::deliver_all(py, &self.shared, &self.callbacks);
+        self.shared.lp.flush();
+        let mut queued = lock(&self.shared.after_turn);
+        let newer = std::mem::take(&mut *queued);
+        queued.extend(left);
+        queued.extend(newer);
+        let again = !queued.is_empty();
+        drop(queued);
+        if again {
+            self.shared.lp.wake();
+        }
+        r.and(dispatched)
+    }
+
     fn set_driver(&self, thread: Option<std::thread::ThreadId>) -> Option<std::thread::ThreadId> {
         std::mem::replace(&mut *lock(&self.shared.driver), thread)
     }
@@ -156,6 +206,8 @@ impl Engine {
                 driver: Mutex::new(None),
                 transports: Mutex::new(HashMap::new()),
                 immediate_writes,
+                after_turn: Mutex::new(Vec::new()),
+                starting: AtomicUsize::new(0),
             }),
             callbacks: Callbacks { reason, log_error },
             run: Mutex::new(RunState::default()),
@@ -216,10 +268,10 @@ impl Engine {
     }
 
     /// How many children were started and have not ended yet (`processEnded`
-    /// not yet delivered).
+    /// not yet delivered), and those being started on another thread.
     #[getter(processCount)]
     fn process_count(&self) -> usize {
-        self.shared.lp.live()
+        self.shared.lp.live() + self.shared.starting.load(Ordering::Acquire)
     }
 
     /// The poll fd: readable whenever the engine has work (for hosts).
@@ -237,7 +289,7 @@ impl Engine {
     /// Whether callbacks or I/O are waiting (a host should call `runOnce(0)`).
     #[pyo3(name = "hasPending")]
     fn has_pending(&self) -> bool {
-        self.shared.lp.has_work() || self.calls_pending()
+        self.shared.lp.has_work() || self.calls_pending() || !lock(&self.shared.after_turn).is_empty()
     }
 
     /// When the earliest timer is due (`seconds()` time), or None.
@@ -342,6 +394,13 @@ impl Engine {
                 visit.call(&c.kwargs)?;
             }
         }
+        if let Ok(calls) = self.shared.after_turn.try_lock() {
+            for call in calls.iter() {
+                if let AfterTurn::Call(f) = call {
+                    visit.call(&**f)?;
+                }
+            }
+        }
         // Each live child through its transport, which visits the child's
         // protocol and producer (the one path to them, so each is counted once).
         if let Ok(transports) = self.shared.transports.try_lock() {
@@ -356,6 +415,7 @@ impl Engine {
         let timers = lock(&self.shared.timers).drain();
         let calls = std::mem::take(&mut *lock(&self.shared.calls));
         let transports = std::mem::take(&mut *lock(&self.shared.transports));
-        drop((timers, calls, transports));
+        let after_turn = std::mem::take(&mut *lock(&self.shared.after_turn));
+        drop((timers, calls, transports, after_turn));
     }
 }

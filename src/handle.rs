@@ -8,6 +8,7 @@
 //! engine has gone (or the process forked) their calls do nothing.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::ThreadId;
 
@@ -23,6 +24,16 @@ pub(crate) struct Call {
     pub(crate) f: Py<PyAny>,
     pub(crate) args: Py<PyTuple>,
     pub(crate) kwargs: Option<Py<PyDict>>,
+}
+
+/// What is done at the end of a turn, once, on the loop's thread (queued
+/// from any thread, with or without the GIL).
+pub(crate) enum AfterTurn {
+    /// Call a Python callable with no arguments.
+    Call(Arc<Py<PyAny>>),
+    /// Rust code that must run on the loop's thread (the jobs runner taking
+    /// in a child one of its spawner threads started).
+    Run(Box<dyn FnOnce(Python<'_>) + Send>),
 }
 
 /// What a timer does when it comes due.
@@ -52,6 +63,15 @@ pub(crate) struct Shared {
     /// idle pipe. Otherwise (Twisted's rule) they wait for the next turn, so
     /// that what one callback of the host writes leaves together.
     pub(crate) immediate_writes: bool,
+    /// Calls to make once, at the end of the current turn (after every
+    /// event, call and timer of it): the jobs runner reports a turn's
+    /// finished jobs to Python this way, in one call. Shared references, so
+    /// that a thread without the GIL can queue one (and wake the loop).
+    pub(crate) after_turn: Mutex<Vec<AfterTurn>>,
+    /// Children being started on another thread for this engine (the jobs
+    /// runner's spawners): they count as live, so a host that watches the
+    /// engine only while children live keeps watching it.
+    pub(crate) starting: AtomicUsize,
 }
 
 /// A weak reference to an engine's [`Shared`] state.

@@ -50,6 +50,11 @@ impl PyChunk {
     pub(crate) fn into_object(self) -> Py<PyBytes> {
         self.obj
     }
+
+    /// The `bytes` object, borrowed.
+    pub(crate) fn object(&self) -> &Py<PyBytes> {
+        &self.obj
+    }
 }
 
 impl AsRef<[u8]> for PyChunk {
@@ -121,6 +126,17 @@ pub(crate) struct PyChild {
     /// No events are delivered any more (Twisted's `removeAll()` took the
     /// process off the reactor); the child is still reaped.
     pub(crate) removed: bool,
+    /// Where the child's events go instead of a protocol (a job of the jobs
+    /// runner): the loop hands the child to it whenever it has events.
+    pub(crate) sink: Option<Arc<dyn ChildSink>>,
+}
+
+/// Rust code that takes a child's events itself, with no protocol and no
+/// transport (the jobs runner). It delivers under the same rule as the
+/// protocols' dispatch: the child's lock is taken only to take each event.
+pub(crate) trait ChildSink: Send + Sync {
+    /// Deliver the events `cell` has. `Err` only for what must stop the loop.
+    fn deliver(&self, py: Python<'_>, cell: &Arc<Cell>) -> PyResult<()>;
 }
 
 impl PyChild {

@@ -2,6 +2,7 @@
 //! that touches pyo3. Dependencies run one way:
 //!
 //! ```text
+//! jobs      → engine, spawn, timers, debuglog, dispatch, handle, host, errors
 //! engine    → spawn, transport, timers, debuglog, dispatch, handle, host, errors
 //! spawn     → transport, timers, debuglog, dispatch, handle, host, errors
 //! transport → debuglog, dispatch, handle, host, errors, attrs
@@ -17,6 +18,7 @@
 //! - [`timers`]: `callLater` and `DelayedCall`;
 //! - [`transport`]: the `Process` class protocols hold;
 //! - [`spawn`]: `SpawnArgs` marshalling, with the rollback guard;
+//! - [`jobs`]: the `JobQueue` class: the jobs runner's scheduling loop;
 //! - [`handle`]: what an engine shares with its transports and timers;
 //! - [`host`]: `bytes` buffers and per-child protocol objects for the core;
 //! - [`errors`]: OS errors and spawn failures as Python exceptions;
@@ -30,6 +32,7 @@ mod engine;
 mod errors;
 mod handle;
 mod host;
+mod jobs;
 mod spawn;
 mod timers;
 mod transport;
@@ -42,6 +45,7 @@ pub fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::Engine>()?;
     m.add_class::<timers::DelayedCall>()?;
     m.add_class::<transport::Process>()?;
+    m.add_class::<jobs::JobQueue>()?;
     m.add_function(wrap_pyfunction!(errors::parse_signal_py, m)?)?;
     m.add_function(wrap_pyfunction!(debuglog::records_made, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -24,65 +24,66 @@ use pyo3::prelude::*;
 use crate::dispatch::Callbacks;
 use crate::errors::{os_error, os_error_file, spawn_error, SpawnWhat};
 use crate::handle::{lock, Shared};
-use crate::host::PyChild;
+use crate::host::{Cell, PyChild};
 use crate::transport::Process;
 
-/// `ferroproc._spawnargs.SpawnArgs`, read by attribute name.
-#[derive(FromPyObject)]
+/// `ferroproc._spawnargs.SpawnArgs`, read by attribute name (the jobs
+/// runner also builds them, one per job, from a template).
+#[derive(FromPyObject, Clone)]
 pub(crate) struct SpawnArgs {
-    executable: Vec<u8>,
-    argv: Vec<Vec<u8>>,
-    envp: Vec<Vec<u8>>,
-    parent_path: Option<Vec<u8>>,
-    cwd: Option<Vec<u8>>,
+    pub(crate) executable: Vec<u8>,
+    pub(crate) argv: Vec<Vec<u8>>,
+    pub(crate) envp: Vec<Vec<u8>>,
+    pub(crate) parent_path: Option<Vec<u8>>,
+    pub(crate) cwd: Option<Vec<u8>>,
     /// `(child fd, 'r' | 'w' | 'fd' | 'same', n)`: a new pipe read or
     /// written by the parent, the parent's fd `n`, or the same pipe as child
     /// fd `n` (Popen's `stderr=STDOUT`).
-    fds: Vec<(i32, String, i32)>,
-    pty: bool,
+    pub(crate) fds: Vec<(i32, String, i32)>,
+    pub(crate) pty: bool,
     /// A caller's `(master, slave)` terminal, for `usePTY=(m, s, name)`.
-    pty_fds: Option<(i64, i64)>,
-    window_size: Option<(u16, u16)>,
-    uid: Option<u32>,
-    gid: Option<u32>,
+    pub(crate) pty_fds: Option<(i64, i64)>,
+    pub(crate) window_size: Option<(u16, u16)>,
+    pub(crate) uid: Option<u32>,
+    pub(crate) gid: Option<u32>,
     /// `"inherit"`, `"session"` (a new session) or `"group"` (a new process group).
-    session: String,
+    pub(crate) session: String,
     /// An existing process group to join.
-    process_group: Option<i32>,
+    pub(crate) process_group: Option<i32>,
     /// `"posix_spawn"` or `"clone"` to force a mechanism.
-    method: Option<String>,
+    pub(crate) method: Option<String>,
     /// With `uid`/`gid`: set exactly those ids and `groups` (each `None`
     /// left as ours), as `subprocess.Popen` does; otherwise ferroproc's rule
     /// (the user's primary group and own groups).
-    exact_ids: bool,
+    pub(crate) exact_ids: bool,
     /// Supplementary groups (with `exact_ids`).
-    groups: Option<Vec<u32>>,
+    pub(crate) groups: Option<Vec<u32>>,
     /// `"default"` (every signal at its default), `"restore"` or `"inherit"`
     /// (Popen's `restore_signals` True/False: ignored signals stay ignored,
     /// but for SIGPIPE/SIGXFSZ with "restore").
-    signals: String,
+    pub(crate) signals: String,
     /// Keep the fds no entry names (Popen's `close_fds=False`).
-    keep_fds: bool,
-    umask: Option<u32>,
+    pub(crate) keep_fds: bool,
+    pub(crate) umask: Option<u32>,
     /// `(resource, soft, hard)`.
-    rlimits: Vec<(i32, u64, u64)>,
-    nice: Option<i32>,
-    affinity: Option<Vec<usize>>,
-    death_signal: Option<i32>,
-    no_new_privs: bool,
+    pub(crate) rlimits: Vec<(i32, u64, u64)>,
+    pub(crate) nice: Option<i32>,
+    pub(crate) affinity: Option<Vec<usize>>,
+    pub(crate) death_signal: Option<i32>,
+    pub(crate) no_new_privs: bool,
     /// A cgroup v2 directory to start the child in.
-    cgroup: Option<Vec<u8>>,
+    pub(crate) cgroup: Option<Vec<u8>>,
     /// `F_SETPIPE_SZ` for the pipes made for the child.
-    pipe_size: Option<i32>,
+    pub(crate) pipe_size: Option<i32>,
     /// SIGKILL the child's own group when it exits / when the parent
     /// loses the connection.
-    kill_group_on_exit: bool,
-    kill_group_on_lost: bool,
+    pub(crate) kill_group_on_exit: bool,
+    pub(crate) kill_group_on_lost: bool,
     /// Time limits in seconds (wall clock, no output), and the grace
     /// between SIGTERM and SIGKILL.
-    timeout: Option<f64>,
-    idle_timeout: Option<f64>,
-    kill_grace: f64,
+    pub(crate) timeout: Option<f64>,
+    pub(crate) idle_timeout: Option<f64>,
+    pub(crate) kill_grace: f64,
 }
 
 /// How the parent's side of the child's stdio is laid out.
@@ -279,11 +280,63 @@ pub(crate) fn spawn(
     protocol: Option<Py<PyAny>>,
     args: SpawnArgs,
 ) -> PyResult<Py<Process>> {
-    if shared.lp.is_forked() {
-        return Err(PyRuntimeError::new_err(
-            "spawnProcess: this engine belongs to the process this one was forked from",
-        ));
+    let direct_data = protocol.as_ref().is_some_and(|p| keeps_default_dispatch(p.bind(py)));
+    let ext = PyChild {
+        proto: protocol.as_ref().map(|p| Arc::new(p.clone_ref(py))),
+        producer: None,
+        direct_data,
+        terminal_attrs: None,
+        removed: false,
+        sink: None,
+    };
+    let cell = start(py, shared, &args, ext)?;
+    crate::debuglog::drain(py);
+    let key = Shared::key(&cell);
+    let transport = Py::new(py, Process::new(cell, Arc::downgrade(shared)))?;
+    lock(&shared.transports).insert(key, transport.clone_ref(py).into_any());
+    if let Some(proto) = protocol {
+        // `connectionMade` writes as a callback in a turn does: together,
+        // in one writev at its end (or the enclosing turn's, when spawned
+        // from a callback).
+        let turn = (!shared.lp.in_turn()).then(|| shared.lp.enter_turn());
+        let r = proto.call_method1(py, intern!(py, "makeConnection"), (transport.clone_ref(py),));
+        if turn.is_some() {
+            shared.lp.flush();
+        }
+        drop(turn);
+        if let Err(e) = r {
+            callbacks.report(py, "makeConnection", e)?;
+        }
     }
+    Ok(transport)
+}
+
+/// How a spawn gets out of the way of other Python threads while it may
+/// block (NSS look-ups, the spawn itself): a thread holding the GIL
+/// releases it; a thread that does not hold it just runs them.
+pub(crate) trait Unblock {
+    fn unblocked<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T;
+}
+
+impl Unblock for Python<'_> {
+    fn unblocked<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        self.detach(f)
+    }
+}
+
+/// A thread that does not hold the GIL (the jobs runner's spawners).
+pub(crate) struct WithoutGil;
+
+impl Unblock for WithoutGil {
+    fn unblocked<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        f()
+    }
+}
+
+/// Start a child from `args` and take it into the loop with `ext` (its
+/// terminal's attributes filled in), its group and time limits set: all of
+/// a spawn but the transport (the jobs runner's children have none).
+pub(crate) fn start(py: Python<'_>, shared: &Arc<Shared>, args: &SpawnArgs, ext: PyChild) -> PyResult<Arc<Cell>> {
     if !shared.on_driver_thread() {
         return Err(PyRuntimeError::new_err(
             "spawnProcess must be called from the reactor's thread, not while it runs in another one \
@@ -291,7 +344,49 @@ pub(crate) fn spawn(
         ));
     }
     crate::debuglog::refresh(py);
-    let direct_data = protocol.as_ref().is_some_and(|p| keeps_default_dispatch(p.bind(py)));
+    start_on(&py, shared, args, ext)
+}
+
+/// [`start`] on the loop's thread, for callers that checked who may start
+/// children (the jobs runner).
+pub(crate) fn start_on(
+    gil: &impl Unblock,
+    shared: &Arc<Shared>,
+    args: &SpawnArgs,
+    ext: PyChild,
+) -> PyResult<Arc<Cell>> {
+    spawn_child(gil, shared, args, ext)?.adopt(shared)
+}
+
+/// A child started and not yet taken into the loop ([`Spawning::adopt`]).
+/// Dropped instead, it is killed and reaped (the core's guard), and a
+/// caller's terminal stays the caller's.
+pub(crate) struct Spawning {
+    spawned: spawn::Spawned,
+    plan: Plan,
+    ext: PyChild,
+    session: Session,
+    caller_slave: Option<RawFd>,
+    kill_on_exit: bool,
+    kill_on_lost: bool,
+    limits: Option<TimeLimits>,
+}
+
+/// The first half of [`start_on`], which may run on any thread (with or
+/// without the GIL, as `gil` says): every check, the child's stdio, and the
+/// spawn itself (the thread waits for the child's exec). The jobs runner's
+/// spawner threads do this; the loop's thread then adopts the child.
+pub(crate) fn spawn_child(
+    gil: &impl Unblock,
+    shared: &Arc<Shared>,
+    args: &SpawnArgs,
+    mut ext: PyChild,
+) -> PyResult<Spawning> {
+    if shared.lp.is_forked() {
+        return Err(PyRuntimeError::new_err(
+            "spawnProcess: this engine belongs to the process this one was forked from",
+        ));
+    }
     let exe_display = String::from_utf8_lossy(&args.executable).into_owned();
     let exec =
         ExecSpec::new(&args.executable, &args.argv, &args.envp, args.parent_path.as_deref(), args.cwd.as_deref())
@@ -315,7 +410,7 @@ pub(crate) fn spawn(
             groups: args.groups.clone(),
         })
     } else {
-        py.detach(|| creds::resolve(uid, gid)).map_err(|e| match e {
+        gil.unblocked(|| creds::resolve(uid, gid)).map_err(|e| match e {
             CredsError::UnknownUser { uid } => PyValueError::new_err(format!(
                 "spawnProcess: uid {uid} has no passwd entry, so its group is unknown; pass gid as well"
             )),
@@ -334,7 +429,7 @@ pub(crate) fn spawn(
         Some("clone") => Some(Method::CloneVfork),
         Some(m) => return Err(PyValueError::new_err(format!("unknown spawn method {m:?}"))),
     };
-    let session = session(&args)?;
+    let session = session(args)?;
     let cgroup = args.cgroup.as_deref().map(open_cgroup).transpose()?;
     let signals = match args.signals.as_str() {
         "default" => Signals::Default,
@@ -353,7 +448,7 @@ pub(crate) fn spawn(
         no_new_privs: args.no_new_privs,
         cgroup: cgroup.as_ref().map(AsRawFd::as_raw_fd),
     };
-    let plan = stdio_plan(&args)?;
+    let plan = stdio_plan(args)?;
     let stdio = match &plan {
         Plan::Pipes { entries, .. } => Stdio::Fds(entries),
         Plan::Terminal { slave_path, .. } => {
@@ -376,15 +471,7 @@ pub(crate) fn spawn(
         Plan::Terminal { caller_slave, .. } => *caller_slave,
         Plan::Pipes { .. } => None,
     };
-    // A caller's master is the caller's until the child has been taken over.
-    let give_back = |pipes: Vec<(i32, OwnedFd, Role)>| {
-        if caller_slave.is_some() {
-            pipes.into_iter().for_each(|(_, fd, _)| {
-                let _ = fd.into_raw_fd();
-            });
-        }
-    };
-    let spawned = match py.detach(|| spawn::spawn(&req)) {
+    let spawned = match gil.unblocked(|| spawn::spawn(&req)) {
         Ok(s) => s,
         Err(e) => {
             let cwd_s = args.cwd.as_ref().map(|c| String::from_utf8_lossy(c).into_owned());
@@ -411,69 +498,72 @@ pub(crate) fn spawn(
             return Err(spawn_error(e, &what));
         }
     };
-    let pipes = match plan {
-        Plan::Pipes { parent_ends, .. } => parent_ends,
-        Plan::Terminal { master, .. } => vec![(INPUT_FD, master.into_owned(), Role::Terminal)],
-    };
-    let ext = PyChild {
-        proto: protocol.as_ref().map(|p| Arc::new(p.clone_ref(py))),
-        producer: None,
-        direct_data,
-        terminal_attrs,
-        removed: false,
-    };
-    let pid = spawned.pid();
-    let cell = match shared.lp.add_child(spawned, pipes, ext) {
-        Ok(cell) => cell,
-        Err(e) => {
-            give_back(e.pipes);
-            return Err(os_error(e.error, "spawnProcess: cannot watch the child"));
-        }
-    };
-    let group = match req_session {
-        Session::New | Session::NewGroup => Group::Leads(pid),
-        Session::JoinGroup(g) => Group::Joined(g),
-        Session::Inherit => Group::Parents,
-    };
-    let group = GroupPolicy { group, kill_on_exit: args.kill_group_on_exit, kill_on_lost: args.kill_group_on_lost };
+    ext.terminal_attrs = terminal_attrs;
     let limits = (args.timeout.is_some() || args.idle_timeout.is_some()).then_some(TimeLimits {
         wall: args.timeout,
         idle: args.idle_timeout,
         grace: args.kill_grace,
     });
-    let first_deadline = cell.with(move |c, _| {
-        c.set_group(group);
-        limits.and_then(|l| c.set_time_limits(l, now()))
-    });
-    if let Some(at) = first_deadline {
-        crate::timers::watch_deadline(shared, &cell, at);
-    }
-    if let Some(s) = caller_slave {
-        // As in Twisted, the caller's slave is closed once the child runs (its
-        // master now belongs to the transport).
-        // SAFETY: an fd the caller handed over; nobody else owns it from here.
-        unsafe { libc::close(s) };
-    }
-    if let Some(fd) = cell.with(|c, _| c.terminal_fd()) {
-        let _ = sys::set_nonblocking(fd, true);
-    }
-    crate::debuglog::drain(py);
-    let key = Shared::key(&cell);
-    let transport = Py::new(py, Process::new(cell, Arc::downgrade(shared)))?;
-    lock(&shared.transports).insert(key, transport.clone_ref(py).into_any());
-    if let Some(proto) = protocol {
-        // `connectionMade` writes as a callback in a turn does: together,
-        // in one writev at its end (or the enclosing turn's, when spawned
-        // from a callback).
-        let turn = (!shared.lp.in_turn()).then(|| shared.lp.enter_turn());
-        let r = proto.call_method1(py, intern!(py, "makeConnection"), (transport.clone_ref(py),));
-        if turn.is_some() {
-            shared.lp.flush();
+    Ok(Spawning {
+        spawned,
+        plan,
+        ext,
+        session: req_session,
+        caller_slave,
+        kill_on_exit: args.kill_group_on_exit,
+        kill_on_lost: args.kill_group_on_lost,
+        limits,
+    })
+}
+
+impl Spawning {
+    /// The second half of [`start_on`], on the loop's thread: the child and
+    /// its pipes into the loop, its group and time limits set before the
+    /// loop can see it end.
+    pub(crate) fn adopt(self, shared: &Arc<Shared>) -> PyResult<Arc<Cell>> {
+        let Spawning { spawned, plan, ext, session, caller_slave, kill_on_exit, kill_on_lost, limits } = self;
+        // A caller's master is the caller's until the child has been taken over.
+        let give_back = |pipes: Vec<(i32, OwnedFd, Role)>| {
+            if caller_slave.is_some() {
+                pipes.into_iter().for_each(|(_, fd, _)| {
+                    let _ = fd.into_raw_fd();
+                });
+            }
+        };
+        let pipes = match plan {
+            Plan::Pipes { parent_ends, .. } => parent_ends,
+            Plan::Terminal { master, .. } => vec![(INPUT_FD, master.into_owned(), Role::Terminal)],
+        };
+        let pid = spawned.pid();
+        let cell = match shared.lp.add_child(spawned, pipes, ext) {
+            Ok(cell) => cell,
+            Err(e) => {
+                give_back(e.pipes);
+                return Err(os_error(e.error, "spawnProcess: cannot watch the child"));
+            }
+        };
+        let group = match session {
+            Session::New | Session::NewGroup => Group::Leads(pid),
+            Session::JoinGroup(g) => Group::Joined(g),
+            Session::Inherit => Group::Parents,
+        };
+        let group = GroupPolicy { group, kill_on_exit, kill_on_lost };
+        let first_deadline = cell.with(move |c, _| {
+            c.set_group(group);
+            limits.and_then(|l| c.set_time_limits(l, now()))
+        });
+        if let Some(at) = first_deadline {
+            crate::timers::watch_deadline(shared, &cell, at);
         }
-        drop(turn);
-        if let Err(e) = r {
-            callbacks.report(py, "makeConnection", e)?;
+        if let Some(s) = caller_slave {
+            // As in Twisted, the caller's slave is closed once the child runs (its
+            // master now belongs to the transport).
+            // SAFETY: an fd the caller handed over; nobody else owns it from here.
+            unsafe { libc::close(s) };
         }
+        if let Some(fd) = cell.with(|c, _| c.terminal_fd()) {
+            let _ = sys::set_nonblocking(fd, true);
+        }
+        Ok(cell)
     }
-    Ok(transport)
 }

@@ -18,6 +18,8 @@
 //! - [`io`]: reading output into a host's buffers;
 //! - [`timers`]: the timer queue;
 //! - [`reap`]: exit status and resource usage through a pidfd;
+//! - [`jobs`]: the rules for running many jobs (slots, retries, halts,
+//!   the memory gate, bounded capture);
 //! - [`orphans`]: the children of a loop no host will turn again.
 //!
 //! And [`sys`] (syscalls, capabilities), [`signals`] (names), [`debuglog`]
@@ -30,6 +32,7 @@ pub mod evloop;
 pub mod exec;
 pub mod fdplan;
 pub mod io;
+pub mod jobs;
 pub mod orphans;
 pub mod pty;
 pub mod reap;

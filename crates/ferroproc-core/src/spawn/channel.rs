@@ -175,6 +175,16 @@ pub fn prepare() {
     drop(take());
 }
 
+/// Make sure `concurrent` spawns at once find a channel ready (as many as
+/// the pool keeps): for a caller about to spawn from that many threads (the
+/// jobs runner's spawners), so the channels are made now, while the
+/// process still has few fds, rather than one by one as spawns overlap.
+pub fn prepare_for(concurrent: usize) {
+    let _ = crate::sys::caps();
+    let leases: Vec<Lease> = (0..concurrent).map_while(|_| take().ok()).collect();
+    drop(leases);
+}
+
 impl Lease {
     fn ch(&self) -> &Channel {
         self.ch.as_ref().expect("a lease holds its channel until dropped")
