@@ -429,6 +429,21 @@ def test_progress_on_a_terminal(tmp_path: Path) -> None:
     assert text.endswith("\r\x1b[K"), "and taken away at the end"
 
 
+def test_no_progress_by_itself_when_the_jobs_write_to_the_terminal(tmp_path: Path) -> None:
+    master, slave = pty.openpty()
+    try:
+        with runner("-u", "echo", ":::", "a", cwd=tmp_path, stdout=slave, stderr=slave) as proc:
+            os.close(slave)
+            slave = -1
+            seen = _read_pty(master, proc)
+            assert proc.wait(30) == 0
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
+    assert seen == b"a\r\n"
+
+
 def test_bar_on_a_terminal_stays_at_the_end(tmp_path: Path) -> None:
     master, slave = pty.openpty()
     try:
@@ -591,6 +606,7 @@ def _threads() -> int:
         ["-j2", "--halt", "now,fail=1", "--kill-grace", "0", "{}", ":::", "sleep 300 & wait", "exit 3"],
         ["-j2", "--timeout", "0.2", "--kill-grace", "0", "sh -c 'sleep 300 & wait'", ":::", "a"],
         ["-j2", "no-such-program-ferroproc", ":::", "a"],
+        ["--memfree", "1k", "true", ":::", "a"],
     ],
 )
 def test_a_run_leaves_no_fd_child_or_thread(argv: list[str], capfd: pytest.CaptureFixture[str]) -> None:

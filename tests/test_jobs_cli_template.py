@@ -287,6 +287,7 @@ def test_a_double_dash_ends_the_options_and_separators_can_be_renamed() -> None:
         (["--results", "out.csv", "x"], "CSV, TSV and JSON"),
         (["--link", "echo", ":::", "a", ":::+", "b"], "--link links every input source"),
         (["--group=yes", "x"], "--group takes no value"),
+        (["--memfree", "lots", "x"], "--memfree: 'lots' is not a size"),
     ],
 )
 def test_what_cannot_be_run_is_named(argv: list[str], message: str) -> None:
@@ -323,8 +324,8 @@ def test_gnu_option_list_is_not_shadowing_ours() -> None:
 @pytest.mark.parametrize(
     "argv",
     [
-        ["-k", "echo", "{}", "{.}", "{/}", "{//}", "{/.}", "{#}", ":::", "dir.x/a.b.tar.gz", "plain", ".bashrc"],
-        ["-k", "echo", ":::", "a", "b", ":::+", "1", "2", "3", ":::", "X", "Y", ":::+", "11", "22"],
+        ["echo", "{}", "{.}", "{/}", "{//}", "{/.}", "{#}", ":::", "dir.x/a.b.tar.gz", "plain", ".bashrc"],
+        ["echo", ":::", "a", "b", ":::+", "1", "2", "3", ":::", "X", "Y", ":::+", "11", "22"],
         ["--link", "echo", ":::", "a", "b", "c", ":::", "1", "2"],
         ["{1} x {2}", ":::", "echo a;b", ":::", "c d"],
         ["x{} {}", ":::", "a;b"],
@@ -339,10 +340,10 @@ def test_gnu_option_list_is_not_shadowing_ours() -> None:
 )
 def test_dry_run_lines_match_gnu_parallel(argv: list[str]) -> None:
     ours = subprocess.run(
-        [sys.executable, "-m", "ferroproc.jobs", "--dry-run", *argv], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "ferroproc.jobs", "--dry-run", "-k", *argv], capture_output=True, text=True, timeout=60
     )
     gnu = subprocess.run(
-        [PARALLEL or "parallel", "--will-cite", "--dry-run", *argv], capture_output=True, text=True, timeout=60
+        [PARALLEL or "parallel", "--will-cite", "--dry-run", "-k", *argv], capture_output=True, text=True, timeout=60
     )
     assert ours.returncode == gnu.returncode == 0, (ours.stderr, gnu.stderr)
     assert ours.stdout == gnu.stdout

@@ -238,9 +238,9 @@ class _CliRun:
 
         showProgress = o.progress
         if showProgress is None:
-            # On by itself only where someone watches, and where the jobs'
-            # own writes (-u) do not share the terminal with it.
-            showProgress = os.isatty(2) and not (o.output == "ungroup" and os.isatty(1))
+            # On by itself only where someone watches, and not with -u,
+            # where the jobs write to that terminal themselves.
+            showProgress = os.isatty(2) and o.output != "ungroup"
         if showProgress:
             self.progress = Progress(2, self._counts, reactor.callLater, bar=o.bar)
         sink = Sink(self.progress.clear if self.progress is not None else lambda: None)

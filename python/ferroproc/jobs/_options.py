@@ -304,6 +304,8 @@ def _setTimeout(o: CliOptions, v: str) -> None:
 
 
 def _setMemfree(o: CliOptions, v: str) -> None:
+    if not re.fullmatch(r"[0-9]+(?:\.[0-9]*)?[KMGTPkmgtp]?", v.strip()):
+        raise UsageError(f"--memfree: {v!r} is not a size (bytes, or a number with K, M, G, T, k, m, g, t ...)")
     o.memfree = v
 
 
@@ -532,7 +534,9 @@ def _check(o: CliOptions) -> None:
 
 
 HELP = """\
-Usage: {prog} [OPTIONS] [COMMAND [ARG...]] [::: VALUE... | :::: FILE...] ...
+Usage: {prog} [OPTIONS] [COMMAND [ARG...]] [INPUT...]
+  INPUT: ::: VALUE... or :::: FILE..., as many as you like; without any,
+  the lines of stdin.
 
 Run COMMAND once for each input value, many at a time: GNU parallel's
 command line on ferroproc's engine. Each job runs in its own process group,
@@ -540,9 +544,10 @@ which a timeout, --halt now, Ctrl-C or SIGTERM stops as a whole (SIGTERM,
 then SIGKILL after --kill-grace); a runner killed outright takes its jobs'
 programs with it.
 
-  {prog} gzip -9 ::: *.log              one job per file
+  {prog} gzip -9 ::: *.log
   find . -name '*.png' | {prog} -j4 convert {{}} {{.}}.jpg
-  {prog} --joblog run.log --resume ./test.sh {{1}} {{2}} ::: a b ::: 1 2 3
+  {prog} echo {{1}}-{{2}} ::: a b ::: 1 2 3
+  {prog} --joblog j.log --resume ./test.sh ::: a b c
 
 Input (values; without ::: or ::::, lines read from stdin, as xargs):
   ::: VALUE...          these values
@@ -598,7 +603,8 @@ Logs and results:
   --joblog FILE         GNU parallel's job log (TSV: Seq Host Starttime
                         JobRuntime Send Receive Exitval Signal Command);
                         +FILE appends
-  --resume              skip the jobs the job log lists (same command and input)
+  --resume              skip the jobs the job log lists (give the same command
+                        and input)
   --resume-failed       skip the jobs the job log lists as succeeded
   --results DIR         each job's stdout, stderr and number go to files under
                         DIR/1/VALUE1/2/VALUE2/ (as GNU parallel's), not to
@@ -616,7 +622,8 @@ Output:
   --progress, --eta     show progress (done, failed, running, rate, ETA) even
                         when stderr is not a terminal
   --bar                 the same, with a bar
-  --no-progress         no progress (shown by default when stderr is a terminal)
+  --no-progress         no progress (by default shown when stderr is a
+                        terminal)
 
   -h, --help            this text      -V, --version   the version
 
