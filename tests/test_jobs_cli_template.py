@@ -82,8 +82,7 @@ def test_a_plain_command_runs_directly_and_each_value_stays_one_argument() -> No
     t = Template(["convert", "{}", "-resize", "50%", "out/{/.}.jpg"], sources=1)
     job = t.job(("in dir/a b.png",), 3)
     assert job.argv == ("convert", "in dir/a b.png", "-resize", "50%", "out/a b.jpg")
-    assert job.line == "convert 'in dir/a b.png' -resize 50% out/'a b'.jpg"
-    assert (job.args, job.number) == (("in dir/a b.png",), 3)
+    assert t.line(("in dir/a b.png",), 3) == "convert 'in dir/a b.png' -resize 50% out/'a b'.jpg"
 
 
 def test_a_command_without_replacement_strings_gets_the_values_appended() -> None:
@@ -118,8 +117,8 @@ def test_a_command_that_uses_the_shell_runs_with_sh_c_and_values_quoted(words: l
     t = Template(words, sources=1)
     job = t.job(("x y;z",), 1)
     assert job.argv[:2] == ("/bin/sh", "-c")
-    assert job.argv[2] == job.line
-    assert "'x y;z'" in job.line
+    assert job.argv[2] == t.line(("x y;z",), 1)
+    assert "'x y;z'" in job.argv[2]
 
 
 def test_a_replacement_string_in_the_first_word_makes_the_values_the_command() -> None:
@@ -130,15 +129,14 @@ def test_a_replacement_string_in_the_first_word_makes_the_values_the_command() -
     t2 = Template(["{1}", "x", "{2}"], sources=2)
     assert t2.job(("echo", "c d"), 1).argv == ("echo", "x", "c", "d")
     # Only the first word counts: " {}" (a leading space) and "V={}" quote.
-    assert Template([" {} x"], sources=1).job(("a;b",), 1).line == " 'a;b' x"
-    assert Template(["x{}", "{}"], sources=1).job(("a;b",), 1).line == "xa;b a;b"
+    assert Template([" {} x"], sources=1).line(("a;b",), 1) == " 'a;b' x"
+    assert Template(["x{}", "{}"], sources=1).line(("a;b",), 1) == "xa;b a;b"
 
 
 def test_quote_all_keeps_every_word_whole_and_never_uses_a_shell() -> None:
     t = Template(["printf", "%s|", "a b", "{}"], quoteAll=True, sources=1)
-    job = t.job(("$x;y",), 1)
-    assert job.argv == ("printf", "%s|", "a b", "$x;y")
-    assert job.line == "printf '%s|' 'a b' '$x;y'"
+    assert t.job(("$x;y",), 1).argv == ("printf", "%s|", "a b", "$x;y")
+    assert t.line(("$x;y",), 1) == "printf '%s|' 'a b' '$x;y'"
 
 
 def test_positional_replacement_strings_and_their_checks() -> None:
@@ -164,7 +162,7 @@ def test_renamed_replacement_strings() -> None:
     strings = Replacements(whole=",,", noExtension=",.", seq="%n")
     t = Template(["mv", ",,", ",..old", "%n", "{}"], strings, sources=1)
     # {} is no replacement string any more: literal, so the shell sees it.
-    assert t.job(("f.txt",), 2).line == "mv f.txt f.old 2 {}"
+    assert t.line(("f.txt",), 2) == "mv f.txt f.old 2 {}"
     assert TextTemplate("<,,>", strings)(("v",), 1) == "<v>"
 
 

@@ -29,7 +29,7 @@ from types import FrameType
 from typing import Any
 
 from ferroproc.failure import Failure
-from ferroproc.jobs._job import JobResult, JobSummary
+from ferroproc.jobs._job import Job, JobResult, JobSummary
 from ferroproc.jobs._joblog import JobLog, ResumeSet, command, readResumeSet
 from ferroproc.jobs._options import HELP, CliOptions, UsageError, parseArgs
 from ferroproc.jobs._output import (
@@ -44,7 +44,7 @@ from ferroproc.jobs._output import (
 )
 from ferroproc.jobs._progress import Counts, Progress
 from ferroproc.jobs._runner import Runner
-from ferroproc.jobs._template import CliJob, Inputs, Template, TemplateError, TextTemplate
+from ferroproc.jobs._template import Inputs, JobInput, Template, TemplateError, TextTemplate
 
 __all__ = ["jobsMain", "main"]
 
@@ -144,11 +144,12 @@ class _CliRun:
         self.outputClosed = False
         #: True while the input is read (a stop signal then interrupts the read).
         self.reading = False
-        self.jobsMade = 0
         self.skippedSoFar = 0
         #: Jobs to run (those the job log showed done excluded), once known.
         self.total: int | None = None
         self.skip: ResumeSet | None = None
+        #: What each job not reported yet was made of, by number.
+        self.pending: dict[int, JobInput] = {}
         self.ownLog: JobLog | None = None
         self.progress: Progress | None = None
         self.output: Output = UngroupedOutput(Sink())
@@ -177,11 +178,9 @@ class _CliRun:
         _say(f"{self.prog}: {message}\n")
         return ERROR_STATUS
 
-    def _jobs(self, inputs: Inputs, template: Template) -> Iterator[CliJob]:
-        """The jobs, made as the runner asks for them."""
+    def _inputs(self, inputs: Inputs) -> Iterator[JobInput]:
+        """The jobs' input values and numbers, read as they are needed."""
         skipEmpty = self.o.skipEmpty
-        skip = self.skip
-        tagging = isinstance(self.output, LineOutput) and self.output.tagFor is not None
         it = iter(inputs)
         seq = 0
         while True:
@@ -195,21 +194,32 @@ class _CliRun:
             if skipEmpty and not any(a.strip() for a in args):
                 continue
             seq += 1
-            job = template.job(args, seq)
+            yield JobInput(args, seq)
+        self.total = seq - self.skippedSoFar
+
+    def _jobs(self, inputs: Inputs, template: Template) -> Iterator[Job]:
+        """The jobs, made as the runner asks for them."""
+        skip = self.skip
+        pending = self.pending
+        lines = self.output if isinstance(self.output, LineOutput) and self.output.tagFor is not None else None
+        for made in self._inputs(inputs):
+            seq = made.number
             if skip is not None and seq in skip:
                 self.skippedSoFar += 1
-            elif tagging:
-                assert isinstance(self.output, LineOutput)
-                self.output.setTag(seq, job)
-            self.jobsMade = seq
-            yield job
-        self.total = seq - self.skippedSoFar
+            else:
+                # Until its result: what it was made of (the jobs ahead of
+                # the running ones, and with -k those held back, at most).
+                pending[seq] = made
+                if lines is not None:
+                    lines.setTag(made)
+            yield template.job(made.args, seq)
 
     def _dryRun(self, inputs: Inputs, template: Template) -> int:
         sink = Sink()
         try:
-            for job in self._jobs(inputs, template):
-                sink.write(1, job.line.encode(errors="surrogateescape") + b"\n")
+            for made in self._inputs(inputs):
+                line = template.line(made.args, made.number)
+                sink.write(1, line.encode(errors="surrogateescape") + b"\n")
         except OutputClosed:
             return _dieBy(signal.SIGPIPE)
         except KeyboardInterrupt:
@@ -330,9 +340,9 @@ class _CliRun:
         tagFor = None
         if o.tagString is not None:
             tagText = TextTemplate(o.tagString, o.strings, inputs.sourceCount)
-            tagFor = lambda job: os.fsencode(tagText(job.args, job.number)) + b"\t"  # noqa: E731
+            tagFor = lambda made: os.fsencode(tagText(made.args, made.number)) + b"\t"  # noqa: E731
         elif o.tag:
-            tagFor = lambda job: os.fsencode(" ".join(job.args)) + b"\t"  # noqa: E731
+            tagFor = lambda made: os.fsencode(" ".join(made.args)) + b"\t"  # noqa: E731
         if o.results is not None:
             name = TextTemplate(o.results, o.strings, inputs.sourceCount)
             base = o.results
@@ -342,14 +352,14 @@ class _CliRun:
                 prefix = o.results[: _firstRef(o.results, o.strings)]
                 base = os.path.dirname(prefix) or "."
 
-                def place(job: CliJob) -> tuple[str, bool]:
-                    path = name(job.args, job.number)
+                def place(made: JobInput) -> tuple[str, bool]:
+                    path = name(made.args, made.number)
                     return (path, True) if path.endswith("/") else (path, False)
 
             else:
 
-                def place(job: CliJob) -> tuple[str, bool]:
-                    return resultsLayout(o.results or ".", job.args), True
+                def place(made: JobInput) -> tuple[str, bool]:
+                    return resultsLayout(o.results or ".", made.args), True
 
             staging = os.path.join(base, f".ferroproc-jobs-{os.getpid()}")
             os.makedirs(staging, exist_ok=True)
@@ -370,8 +380,9 @@ class _CliRun:
         if self.ownLog is not None:
             self.ownLog.write(result, command(result.job))
             self.ownLog.flush()
+        made = self.pending.pop(result.seq, None)
         try:
-            self.output.onResult(result)
+            self.output.onResult(result, made)
         except OutputClosed as e:
             self._closed(e)
 

@@ -38,9 +38,6 @@ class UsageError(Exception):
     """The command line cannot be run; the message says why."""
 
 
-OutputMode = Literal["group", "line", "ungroup"]
-
-
 @dataclass
 class CliOptions:
     """What a ``ferroproc jobs`` command line asks for."""
@@ -67,7 +64,7 @@ class CliOptions:
     joblogAppend: bool = False
     resume: bool | Literal["failed"] = False
     results: str | None = None
-    output: OutputMode = "group"
+    output: Literal["group", "line", "ungroup"] = "group"
     keepOrder: bool = False
     tag: bool = False
     tagString: str | None = None
@@ -273,7 +270,7 @@ def _rename(name: str) -> _Setter:
     return set_
 
 
-def _setOutput(mode: OutputMode) -> _Setter:
+def _setOutput(mode: Literal["group", "line", "ungroup"]) -> _Setter:
     def set_(o: CliOptions, _v: str) -> None:
         o.output = mode
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import IO
 
 from ferroproc.jobs._job import JobResult
-from ferroproc.jobs._template import CliJob
+from ferroproc.jobs._template import JobInput
 
 __all__ = [
     "SPOOL_IN_MEMORY",
@@ -96,7 +96,7 @@ class _Tagger:
 
 
 #: The tag of a job: its values (``--tag``), or ``--tagstring`` made for it.
-TagFor = Callable[[CliJob], bytes]
+TagFor = Callable[[JobInput], bytes]
 
 
 class _Spool:
@@ -153,22 +153,23 @@ class Output:
     def onOutput(self, seq: int, fd: int, data: bytes) -> None:
         """A piece of job ``seq``'s output on its ``fd`` (1 or 2)."""
 
-    def onResult(self, result: JobResult) -> None:
-        """Job ``result.seq`` ended (and all its output was given)."""
+    def onResult(self, result: JobResult, made: JobInput | None) -> None:
+        """Job ``result.seq`` ended (and all its output was given); ``made``
+        is what it was made of (None if not known)."""
 
     def close(self) -> None:
         """The run is over: let go of what is left (a cancelled run's jobs)."""
 
-    def _startFailure(self, result: JobResult) -> None:
+    def _startFailure(self, result: JobResult, made: JobInput | None) -> None:
         # A job that could not start has its reason in ``err`` (its output,
         # streamed, is empty): it is the job's stderr, as a shell's
         # "command not found" would be.
         if result.err and result.resourceUsage is None:
-            self._write(2, result.err, result.job)
+            self._write(2, result.err, made)
 
-    def _write(self, fd: int, data: bytes, job: object) -> None:
-        if self.tagFor is not None and isinstance(job, CliJob):
-            data = _Tagger(self.tagFor(job))(data)
+    def _write(self, fd: int, data: bytes, made: JobInput | None) -> None:
+        if self.tagFor is not None and made is not None:
+            data = _Tagger(self.tagFor(made))(data)
         self.sink.write(fd, data)
 
 
@@ -185,11 +186,12 @@ class GroupedOutput(Output):
             spools = self.spools[seq] = (_Spool(), _Spool())
         spools[fd == 2].add(data)
 
-    def onResult(self, result: JobResult) -> None:
+    def onResult(self, result: JobResult, made: JobInput | None) -> None:
         spools = self.spools.pop(result.seq, None)
         if spools is not None:
+            prefix = self.tagFor(made) if self.tagFor is not None and made is not None else None
             for fd, spool in ((1, spools[0]), (2, spools[1])):
-                tag = _Tagger(self.tagFor(result.job)) if self.tagFor and isinstance(result.job, CliJob) else None
+                tag = _Tagger(prefix) if prefix is not None else None
 
                 def write(data: bytes, fd: int = fd, tag: _Tagger | None = tag) -> None:
                     self.sink.write(fd, tag(data) if tag else data)
@@ -198,7 +200,7 @@ class GroupedOutput(Output):
                     spool.drain(write)
                 finally:
                     spool.close()
-        self._startFailure(result)
+        self._startFailure(result, made)
 
     def close(self) -> None:
         for out, err in self.spools.values():
@@ -223,10 +225,10 @@ class LineOutput(Output):
         self.waiting: dict[int, tuple[_Spool, _Spool]] = {}
         self.tags: dict[int, bytes] = {}
 
-    def setTag(self, seq: int, job: CliJob) -> None:
-        """Remember job ``seq``'s tag (its lines may come before its result)."""
+    def setTag(self, made: JobInput) -> None:
+        """Remember a job's tag (its lines may come before its result)."""
         if self.tagFor is not None:
-            self.tags[seq] = self.tagFor(job)
+            self.tags[made.number] = self.tagFor(made)
 
     def onOutput(self, seq: int, fd: int, data: bytes) -> None:
         if self.keepOrder and seq != self.current:
@@ -255,7 +257,7 @@ class LineOutput(Output):
             data = tagger(data)
         self.sink.write(key[1], data)
 
-    def onResult(self, result: JobResult) -> None:
+    def onResult(self, result: JobResult, made: JobInput | None) -> None:
         seq = result.seq
         if self.keepOrder:
             self._catchUp(seq)
@@ -264,7 +266,7 @@ class LineOutput(Output):
             if rest:
                 self._emit((seq, fd), rest)
             self.taggers.pop((seq, fd), None)
-        self._startFailure(result)
+        self._startFailure(result, made)
         self.tags.pop(seq, None)
         if self.keepOrder:
             self.current = seq + 1
@@ -282,10 +284,9 @@ class LineOutput(Output):
             finally:
                 spool.close()
 
-    def _write(self, fd: int, data: bytes, job: object) -> None:
-        if isinstance(job, CliJob) and job.number in self.tags:
-            data = _Tagger(self.tags[job.number])(data)
-        self.sink.write(fd, data)
+    def _write(self, fd: int, data: bytes, made: JobInput | None) -> None:
+        tag = self.tags.get(made.number) if made is not None else None
+        self.sink.write(fd, _Tagger(tag)(data) if tag is not None else data)
 
     def close(self) -> None:
         for out, err in self.waiting.values():
@@ -300,8 +301,8 @@ class UngroupedOutput(Output):
 
     streams = False
 
-    def onResult(self, result: JobResult) -> None:
-        self._startFailure(result)
+    def onResult(self, result: JobResult, made: JobInput | None) -> None:
+        self._startFailure(result, made)
 
 
 _UNSAFE_NAME = re.compile(r"[\\\t\0/]")
@@ -338,23 +339,22 @@ class ResultsOutput(Output):
     to files of its own in a staging directory (``staging/<seq>/``, opened
     by the core: no byte passes through this process); when the job ends,
     they are moved to the place GNU parallel's layout gives them, with a
-    ``seq`` file beside them. ``place(job)`` is that place: a directory
+    ``seq`` file beside them. ``place(made)`` is that place: a directory
     (``stdout``, ``stderr``, ``seq`` in it), or with ``asFiles`` a file
     name (``NAME``, ``NAME.err``, ``NAME.seq``)."""
 
     streams = False
 
-    def __init__(self, sink: Sink, staging: str, place: Callable[[CliJob], tuple[str, bool]]) -> None:
+    def __init__(self, sink: Sink, staging: str, place: Callable[[JobInput], tuple[str, bool]]) -> None:
         super().__init__(sink)
         self.staging = staging
         self.place = place
 
-    def onResult(self, result: JobResult) -> None:
-        job = result.job
+    def onResult(self, result: JobResult, made: JobInput | None) -> None:
         src = os.path.join(self.staging, str(result.seq))
-        if not isinstance(job, CliJob):
+        if made is None:
             return
-        target, asDirectory = self.place(job)
+        target, asDirectory = self.place(made)
         if asDirectory:
             out, err, seq = (os.path.join(target, n) for n in ("stdout", "stderr", "seq"))
             parent = target
@@ -374,7 +374,7 @@ class ResultsOutput(Output):
                 with open(err, "ab") as f:
                     f.write(result.err)
             with open(seq, "w") as f:
-                f.write(str(job.number))
+                f.write(str(made.number))
             os.rmdir(src)
         except OSError as e:
             self.sink.write(

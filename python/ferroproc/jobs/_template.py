@@ -37,13 +37,14 @@ import re
 import shlex
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ferroproc.jobs._job import Job
 
 __all__ = [
-    "CliJob",
     "FileSource",
     "Inputs",
+    "JobInput",
     "ListSource",
     "Replacements",
     "Template",
@@ -252,24 +253,12 @@ def _checkSources(refs: Iterable[_Ref], sources: int | None) -> None:
 # -- jobs --------------------------------------------------------------------------------
 
 
-class CliJob(Job):
-    """A :class:`Job` that remembers what the command line made it of: its
-    input values (``args``), its number (``seq``) and its command line as GNU
-    parallel would show it (``line``), for ``--tag``, ``--results`` and
-    ``--dry-run``. (The runner hands back the job it was given, so a
-    result's ``job`` is this.)"""
+class JobInput(NamedTuple):
+    """What a job was made of: its input values and its number (for
+    ``--tag``, ``--tagstring`` and ``--results``)."""
 
     args: tuple[str, ...]
     number: int
-    line: str
-
-
-def _cliJob(argv: tuple[str, ...], args: tuple[str, ...], seq: int, line: str) -> CliJob:
-    job = CliJob(argv)
-    job.args = args
-    job.number = seq
-    job.line = line
-    return job
 
 
 @dataclass
@@ -354,16 +343,16 @@ class Template:
             argv.append(word)
         return tuple(argv)
 
-    def job(self, args: tuple[str, ...], seq: int) -> CliJob:
+    def job(self, args: tuple[str, ...], seq: int) -> Job:
         """The job for input values ``args``, numbered ``seq``."""
         line = self.line(args, seq)
         if self.mode == "argv":
-            return _cliJob(self._argv(args, seq), args, seq, line)
+            return Job(self._argv(args, seq))
         if self.mode == "line" and _PLAIN.fullmatch(line):
             words = line.split()
             if _plainCommand(words):
-                return _cliJob(tuple(words), args, seq, line)
-        return _cliJob((SHELL, "-c", line), args, seq, line)
+                return Job(tuple(words))
+        return Job((SHELL, "-c", line))
 
 
 class TextTemplate:
