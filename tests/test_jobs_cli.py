@@ -151,6 +151,16 @@ def test_a_bad_command_line_is_255_and_says_why() -> None:
     assert "cannot open input file '/nonexistent/values'" in missing.stderr
 
 
+def test_a_job_log_that_cannot_be_written_stops_before_any_job(tmp_path: Path) -> None:
+    ran = tmp_path / "ran"
+    result = run("--results", "out", "--joblog", str(tmp_path / "no" / "log"), f"touch {ran}", ":::", "a",
+                 cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 255
+    assert "No such file or directory" in result.stderr
+    assert not ran.exists()
+    assert os.listdir(tmp_path / "out") == [], "no staging directory left"
+
+
 def test_a_program_that_is_not_there_fails_its_job_and_says_so() -> None:
     result = run("no-such-program-ferroproc", ":::", "a")
     assert result.returncode == 1

@@ -229,6 +229,14 @@ class _CliRun:
         return 0
 
     def _run(self, inputs: Inputs, template: Template) -> int:
+        old = {sig: signal.signal(sig, self._onSignal) for sig in STOP_SIGNALS}
+        try:
+            return self._runWithHandlers(inputs, template)
+        finally:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+
+    def _runWithHandlers(self, inputs: Inputs, template: Template) -> int:
         from ferroproc import reactor
 
         o = self.o
@@ -258,7 +266,6 @@ class _CliRun:
             self.output, staging = self._makeOutput(sink, inputs)
         except (UsageError, TemplateError, OSError) as e:
             return self._error(str(e))
-
         try:
             runner = Runner(
                 concurrency=o.jobs,
@@ -282,50 +289,46 @@ class _CliRun:
                 # appends only when resuming).
                 self.ownLog = JobLog(o.joblog, append=True)
         except (TypeError, ValueError, OSError) as e:
-            return self._error(str(e))
+            return self._finish(None, None, str(e))
+        if self.signum is not None:
+            return self._finish(None, self.signum)
         self.runner = runner
-
-        old = {sig: signal.signal(sig, self._onSignal) for sig in STOP_SIGNALS}
-        outcome: list[JobSummary | Failure] = []
+        self.started = time.monotonic()
         try:
-            try:
-                d = runner.run(self._jobs(inputs, template), self._onResult)
-            except _Interrupted as e:
-                return self._finish(None, e.signum)
-            except (OSError, ValueError) as e:
-                return self._error(str(e))
+            d = runner.run(self._jobs(inputs, template), self._onResult)
+        except (OSError, ValueError) as e:
+            return self._finish(None, None, str(e))
+        outcome: list[JobSummary | Failure] = []
 
-            def done(result: JobSummary | Failure) -> None:
-                outcome.append(result)
-                if reactor.running:
-                    reactor.stop()
+        def done(result: JobSummary | Failure) -> None:
+            outcome.append(result)
+            if reactor.running:
+                reactor.stop()
 
-            d.addBoth(done)
-            if self.signum is not None:
-                runner.cancel()
-            self.started = time.monotonic()
-            if not outcome:
-                if self.progress is not None:
-                    self.progress.start()
-                reactor.run()
-        finally:
-            for sig, handler in old.items():
-                signal.signal(sig, handler)
-        result = outcome[0] if outcome else None
+        d.addBoth(done)
+        if self._stopped():  # a signal while the first jobs were made
+            runner.cancel()
+        if not outcome:
+            if self.progress is not None:
+                self.progress.start()
+            reactor.run()
+        result = outcome[0]
         if isinstance(result, Failure):
             if isinstance(result.value, _Interrupted):
                 return self._finish(None, result.value.signum)
-            self._finish(None, None)
-            return self._error(str(result.value))
+            return self._finish(None, None, str(result.value))
         return self._finish(result, self.signum)
 
-    def _finish(self, summary: JobSummary | None, signum: int | None) -> int:
-        """Let go of everything; the exit status (or end by ``signum``)."""
+    def _finish(self, summary: JobSummary | None, signum: int | None, error: str | None = None) -> int:
+        """Let go of everything; the exit status (or end by ``signum``).
+        ``error``: why the run could not go on."""
         if self.progress is not None:
-            self.progress.finish(keep=self.o.progress is True and not self.outputClosed)
+            self.progress.finish(keep=self.o.progress is True and not self.outputClosed and error is None)
         self.output.close()
         if self.ownLog is not None:
             self.ownLog.close()
+        if error is not None and signum is None and self.signum is None and not self.outputClosed:
+            return self._error(error)
         signum = signum if signum is not None else self.signum
         if signum is not None:
             return _dieBy(signum)
@@ -413,6 +416,11 @@ class _CliRun:
             raise _Interrupted(self.signum or signum)
         if first and self.runner is not None:
             self.reactor.callFromThread(self._cancel)
+
+    def _stopped(self) -> bool:
+        """Whether a stop signal came (a call, so that type checkers do not
+        take the signal handler's writes for impossible)."""
+        return self.signum is not None
 
     def _cancel(self) -> None:
         if self.runner is not None:
