@@ -441,8 +441,11 @@ class FileSource:
     """The values in a file (``::::``, ``-a``) or stdin, one per record
     (a line, or what ``-0``/``-d`` delimit), read as they are needed: each
     read returns what the file has, so values from a slow pipe start jobs
-    as they come. The file is opened at once (a missing one is an error
-    before any job runs) and closed once read or by :meth:`close`."""
+    as they come. (While such a read waits, so does the runner's loop: the
+    jobs run on, but their results are reported once the next value comes
+    or the input ends; the runner's API has no way yet to be told "nothing
+    yet, I will call back".) The file is opened at once (a missing one is an
+    error before any job runs) and closed once read or by :meth:`close`."""
 
     def __init__(self, name: str, delimiter: bytes = b"\n") -> None:
         self.name = name
