@@ -345,3 +345,20 @@ def test_dry_run_lines_match_gnu_parallel(argv: list[str]) -> None:
     )
     assert ours.returncode == gnu.returncode == 0, (ours.stderr, gnu.stderr)
     assert ours.stdout == gnu.stdout
+
+
+# -- the progress line ----------------------------------------------------------------------------
+
+
+def test_progress_line() -> None:
+    from ferroproc.jobs._progress import Counts, formatDuration, progressLine
+
+    assert formatDuration(7.4) == "0:07" and formatDuration(750) == "12:30" and formatDuration(7500) == "2:05:00"
+    assert progressLine(Counts(0, 0, 3, None, 0.1)) == "0 done, 0 failed, 3 running"
+    line = progressLine(Counts(40, 2, 8, 100, 4.0))
+    assert line == "40/100 done, 2 failed, 8 running, 10.0/s, ETA 0:06"
+    assert progressLine(Counts(1200, 0, 0, 1200, 2.0)) == "1,200/1,200 done, 0 failed, 0 running, 600/s, in 0:02"
+    bars = [progressLine(Counts(n, 0, 1, 100, 1.0 + n), 80, bar=True) for n in (1, 50, 100)]
+    assert [b.index("]") for b in bars] == [bars[0].index("]")] * 3, "the bar keeps its width"
+    assert bars[1].startswith(" 50% [##########..........] ")
+    assert len(progressLine(Counts(10**9, 10**8, 10**4, 2 * 10**9, 3.0), 40)) <= 40

@@ -57,8 +57,8 @@ def progressLine(c: Counts, width: int = 0, bar: bool = False) -> str:
     text = ", ".join(parts)
     if bar and c.total:
         share = min(c.done / c.total, 1.0)
-        room = (width or 80) - len(text) - 8
-        cells = max(10, min(40, room))
+        # A width that does not change as the numbers grow.
+        cells = max(10, min(40, (width or 80) // 4))
         filled = int(share * cells)
         text = f"{share * 100:3.0f}% [{'#' * filled}{'.' * (cells - filled)}] " + text
     if width and len(text) > width:
