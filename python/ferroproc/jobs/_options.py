@@ -565,8 +565,9 @@ Replacement strings (in COMMAND; without any, the value is appended):
   {{.}}   without its extension      {{/}}   without its directory
   {{//}}  its directory              {{/.}}  without directory and extension
   {{#}}   the job's number (1, 2, ...)
-  {{n}} {{n.}} {{n/}} {{n//}} {{n/.}}   the same for input source (or column) n;
-                                   negative n counts from the last
+  {{n}} {{n.}} {{n/}} {{n//}} {{n/.}}
+        the same for input source (or column) n; a negative n counts from
+        the last
   -I STR, --er STR, --bnr STR, --dnr STR, --bner STR, --seqreplace STR
         use STR instead of {{}}, {{.}}, {{/}}, {{//}}, {{/.}}, {{#}}
 
@@ -578,12 +579,12 @@ job's program is started directly, and every value stays one argument;
 otherwise the job runs /bin/sh -c LINE, each value shell-quoted. When the
 first word itself contains a replacement string (or there is no COMMAND),
 the values are commands: inserted unquoted. -q: every word of COMMAND is one
-argument as written, and no shell is ever used.
+argument as written, and no shell is ever used. A job's stdin is /dev/null.
 
 Running:
   -j, --jobs N          run N jobs at once (default: one per CPU); also N%
                         of the CPUs, +N / -N more or fewer than the CPUs,
-                        0 as many as the open-file limit allows
+                        0: as many as the open-file limit allows
   --timeout DURATION    stop a job after DURATION (seconds; or 30s, 5m, 2h,
                         1d, 1h30m)
   --retries N           try a failing job up to N times in all
