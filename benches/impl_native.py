@@ -5,12 +5,19 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from typing import Any
 
 from _common import exe
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PROGRAMS = ["spawn", "pipe_cat", "capture", "echo_rt", "pipeline"]
+PROGRAMS = ["spawn", "pipe_cat", "capture", "echo_rt", "pipeline", "jobs"]
+#: Peers run as a command (a C baseline, or a tool measured by cmd_peer.py).
+COMMAND_PEERS = ("xargs", "parallel")
+
+
+def is_command(peer: str) -> bool:
+    return peer.startswith("native") or peer in COMMAND_PEERS
 
 
 def compile_all(out_dir: str) -> tuple[bool, str]:
@@ -31,6 +38,16 @@ def compile_all(out_dir: str) -> tuple[bool, str]:
 def command(peer: str, scenario: str, p: dict[str, Any], bin_dir: str) -> list[str] | str:
     """The command line for one run, or a reason why this peer does not take part."""
     b = lambda name: os.path.join(bin_dir, name)  # noqa: E731
+    if scenario == "S10":
+        if peer in COMMAND_PEERS:
+            if p["conc"] == 1:
+                return f"{peer} is run at {16} at a time only"
+            return [sys.executable, os.path.join(HERE, "cmd_peer.py"), peer, str(p["n"]), str(p["conc"]), exe("true")]
+        if peer != "native":
+            return f"no {peer} baseline for S10"
+        return [b("jobs"), "-n", str(p["n"]), "-j", str(p["conc"]), "--", exe("true")]
+    if peer in COMMAND_PEERS:
+        return f"{peer} takes part in S10 only"
     fork = peer == "native-fork"
     clone_files = peer == "native-clone"
     if scenario in ("S1", "S2", "S8", "S9"):

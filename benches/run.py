@@ -127,10 +127,10 @@ class Outcome:
 
 
 def run_once(case: Case, peer: str, params: dict[str, Any], bin_dir: str | None, timeout: float) -> Outcome:
-    if peer.startswith("native"):
-        if bin_dir is None:
+    if impl_native.is_command(peer):
+        if bin_dir is None and peer.startswith("native"):
             return Outcome(na="native baselines not built")
-        cmd = impl_native.command(peer, case.scenario, params, bin_dir)
+        cmd = impl_native.command(peer, case.scenario, params, bin_dir or "")
         if isinstance(cmd, str):
             return Outcome(na=cmd)
     else:

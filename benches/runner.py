@@ -30,6 +30,8 @@ MODULES = {
     "uvloop-ferroproc": "impl_asyncio",
     "subprocess": "impl_subprocess",
 }
+#: Scenarios some peers run from a module of their own (many jobs: impl_jobs).
+SCENARIO_MODULES = {"S10": "impl_jobs", "S11": "impl_jobs"}
 
 
 def main() -> int:
@@ -39,7 +41,7 @@ def main() -> int:
     if params.get("nofile"):
         raise_nofile()
     try:
-        impl = __import__(MODULES[peer])
+        impl = __import__(SCENARIO_MODULES.get(scenario, MODULES[peer]))
         if scenario not in impl.SCENARIOS:
             raise NotApplicable(f"{peer} has no {scenario}")
         ctx = impl.load(peer)

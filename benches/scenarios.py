@@ -25,6 +25,8 @@ PEERS = [
     "native-clone",
     "native-fork",
     "native-64k",
+    "xargs",
+    "parallel",
 ]
 #: Event-loop peers (the S3 target is against the best of these).
 EVENT_LOOPS = ["twisted", "asyncio", "uvloop"]
@@ -45,6 +47,8 @@ PEER_NOTES = {
     "sent over a socket pair (SCM_RIGHTS): ferroproc's default path with no Python (S1, S6, S8, S9)",
     "native-fork": "C, plain fork()+exec with the same child setup (what a fork-based engine pays)",
     "native-64k": "C, S3 with the kernel's default 64 KiB pipes (native uses 1 MiB, F_SETPIPE_SZ)",
+    "xargs": "S10: `xargs -P 16 -n 1` (GNU findutils), lines on its stdin",
+    "parallel": "S10: GNU parallel `-j 16 -N0` (Debian's package), default grouped output; n/a where absent",
 }
 
 
@@ -116,6 +120,11 @@ THREADS = Metric("threads", "threads", "", "", "{:,.0f}")
 PER_EVENT = Metric("per_event_us", "CPU per child", "µs", "lower", "{:,.0f}")
 COMPLETED = Metric("completed", "completed OK", "children", "", "{:,.0f}")
 FDS = Metric("fds", "open fds", "", "", "{:,.0f}")
+JOBS_RATE = Metric("rate", "jobs", "jobs/s", "higher")
+CPU_US = Metric("cpu_us", "parent CPU per job", "µs", "lower", "{:,.0f}")
+RSS_MAX = Metric("rss_max", "runner RSS, highest", "MiB", "lower", "{:,.1f}")
+RSS_GROWTH = Metric("rss_growth", "RSS growth, first to last tenth", "MiB", "lower", "{:,.2f}")
+LEAKS = Metric("leaks", "fds + children + threads left", "", "lower", "{:,.0f}")
 START_US = Metric(
     "start_us", "start cost per child", "µs", "lower", "{:,.0f}", derive=lambda v: v["start_all"] / v["n"] * 1e6
 )
@@ -410,6 +419,56 @@ SCENARIOS = [
     ),
 ]
 
+S10_PEERS = ["ferroproc", "subprocess", "asyncio", "uvloop", "xargs", "parallel", "native"]
+SCENARIOS += [
+    Scenario(
+        "S10",
+        "many jobs",
+        "2,000 × `/bin/true` through a job runner, 16 at a time and one at a time; every job's stdout "
+        "and stderr captured and its exit status checked. ferroproc: `ferroproc.jobs.runJobs` (a new "
+        "`Job` per item from a generator, `onResult` counting failures); subprocess: "
+        "`ThreadPoolExecutor(16)` + `subprocess.run(capture_output=True)` (one at a time: a loop); "
+        "asyncio, uvloop: `Semaphore(16)` + `create_subprocess_exec` + `communicate()`; xargs `-P 16 -n 1` "
+        "and GNU parallel `-j 16 -N0` (their CPU includes the jobs'); native: a C runner doing ferroproc's "
+        "work per job (clone-files spawn, stdio over a socket, /dev/null stdin, pipes captured, own "
+        "group, PDEATHSIG, pidfd + epoll, group killed on exit). Parent CPU per job excludes the jobs.",
+        [
+            Case("S10", "c16", "16 at a time", S10_PEERS, {"n": 2000, "conc": 16}, {"n": 200}, [JOBS_RATE, CPU_US]),
+            Case(
+                "S10",
+                "seq",
+                "one at a time",
+                ["ferroproc", "subprocess", "native"],
+                {"n": 2000, "conc": 1},
+                {"n": 100},
+                [JOBS_RATE, CPU_US],
+            ),
+        ],
+    ),
+    Scenario(
+        "S11",
+        "100,000 jobs with a job log",
+        "100,000 × `/bin/true`, 16 at a time, through `ferroproc.jobs` with a GNU parallel job log "
+        "(`onResult` counting failures, nothing kept): the runner's RSS read at every tenth of the "
+        "jobs (the highest, and the growth from the first tenth to the last), and what is left once "
+        "the summary has fired (fds, children, threads beyond the main one). 2 runs, no warm-up.",
+        [
+            Case(
+                "S11",
+                "100k",
+                "100,000 jobs, job log",
+                ["ferroproc"],
+                {"n": 100000, "conc": 16, "samples": 10},
+                {"n": 5000},
+                [RSS_MAX, RSS_GROWTH, LEAKS, JOBS_RATE],
+                runs=2,
+                warmup=False,
+                timeout=600,
+            ),
+        ],
+    ),
+]
+
 # --- targets -------------------------------------------------------------------------------
 
 Median = Callable[[str, str, str], "float | None"]  # (case key, peer, metric key) -> median
@@ -539,6 +598,20 @@ def _targets() -> list[Target]:
                 lambda med: (med("S9/plain", "ferroproc", "rate"), "ferroproc S9 plain"),
             )
         )
+    t += [
+        Target("S10/c16", "rate", "≥1.25× ThreadPoolExecutor", ">=", 1.25, peer_ref("S10/c16", "subprocess", "rate")),
+        Target("S10/c16", "rate", "≥2× xargs -P16", ">=", 2.0, peer_ref("S10/c16", "xargs", "rate")),
+        Target("S10/c16", "rate", "≥10× GNU parallel", ">=", 10.0, peer_ref("S10/c16", "parallel", "rate")),
+        Target("S10/c16", "rate", "≥0.95× native", ">=", 0.95, peer_ref("S10/c16", "native", "rate")),
+        Target("S10/c16", "cpu_us", "parent CPU ≤0.3 ms per job", "<=", 1.0, lambda med: (300.0, "300 µs")),
+        Target(
+            "S10/seq", "rate", "≥1.15× a subprocess.run loop", ">=", 1.15, peer_ref("S10/seq", "subprocess", "rate")
+        ),
+        Target("S10/seq", "rate", "≥0.95× native", ">=", 0.95, peer_ref("S10/seq", "native", "rate")),
+        Target("S11/100k", "rss_max", "RSS < 50 MiB", "<=", 1.0, lambda med: (50.0, "50 MiB")),
+        Target("S11/100k", "rss_growth", "flat: ≤ 2 MiB growth", "<=", 1.0, lambda med: (2.0, "2 MiB")),
+        Target("S11/100k", "leaks", "zero leaks", "<=", 0.0, lambda med: (1.0, "none")),
+    ]
     return t
 
 

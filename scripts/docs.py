@@ -50,6 +50,7 @@ MODULES = [
     "ferroproc.defer",
     "ferroproc.utils",
     "ferroproc.pipeline",
+    "ferroproc.jobs",
     "ferroproc.task",
     "ferroproc.log",
     "ferroproc.procutils",
@@ -68,6 +69,8 @@ UNLINKED = {
     # The engine behind every reactor, built only by ferroproc; ferroproc.twisted
     # and the _core page name it to explain how they work.
     "ferroproc._core.Engine": "internal",
+    # The jobs runner's core, built only by ferroproc.jobs.
+    "ferroproc._core.JobQueue": "internal",
 }
 
 ROOT = Path(__file__).resolve().parent.parent

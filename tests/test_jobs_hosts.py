@@ -186,7 +186,9 @@ def test_under_a_twisted_reactor(tmp_path: Path) -> None:
     got: list[JobResult] = []
     outcome: list[Any] = []
     runner = Runner(concurrency=3, reactor=r, retries=1, retryDelay=0.1, killGrace=0.5)
-    d = runner.run([sh(f"echo {i}") for i in range(20)] + [sh("exit 1"), grandchild_job(pidfile, timeout=0.3)], got.append)
+    d = runner.run(
+        [sh(f"echo {i}") for i in range(20)] + [sh("exit 1"), grandchild_job(pidfile, timeout=0.3)], got.append
+    )
     d.addBoth(lambda s: (outcome.append(s), r.stop()))
     guard = r.callLater(30, r.stop)
     try:
@@ -212,8 +214,8 @@ RUNNER_SCRIPT = textwrap.dedent(
     import sys
     from ferroproc import jobs, reactor
     pidfile, grandfile = sys.argv[1], sys.argv[2]
-    job = jobs.Job.shell(f"echo $$ > {pidfile}; sleep 300 & echo $! > {grandfile}.tmp; mv {grandfile}.tmp {grandfile}; wait",
-                         env={"PATH": "/usr/bin:/bin"})
+    script = f"echo $$ > {pidfile}; sleep 300 & echo $! > {grandfile}.tmp; mv {grandfile}.tmp {grandfile}; wait"
+    job = jobs.Job.shell(script, env={"PATH": "/usr/bin:/bin"})
     jobs.runJobs([job])
     reactor.run()
     """

@@ -129,7 +129,9 @@ def test_we_resume_from_gnu_parallels_log(tmp_path: Path) -> None:
     _, results = run(jobs, joblog=log, resume=True)
     assert sorted(r.seq for r in results) == [4, 5]
     log2 = tmp_path / "log2"
-    log2.write_bytes(b"".join(line for line in log.read_bytes().splitlines(True) if not line.startswith((b"4\t", b"5\t"))))
+    log2.write_bytes(
+        b"".join(line for line in log.read_bytes().splitlines(True) if not line.startswith((b"4\t", b"5\t")))
+    )
     _, results = run(jobs, joblog=log2, resume="failed")
     assert sorted(r.seq for r in results) == [2, 4, 5]
 

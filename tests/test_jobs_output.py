@@ -52,7 +52,9 @@ def test_results_go_to_files_per_job(tmp_path: Path) -> None:
 
 def test_a_retried_job_leaves_its_last_attempts_output(tmp_path: Path) -> None:
     d = tmp_path / "res"
-    job = sh(f"n=$(cat {tmp_path}/n 2>/dev/null || echo 0); echo $((n+1)) > {tmp_path}/n; echo attempt $n; exit $((n<1))")
+    job = sh(
+        f"n=$(cat {tmp_path}/n 2>/dev/null || echo 0); echo $((n+1)) > {tmp_path}/n; echo attempt $n; exit $((n<1))"
+    )
     _, (r,) = run([job], results=d, retries=3)
     assert r.attempts == 2 and r.ok
     assert Path(r.outPath or "").read_bytes() == b"attempt 1\n"

@@ -123,7 +123,7 @@ def test_a_bad_job_stops_the_run_and_fails_it_naming_the_job(tmp_path: Path) -> 
         run_reactor(d, 10)
     with pytest.raises(TypeError, match="not a single str"):
         run_reactor(Runner().run(["echo hello"]), 10)
-    with pytest.raises(ValueError, match="job 1: argv.*NUL"):
+    with pytest.raises(ValueError, match=r"job 1: argv.*NUL"):
         run_reactor(Runner().run([["echo", "a\0b"]]), 10)
     with pytest.raises(TypeError, match=r"job 1: options: 'timeout' is not one of spawnProcess's ChildOptions"):
         run_reactor(Runner().run([Job(("true",), options={"timeout": 3})]), 10)

@@ -161,7 +161,7 @@ def test_halt_policy_parsing() -> None:
     for bad in ("now", "now,fail", "now,fail=x", "now,fail=1.5", "soon,done=0%", "soon,fail=101%"):
         with pytest.raises(ValueError, match="halt"):
             HaltPolicy.parse(bad)
-    with pytest.raises(ValueError, match="exactly one"):
+    with pytest.raises(ValueError, match="exactly one of number and percent"):
         Runner(halt=HaltPolicy("now", "fail", 1, 5.0))
 
 
@@ -205,5 +205,5 @@ def test_the_memory_gate_holds_jobs_back(tmp_path: Path) -> None:
     runner.cancel()
     summary = run_reactor(d, 10)
     assert summary.cancelled and summary.succeeded == summary.failed == 0
-    ok, results = run([sh("true")] * 3, memfree="1k")
+    ok, _ = run([sh("true")] * 3, memfree="1k")
     assert ok.succeeded == 3

@@ -821,3 +821,75 @@ async def pipelines(r: Reactor, sink: int) -> int:
     pipeline.stop()
     spawnPipeline([["ls"]], [object()])  # type: ignore[list-item]
     return result.exitCode
+
+
+async def many_jobs(r: Reactor, paths: list[str]) -> int:
+    from collections.abc import AsyncIterator, Iterator
+
+    from ferroproc.jobs import HaltPolicy, Job, JobResult, JobSummary, Runner, runJobs
+
+    job = Job(("gzip", "-9", paths[0]), env={"LC_ALL": "C"}, path="/tmp", stdinBytes=b"", timeout=600.0)
+    assert_type(job.argv, tuple[str | bytes, ...])
+    shell = Job.shell("sort data | uniq -c", timeout=5)
+    assert_type(shell, Job)
+    Job(("nice", "make"), options={"nice": 10, "rlimits": {"nofile": 1024}})
+
+    def gen() -> Iterator[Job]:
+        for p in paths:
+            yield Job(("gzip", p))
+
+    def on(result: JobResult) -> None:
+        assert_type(result.seq, int)
+        assert_type(result.job, Job)
+        assert_type(result.exitCode, int | None)
+        assert_type(result.signal, int | None)
+        assert_type(result.out + result.err, bytes)
+        assert_type(result.ok, bool)
+        assert_type(result.status, int)
+        assert_type(result.timedOut | result.truncated | result.cancelled, bool)
+        assert_type(result.startTime + result.runtime, float)
+        assert_type(result.attempts + result.sent + result.received, int)
+        assert_type(result.resourceUsage, error.ResourceUsage | None)
+        assert_type(result.outPath, str | None)
+
+    runner = Runner(
+        concurrency=8,
+        timeout=60.0,
+        idleTimeout=10,
+        killGrace=2.0,
+        retries=2,
+        retryDelay=0.5,
+        halt="now,fail=1",
+        memfree="2G",
+        maxBytes=None,
+        capture=True,
+        keepOrder=True,
+        joblog="jobs.log",
+        resume="failed",
+        processGroup=True,
+        parentDeathSignal="TERM",
+        onOutput=lambda seq, fd, data: None,
+        reactor=r,
+    )
+    Runner(halt=HaltPolicy("soon", "fail", None, 10.0), results="out", stdout=1, stderr=2, memfree=1 << 30)
+    d = runner.run(gen(), on)
+    assert_type(d, Deferred[JobSummary])
+    summary = await d
+    assert_type(summary.total + summary.succeeded + summary.failed + summary.skipped, int)
+    assert_type(summary.halted | summary.cancelled, bool)
+    assert_type(summary.elapsed, float)
+    assert_type(summary.exitStatus, int)
+    assert_type(runner.running + runner.started + runner.done + runner.failed, int)
+    runner.cancel()
+    stream = runner.stream([["echo", "a"], ("echo", b"b"), job])
+    assert_type(stream, AsyncIterator[JobResult])
+    async for result in stream:
+        assert_type(result, JobResult)
+    assert_type(runJobs([["gzip", p] for p in paths], concurrency=2, onResult=on), Deferred[JobSummary])
+    assert_type(HaltPolicy.parse("soon,fail=10%"), HaltPolicy | None)
+    Runner(concurrency="8")  # type: ignore[arg-type]
+    Runner(resume="yes")  # type: ignore[arg-type]
+    Runner(8)  # type: ignore[call-arg]
+    runner.run([1, 2])  # type: ignore[list-item]
+    Job("gzip file")  # type: ignore[arg-type]
+    return summary.exitStatus

@@ -14,8 +14,9 @@ from typing_extensions import Self
 from ferroproc._spawnargs import SpawnArgs
 from ferroproc.error import ResourceUsage
 from ferroproc.interfaces import IProcessProtocol, IPullProducer, IPushProducer
+from ferroproc.jobs import Job, JobResult
 
-__all__ = ["DelayedCall", "Engine", "Process", "__version__"]
+__all__ = ["DelayedCall", "Engine", "JobQueue", "Process", "__version__"]
 
 #: The version of the compiled extension (the Cargo package version).
 __version__: str
@@ -403,3 +404,124 @@ class Process:
     def setRawMode(self, enabled: bool) -> None:
         """ferroproc extension (PTY): raw mode on (``cfmakeraw``), or off (the
         attributes the terminal had at spawn)."""
+
+
+@final
+class JobQueue:
+    """The jobs runner's core over an engine (private: :mod:`ferroproc.jobs`
+    uses it). Python pushes prepared jobs; the queue starts them up to
+    ``concurrency`` at once and, the moment one ends, records its result and
+    starts the next one in the same loop turn, with no Python in between.
+    At the end of a turn that finished jobs, ``notify()`` is called once
+    (the engine's end-of-turn calls), and Python ``take()``s the batch.
+
+    Arguments (after ``engine``, ``notify`` and ``template``, the
+    ``SpawnArgs`` every job starts from, all keyword-only): ``environ``, the
+    environment of jobs without their own; ``concurrency``; ``ahead``, how
+    many prepared jobs to keep queued; ``killGrace``; the runner's
+    ``timeout`` and ``idleTimeout``; ``retries`` and ``retryDelay``;
+    ``memfree`` (bytes, or None); ``halt`` as ``(when, on, count,
+    percent)``; ``maxBytes``, ``capture``, ``results`` (a directory),
+    ``stdout``/``stderr`` (fds); ``streamOutput`` (collect output pieces for
+    ``onOutput``); the classes results are made of; ``utf8``: whether ``str``
+    is encoded as UTF-8 with ``surrogateescape`` (the filesystem encoding).
+
+    Raises:
+        ValueError: a bad limit or halt policy.
+        OSError: ``/dev/null`` cannot be opened.
+    """
+
+    def __new__(
+        cls,
+        engine: Engine,
+        notify: Callable[[], object],
+        template: SpawnArgs,
+        *,
+        environ: list[bytes],
+        concurrency: int,
+        ahead: int,
+        killGrace: float,
+        timeout: float | None,
+        idleTimeout: float | None,
+        retries: int,
+        retryDelay: float,
+        memfree: int | None,
+        halt: tuple[str, str, int | None, float | None] | None,
+        maxBytes: int | None,
+        capture: bool,
+        results: bytes | None,
+        stdout: int | None,
+        stderr: int | None,
+        streamOutput: bool,
+        jobClass: type[Job],
+        resultClass: type[JobResult],
+        usageClass: type[ResourceUsage],
+        utf8: bool,
+    ) -> Self: ...
+    def push(self, seq: int, item: object) -> bool:
+        """Queue ``item`` as job ``seq`` when it is a usual job (a ``Job``, or
+        a list or tuple of arguments, of plain types and no options), and
+        start what can start; False leaves it to Python's checks.
+
+        Raises:
+            RuntimeError: from another thread than the engine's driver.
+        """
+
+    def pushPrepared(
+        self,
+        seq: int,
+        job: Job,
+        argv: list[bytes] | None,
+        envp: list[bytes] | None,
+        cwd: bytes | None,
+        stdin: bytes | None,
+        timeout: float | None,
+        idleTimeout: float | None,
+        args: SpawnArgs | None,
+    ) -> None:
+        """Queue job ``seq`` as Python prepared it: ``argv`` (with ``envp``,
+        None for ``environ``, and ``cwd``) over the template, or ``args``, the
+        job's own spawn arguments; then start what can start."""
+
+    def kick(self) -> None:
+        """Start what can start now (retries whose delay is over, jobs the
+        memory gate held back)."""
+
+    def take(self) -> tuple[list[JobResult], list[tuple[int, int, bytes]], float | None, int | None]:
+        """The results and ``(seq, fd, data)`` output pieces since the last
+        call, when to :meth:`kick` next, and the job whose end reached the
+        halt policy (once)."""
+
+    def setTotal(self, total: int) -> None:
+        """The number of jobs to run, once known (for a halt percentage)."""
+
+    def cancel(self) -> None:
+        """Start no more jobs; stop the running ones (their group: SIGTERM,
+        SIGKILL after ``killGrace``)."""
+
+    def close(self) -> None:
+        """Release the queue's fds and callback.
+
+        Raises:
+            RuntimeError: jobs are still running.
+        """
+
+    @property
+    def wanted(self) -> int:
+        """How many more prepared jobs the queue wants."""
+
+    @property
+    def running(self) -> int:
+        """Jobs running now."""
+
+    @property
+    def started(self) -> int:
+        """Attempts started so far."""
+
+    @property
+    def idle(self) -> bool:
+        """Nothing runs or waits to start."""
+
+    @property
+    def halted(self) -> bool:
+        """A halt policy stopped the run."""

@@ -14,6 +14,7 @@
 //! output, jobs' stdin) only move in and out of it; any that are dropped are
 //! dropped after it is released.
 
+mod input;
 mod run;
 mod start;
 
@@ -26,7 +27,7 @@ use std::sync::{Arc, Mutex, Weak};
 use ferroproc_core::jobs::{HaltOn, HaltPolicy, HaltWhen, Limits, Scheduler, Threshold};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyList};
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::engine::Engine;
@@ -38,8 +39,10 @@ use crate::timers::finite;
 
 use run::JobRun;
 
-/// A prepared job: everything to start it (again, for a retry).
+/// A prepared job: everything to start it (again, for a retry), and the
+/// job object its result names.
 pub(crate) struct Payload {
+    job: Py<PyAny>,
     args: SpawnArgs,
     stdin: Option<Py<PyBytes>>,
 }
@@ -54,6 +57,13 @@ struct Config {
     stderr: Option<RawFd>,
     stream_output: bool,
     kill_grace: f64,
+    /// The runner's limits, for jobs without their own.
+    timeout: Option<f64>,
+    idle_timeout: Option<f64>,
+    classes: input::Classes,
+    /// `ferroproc.jobs.JobResult` and `ferroproc.error.ResourceUsage`.
+    result_class: Py<PyAny>,
+    usage_class: Py<PyAny>,
 }
 
 /// What changes, under the queue's lock.
@@ -61,10 +71,12 @@ struct State {
     sched: Scheduler<Payload>,
     /// The jobs running now, by number: their child and their run.
     running: HashMap<u64, (Weak<Cell>, Weak<JobRun>)>,
-    /// Finished jobs' result tuples, for the next `take()`.
-    results: Vec<Py<PyTuple>>,
+    /// Finished jobs' results, for the next `take()`.
+    results: Vec<Py<PyAny>>,
     /// `(seq, fd, data)` for `onOutput`, for the next `take()`.
     outputs: Vec<(u64, i32, Py<PyBytes>)>,
+    /// The job whose end reached the halt policy, for the next `take()`.
+    halt_seq: Option<u64>,
     /// The stdin of jobs without input (None once closed).
     devnull: Option<OwnedFd>,
     closed: bool,
@@ -133,8 +145,9 @@ fn halt_policy(spec: Option<(String, String, Option<u64>, Option<f64>)>) -> PyRe
 impl JobQueue {
     #[new]
     #[pyo3(signature = (
-        engine, notify, template, *, environ, concurrency, ahead, killGrace, retries, retryDelay,
-        memfree, halt, maxBytes, capture, results, stdout, stderr, streamOutput
+        engine, notify, template, *, environ, concurrency, ahead, killGrace, timeout, idleTimeout, retries,
+        retryDelay, memfree, halt, maxBytes, capture, results, stdout, stderr, streamOutput, jobClass,
+        resultClass, usageClass, utf8
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -145,6 +158,8 @@ impl JobQueue {
         concurrency: usize,
         ahead: usize,
         killGrace: f64,
+        timeout: Option<f64>,
+        idleTimeout: Option<f64>,
         retries: u32,
         retryDelay: f64,
         memfree: Option<u64>,
@@ -155,12 +170,18 @@ impl JobQueue {
         stdout: Option<RawFd>,
         stderr: Option<RawFd>,
         streamOutput: bool,
+        jobClass: Py<PyAny>,
+        resultClass: Py<PyAny>,
+        usageClass: Py<PyAny>,
+        utf8: bool,
     ) -> PyResult<Self> {
         if concurrency == 0 {
             return Err(PyValueError::new_err("concurrency must be at least 1"));
         }
         let kill_grace = finite(killGrace, "killGrace")?;
         let retry_delay = finite(retryDelay, "retryDelay")?;
+        let timeout = timeout.map(|t| finite(t, "timeout")).transpose()?;
+        let idle_timeout = idleTimeout.map(|t| finite(t, "idleTimeout")).transpose()?;
         let limits = Limits { concurrency, ahead: ahead.max(1), retries, retry_delay, memfree };
         let devnull = open_devnull().map_err(|e| os_error(e, "jobs: /dev/null"))?;
         let template = SpawnArgs { envp: environ, ..template };
@@ -177,12 +198,18 @@ impl JobQueue {
                 stderr,
                 stream_output: streamOutput,
                 kill_grace,
+                timeout,
+                idle_timeout,
+                classes: input::Classes { job: jobClass, utf8 },
+                result_class: resultClass,
+                usage_class: usageClass,
             },
             state: Mutex::new(State {
                 sched: Scheduler::new(limits, halt_policy(halt)?),
                 running: HashMap::new(),
                 results: Vec::new(),
                 outputs: Vec::new(),
+                halt_seq: None,
                 devnull: Some(devnull),
                 closed: false,
             }),
@@ -192,15 +219,44 @@ impl JobQueue {
         Ok(JobQueue { inner: Arc::new(inner) })
     }
 
-    /// Queue job `seq` and start what can start. Either `argv` (with `envp`,
-    /// None for the queue's environment, and `cwd`) over the queue's
-    /// template, or `args`, a job's own full spawn arguments.
-    #[pyo3(signature = (seq, argv, envp, cwd, stdin, timeout, idleTimeout, args))]
+    /// Queue `item` as job `seq` if it is a usual job (see `input`), and
+    /// start what can start; False leaves it to Python's checks, which
+    /// then call `pushPrepared`.
+    fn push(&self, py: Python<'_>, seq: u64, item: &Bound<'_, PyAny>) -> PyResult<bool> {
+        self.check_thread()?;
+        let config = &self.inner.config;
+        let Some(plain) = input::read(py, item, &config.classes)? else { return Ok(false) };
+        let idle = plain.idle.or(config.idle_timeout);
+        if idle.is_some() && (config.results.is_some() || config.stdout.is_some() || config.stderr.is_some()) {
+            return Ok(false);
+        }
+        let timeout = plain.timeout.or(config.timeout);
+        let payload = start::payload(
+            config,
+            plain.job,
+            Some(plain.argv),
+            plain.envp,
+            plain.cwd,
+            plain.stdin,
+            timeout,
+            idle,
+            None,
+        )?;
+        self.queue(py, seq, payload);
+        Ok(true)
+    }
+
+    /// Queue job `seq` (the `job` object) as Python prepared it: either
+    /// `argv` (with `envp`, None for the queue's environment, and `cwd`)
+    /// over the queue's template, or `args`, the job's own full spawn
+    /// arguments; its limits resolved. Then start what can start.
+    #[pyo3(signature = (seq, job, argv, envp, cwd, stdin, timeout, idleTimeout, args))]
     #[allow(clippy::too_many_arguments)]
-    fn push(
+    fn pushPrepared(
         &self,
         py: Python<'_>,
         seq: u64,
+        job: Py<PyAny>,
         argv: Option<Vec<Vec<u8>>>,
         envp: Option<Vec<Vec<u8>>>,
         cwd: Option<Vec<u8>>,
@@ -210,10 +266,8 @@ impl JobQueue {
         args: Option<SpawnArgs>,
     ) -> PyResult<()> {
         self.check_thread()?;
-        let payload = start::payload(&self.inner.config, argv, envp, cwd, stdin, timeout, idleTimeout, args)?;
-        let refused = lock(&self.inner.state).sched.push(seq, payload).err();
-        drop(refused);
-        start::start_more(py, &self.inner);
+        let payload = start::payload(&self.inner.config, job, argv, envp, cwd, stdin, timeout, idleTimeout, args)?;
+        self.queue(py, seq, payload);
         Ok(())
     }
 
@@ -225,17 +279,23 @@ impl JobQueue {
         Ok(())
     }
 
-    /// The finished jobs' result tuples and the output pieces since the
-    /// last call, and when to `kick()` next (None: no need).
-    fn take<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>, Option<f64>)> {
+    /// The finished jobs' results (`JobResult`s) and the output pieces
+    /// since the last call, when to `kick()` next (None: no need), and the
+    /// job whose end reached the halt policy (once).
+    #[allow(clippy::type_complexity)]
+    fn take<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>, Option<f64>, Option<u64>)> {
         self.inner.news.store(false, Ordering::Release);
-        let (results, outputs, wake) = {
+        let (results, outputs, wake, halt) = {
             let mut st = lock(&self.inner.state);
-            (std::mem::take(&mut st.results), std::mem::take(&mut st.outputs), st.sched.wake_at())
+            let halt = st.halt_seq.take();
+            (std::mem::take(&mut st.results), std::mem::take(&mut st.outputs), st.sched.wake_at(), halt)
         };
         let results = PyList::new(py, results)?;
         let outputs = PyList::new(py, outputs)?;
-        Ok((results, outputs, wake))
+        Ok((results, outputs, wake, halt))
     }
 
     /// The number of jobs to run, once known (a halt percentage needs it).
@@ -320,6 +380,12 @@ impl JobQueue {
 }
 
 impl JobQueue {
+    fn queue(&self, py: Python<'_>, seq: u64, payload: Payload) {
+        let refused = lock(&self.inner.state).sched.push(seq, payload).err();
+        drop(refused);
+        start::start_more(py, &self.inner);
+    }
+
     fn check_thread(&self) -> PyResult<()> {
         let Some(shared) = Shared::get(&self.inner.shared) else {
             return Err(PyRuntimeError::new_err("jobs: the engine has gone (or this process is a fork)"));

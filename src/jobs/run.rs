@@ -10,12 +10,13 @@ use std::time::Instant;
 use ferroproc_core::child::Event;
 use ferroproc_core::jobs::{Capture, Keep, Outcome, Queued, Verdict};
 use ferroproc_core::reap::Usage;
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::{PyBool, PyBytes, PyFloat, PyTuple};
+use pyo3::PyTypeInfo;
 
 use super::start::{start_more, stop_all};
 use super::{Inner, Payload};
-use crate::dispatch::usage_object;
 use crate::handle::{lock, Shared};
 use crate::host::{Cell, ChildSink, PyChunk};
 use crate::timers::now;
@@ -256,14 +257,17 @@ fn finish(
         drop((refused, end));
         return;
     };
-    let payload = refused.map(|q| q.payload);
-    let result = result_tuple(py, seq, attempt, started_at, end, paths, halt);
+    let Some(Queued { payload, .. }) = refused else { return };
+    let result = result_object(py, inner, seq, &payload.job, attempt, started_at, end, paths);
     drop(payload);
     let (stop, dropped) = {
         let mut st = lock(&inner.state);
         match result {
-            Ok(t) => st.results.push(t),
+            Ok(r) => st.results.push(r),
             Err(e) => e.write_unraisable(py, None),
+        }
+        if halt {
+            st.halt_seq = Some(seq);
         }
         if halt && st.sched.halting_now() {
             (st.running.values().cloned().collect(), st.sched.drain())
@@ -298,46 +302,68 @@ fn join<'py>(py: Python<'py>, chunks: Vec<PyChunk>) -> PyResult<Bound<'py, PyByt
     }
 }
 
-/// `(seq, exitCode, signal, timedOut, startTime, runtime, attempts, out,
-/// err, truncated, sent, received, resourceUsage, outPath, errPath,
-/// cancelled, haltedHere)`: `JobResult`'s fields after `seq` and `job`, and
-/// whether this job's end reached the halt policy.
-fn result_tuple(
+/// An instance of the NamedTuple `class` with `items`, made as its `_make`
+/// makes one (`tuple.__new__`), without its Python-level constructor.
+fn named<'py>(py: Python<'py>, class: &Py<PyAny>, items: Vec<Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+    let values = PyTuple::new(py, items)?;
+    PyTuple::type_object(py).call_method1(intern!(py, "__new__"), (class.bind(py), values))
+}
+
+/// The job's `JobResult`.
+#[allow(clippy::too_many_arguments)]
+fn result_object(
     py: Python<'_>,
+    inner: &Inner,
     seq: u64,
+    job: &Py<PyAny>,
     attempt: u32,
     started_at: f64,
     end: End,
     paths: Option<&(PathBuf, PathBuf)>,
-    halt: bool,
-) -> PyResult<Py<PyTuple>> {
+) -> PyResult<Py<PyAny>> {
+    let config = &inner.config;
     let out = join(py, end.out)?;
     let err = match end.failure {
         Some(why) => PyBytes::new(py, why.as_bytes()),
         None => join(py, end.err)?,
     };
-    let usage = end.usage.map(|u| usage_object(py, &u)).transpose()?;
-    let path = |p: Option<&PathBuf>| -> Option<Bound<'_, PyAny>> {
-        p.map(|p| p.as_os_str().into_pyobject(py).map_or_else(|e| match e {}, |s| s.into_any()))
+    let usage = match end.usage {
+        Some(u) => named(
+            py,
+            &config.usage_class,
+            vec![
+                PyFloat::new(py, u.user.as_secs_f64()).into_any(),
+                PyFloat::new(py, u.system.as_secs_f64()).into_any(),
+                (u.max_rss_kib * 1024).into_pyobject(py)?.into_any(),
+            ],
+        )?,
+        None => py.None().into_bound(py),
     };
-    let items: Vec<Bound<'_, PyAny>> = vec![
+    let path = |p: Option<&PathBuf>| -> Bound<'_, PyAny> {
+        match p {
+            Some(p) => p.as_os_str().into_pyobject(py).map_or_else(|e| match e {}, |s| s.into_any()),
+            None => py.None().into_bound(py),
+        }
+    };
+    let flag = |b: bool| PyBool::new(py, b).to_owned().into_any();
+    let items = vec![
         seq.into_pyobject(py)?.into_any(),
+        job.bind(py).clone(),
         end.exit_code.into_pyobject(py)?.into_any(),
         end.signal.into_pyobject(py)?.into_any(),
-        pyo3::types::PyBool::new(py, end.timed_out).to_owned().into_any(),
-        started_at.into_pyobject(py)?.into_any(),
-        end.runtime.into_pyobject(py)?.into_any(),
+        flag(end.timed_out),
+        PyFloat::new(py, started_at).into_any(),
+        PyFloat::new(py, end.runtime).into_any(),
         attempt.into_pyobject(py)?.into_any(),
         out.into_any(),
         err.into_any(),
-        pyo3::types::PyBool::new(py, end.truncated).to_owned().into_any(),
+        flag(end.truncated),
         end.sent.into_pyobject(py)?.into_any(),
         end.received.into_pyobject(py)?.into_any(),
-        usage.into_pyobject(py)?.into_any(),
-        path(paths.map(|p| &p.0)).into_pyobject(py)?.into_any(),
-        path(paths.map(|p| &p.1)).into_pyobject(py)?.into_any(),
-        pyo3::types::PyBool::new(py, end.stopped).to_owned().into_any(),
-        pyo3::types::PyBool::new(py, halt).to_owned().into_any(),
+        usage,
+        path(paths.map(|p| &p.0)),
+        path(paths.map(|p| &p.1)),
+        flag(end.stopped),
     ];
-    Ok(PyTuple::new(py, items)?.unbind())
+    Ok(named(py, &config.result_class, items)?.unbind())
 }

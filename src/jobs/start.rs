@@ -24,6 +24,7 @@ use crate::timers::{finite, now, watch_deadline};
 #[allow(clippy::too_many_arguments)]
 pub(super) fn payload(
     config: &Config,
+    job: Py<PyAny>,
     argv: Option<Vec<Vec<u8>>>,
     envp: Option<Vec<Vec<u8>>>,
     cwd: Option<Vec<u8>>,
@@ -52,7 +53,7 @@ pub(super) fn payload(
     args.timeout = timeout.map(|t| finite(t, "timeout")).transpose()?;
     args.idle_timeout = idle.map(|t| finite(t, "idleTimeout")).transpose()?;
     args.kill_grace = config.kill_grace;
-    Ok(Payload { args, stdin })
+    Ok(Payload { job, args, stdin })
 }
 
 impl SpawnArgs {
@@ -99,7 +100,8 @@ impl SpawnArgs {
 /// be started ends at once (failed, or retried) and frees its slot for the
 /// next one, so this loops rather than recursing.
 pub(super) fn start_more(py: Python<'_>, inner: &Arc<Inner>) {
-    let Some(shared) = Shared::get(&inner.shared) else { return };
+    // (`spawn::start` refuses a forked engine: no need to ask here too.)
+    let Some(shared) = inner.shared.upgrade() else { return };
     loop {
         let next = {
             let mut st = lock(&inner.state);
@@ -226,6 +228,9 @@ fn start_failure(py: Python<'_>, e: &PyErr) -> (i32, String) {
 /// ending. A job already past its exit (a grandchild holding its pipes)
 /// just loses its pipes.
 pub(super) fn stop_all(inner: &Inner, jobs: Vec<(Weak<Cell>, Weak<JobRun>)>) {
+    if jobs.is_empty() {
+        return;
+    }
     let Some(shared) = Shared::get(&inner.shared) else { return };
     let grace = inner.config.kill_grace;
     for (cell, run) in jobs {

@@ -22,8 +22,8 @@ class HaltPolicy(NamedTuple):
     SIGKILL after ``killGrace``) and starts none; ``"soon"`` starts no more
     jobs and lets the running ones finish. ``on`` counts ``"fail"``ed,
     ``"success"``ful or ``"done"`` jobs (retried jobs count once, after
-    their last attempt); the run halts when the count reaches ``count``, or
-    ``percent`` per cent of the jobs to run (known from ``len()`` of the
+    their last attempt); the run halts when the count reaches ``number``
+    jobs, or ``percent`` per cent of the jobs to run (known from ``len()`` of the
     input when it has one, otherwise once the input is exhausted).
 
     Example::
@@ -37,9 +37,9 @@ class HaltPolicy(NamedTuple):
     #: ``"fail"``, ``"success"`` or ``"done"``.
     on: Literal["fail", "success", "done"]
     #: Halt at this many jobs (None with ``percent``).
-    count: Union[int, None] = None
-    #: Halt at this percentage of the jobs (None with ``count``).
-    percent: Union[float, None] = None
+    number: int | None = None
+    #: Halt at this percentage of the jobs (None with ``number``).
+    percent: float | None = None
 
     @classmethod
     def parse(cls, text: str) -> Union["HaltPolicy", None]:
@@ -78,12 +78,12 @@ class HaltPolicy(NamedTuple):
             raise ValueError(f"halt: when must be 'now' or 'soon', not {self.when!r}")
         if self.on not in ("fail", "success", "done"):
             raise ValueError(f"halt: on must be 'fail', 'success' or 'done', not {self.on!r}")
-        if (self.count is None) == (self.percent is None):
-            raise ValueError("halt: give exactly one of count and percent")
-        if self.count is not None and (
-            not isinstance(self.count, int) or isinstance(self.count, bool) or self.count < 1
+        if (self.number is None) == (self.percent is None):
+            raise ValueError("halt: give exactly one of number and percent")
+        if self.number is not None and (
+            not isinstance(self.number, int) or isinstance(self.number, bool) or self.number < 1
         ):
-            raise ValueError(f"halt: count must be an int of at least 1, not {self.count!r}")
+            raise ValueError(f"halt: number must be an int of at least 1, not {self.number!r}")
         if self.percent is not None and (
             isinstance(self.percent, bool)
             or not isinstance(self.percent, (int, float))
@@ -94,5 +94,5 @@ class HaltPolicy(NamedTuple):
         return self
 
     def __str__(self) -> str:
-        amount = f"{self.count}" if self.count is not None else f"{self.percent:g}%"
+        amount = f"{self.number}" if self.number is not None else f"{self.percent:g}%"
         return f"{self.when},{self.on}={amount}"

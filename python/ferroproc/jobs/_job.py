@@ -36,20 +36,20 @@ class Job(NamedTuple):
 
     #: The program and its arguments; ``argv[0]`` is looked up on ``PATH``
     #: as ``spawnProcess`` does (the job's own ``PATH`` first, then ours).
-    argv: tuple[Union[str, bytes], ...]
+    argv: tuple[str | bytes, ...]
     #: The job's environment; None (the default) passes ours on, as it was
     #: when the run started (unlike Twisted's ``{}`` default).
-    env: Union[Mapping[str, str], Mapping[bytes, bytes], None] = None
+    env: Mapping[str, str] | Mapping[bytes, bytes] | None = None
     #: The working directory (default: ours).
-    path: Union[_Path, None] = None
+    path: _Path | None = None
     #: Written to the job's stdin, which is then closed; None (the default)
     #: gives it ``/dev/null``.
-    stdinBytes: Union[bytes, None] = None
+    stdinBytes: bytes | None = None
     #: A wall-clock limit in seconds for this job (overrides the runner's):
     #: then its process group gets SIGTERM, and SIGKILL after ``killGrace``.
-    timeout: Union[float, None] = None
+    timeout: float | None = None
     #: As ``timeout``, for that long without output (overrides the runner's).
-    idleTimeout: Union[float, None] = None
+    idleTimeout: float | None = None
     #: Any of ``spawnProcess``'s :class:`ferroproc.ChildOptions`
     #: (``rlimits``, ``umask``, ``nice``, ``cgroup``, ``parentDeathSignal``,
     #: ``processGroup``, ``killGroupOnExit`` ...), over the runner's.
@@ -79,9 +79,9 @@ class JobResult(NamedTuple):
     #: The job as it was given (a plain sequence becomes a :class:`Job`).
     job: Job
     #: The exit code; None when a signal ended it.
-    exitCode: Union[int, None]
+    exitCode: int | None
     #: The signal that ended it; None when it exited.
-    signal: Union[int, None]
+    signal: int | None
     #: A time limit (``timeout`` or ``idleTimeout``) ran out, so it was stopped.
     timedOut: bool
     #: When its (last) attempt started, as ``time.time()``.
@@ -103,11 +103,11 @@ class JobResult(NamedTuple):
     #: size with ``results``; 0 when it wrote to an fd of yours).
     received: int
     #: What it used (CPU times, peak RSS); None when it never started.
-    resourceUsage: Union[ResourceUsage, None]
+    resourceUsage: ResourceUsage | None
     #: With ``results=DIR``: the file its stdout went to.
-    outPath: Union[str, None] = None
+    outPath: str | None = None
     #: With ``results=DIR``: the file its stderr went to.
-    errPath: Union[str, None] = None
+    errPath: str | None = None
     #: The runner stopped it (``cancel()``, or a ``halt`` policy's ``now``)
     #: before it ended by itself.
     cancelled: bool = False
@@ -148,7 +148,7 @@ class JobSummary(NamedTuple):
     elapsed: float
     #: The exit status a ``halt`` policy decided, as GNU parallel decides it
     #: (None when no policy triggered); :attr:`exitStatus` uses it.
-    haltStatus: Union[int, None] = None
+    haltStatus: int | None = None
 
     @property
     def exitStatus(self) -> int:

@@ -51,7 +51,8 @@ def logLine(result: JobResult, cmd: bytes) -> bytes:
         exitval = 0
     sig = result.signal or 0
     head = (
-        f"{result.seq}\t:\t{result.startTime:.3f}\t{runtime:10.3f}\t{result.sent}\t{result.received}\t{exitval}\t{sig}\t"
+        f"{result.seq}\t:\t{result.startTime:.3f}\t{runtime:10.3f}\t"
+        f"{result.sent}\t{result.received}\t{exitval}\t{sig}\t"
     )
     return head.encode() + cmd.replace(b"\n", b"\0") + b"\n"
 
@@ -63,7 +64,7 @@ class JobLog:
 
     def __init__(self, path: str | bytes | os.PathLike[str] | os.PathLike[bytes], append: bool) -> None:
         self.path = path
-        self._file = open(path, "ab" if append else "wb")  # noqa: SIM115 - closed by close()
+        self._file = open(path, "ab" if append else "wb")
         if self._file.tell() == 0:
             self._file.write(HEADER)
 
@@ -113,7 +114,7 @@ def readResumeSet(path: str | bytes | os.PathLike[str] | os.PathLike[bytes], fai
     ``ValueError`` naming the first line that is not a job log line."""
     done = ResumeSet()
     try:
-        f = open(path, "rb")  # noqa: SIM115 - closed below
+        f = open(path, "rb")
     except FileNotFoundError:
         return done
     with f:
@@ -125,9 +126,7 @@ def readResumeSet(path: str | bytes | os.PathLike[str] | os.PathLike[bytes], fai
             if number == 1 and cols[:3] == [b"Seq", b"Host", b"Starttime"]:
                 continue
             if len(cols) < 9 or not cols[0].isdigit() or not all(_isNumber(c) for c in cols[2:8]):
-                raise ValueError(
-                    f"resume: {os.fsdecode(path)!r} line {number} is not a job log line: {line[:200]!r}"
-                )
+                raise ValueError(f"resume: {os.fsdecode(path)!r} line {number} is not a job log line: {line[:200]!r}")
             if failedToo and (cols[6] != b"0" or cols[7] != b"0"):
                 continue
             done.add(int(cols[0]))

@@ -22,6 +22,7 @@ from ferroproc._core import JobQueue
 from ferroproc._logger import logError
 from ferroproc._spawnargs import ChildOptions, SpawnArgs, _envEntries, _signalNumber, prepareSpawn
 from ferroproc.defer import Deferred
+from ferroproc.error import ResourceUsage
 from ferroproc.failure import Failure
 from ferroproc.jobs._halt import HaltPolicy
 from ferroproc.jobs._job import Job, JobResult, JobSummary
@@ -317,7 +318,7 @@ class Runner:
             iterator = iter(jobs)
         except TypeError:
             raise TypeError(f"jobs must be an iterable of Job or argv sequences, not {type(jobs).__name__}") from None
-        total = len(jobs) if isinstance(jobs, Sequence) else None  # type: ignore[arg-type]
+        total = len(jobs) if isinstance(jobs, Sequence) else None
         self._run = _Run(self, iterator, total, onResult)
         return self._run.start()
 
@@ -404,8 +405,6 @@ class _Run:
         self.error: Failure | None = None
         self.haltStatus: int | None = None
         self.halted = False
-        #: The jobs started and not reported yet, by number.
-        self.pending: dict[int, Job] = {}
         #: keepOrder: results (or None for skipped jobs) waiting for an earlier one.
         self.held: dict[int, JobResult | None] = {}
         self.nextSeq = 1
@@ -437,13 +436,19 @@ class _Run:
             retries=runner.retries,
             retryDelay=runner.retryDelay,
             memfree=runner.memfree,
-            halt=None if halt is None else (halt.when, halt.on, halt.count, halt.percent),
+            halt=None if halt is None else (halt.when, halt.on, halt.number, halt.percent),
             maxBytes=runner.maxBytes,
             capture=runner.capture,
             results=runner.results,
             stdout=runner.stdout,
             stderr=runner.stderr,
             streamOutput=runner.onOutput is not None,
+            timeout=runner.timeout,
+            idleTimeout=runner.idleTimeout,
+            jobClass=Job,
+            resultClass=JobResult,
+            usageClass=ResourceUsage,
+            utf8=_FS_ENCODING == "utf-8" and _FS_ERRORS == "surrogateescape",
         )
         if total is not None:
             self.queue.setTotal(total)
@@ -543,15 +548,16 @@ class _Run:
                     self.held[seq] = None
                 continue
             try:
-                job = self._push(seq, item)
+                if not queue.push(seq, item):
+                    self._push(seq, item)
             except (TypeError, ValueError, OSError) as e:
                 self._fail(e, f"jobs: job {seq}: {e}")
                 return
-            self.pending[seq] = job
             wanted -= 1
 
-    def _push(self, seq: int, item: Job | Sequence[str | bytes]) -> Job:
-        """Check one job and hand it to the queue."""
+    def _push(self, seq: int, item: Job | Sequence[str | bytes]) -> None:
+        """Check one job the queue's fast path left to Python, and hand it
+        to the queue (or raise, naming what is wrong)."""
         job = item if isinstance(item, Job) else _asJob(item)
         argv = job.argv
         if not isinstance(argv, (tuple, list)) or not argv:
@@ -567,8 +573,8 @@ class _Run:
                 raise TypeError(f"stdinBytes must be bytes or None, not {type(stdin).__name__}")
             stdin = bytes(stdin)
         if job.options:
-            self.queue.push(seq, None, None, None, stdin, timeout, idle, self._fullArgs(job))
-            return job
+            self.queue.pushPrepared(seq, job, None, None, None, stdin, timeout, idle, self._fullArgs(job))
+            return
         out = []
         for i, a in enumerate(argv):
             if type(a) is str:
@@ -589,8 +595,7 @@ class _Run:
             cwd = os.fsencode(job.path)
             if not cwd or b"\0" in cwd:
                 raise ValueError(f"path must be a non-empty path without NUL bytes, not {job.path!r}")
-        self.queue.push(seq, out, envp, cwd, stdin, timeout, idle, None)
-        return job
+        self.queue.pushPrepared(seq, job, out, envp, cwd, stdin, timeout, idle, None)
 
     def _fullArgs(self, job: Job) -> SpawnArgs:
         """A job with options of its own: every spawn argument, checked by
@@ -607,7 +612,7 @@ class _Run:
             if job.options.get("processGroup") is not True and not job.options.get("newSession"):
                 options.pop("killGroupOnExit", None)
         options.update(job.options)
-        args = _checkedSpawnCall(
+        args: SpawnArgs = _checkedSpawnCall(
             prepareSpawn,
             None,
             job.argv[0],
@@ -636,7 +641,7 @@ class _Run:
     # -- stopping ----------------------------------------------------------------
 
     def cancel(self) -> None:
-        if self.finished or self.stopping and self.cancelled:
+        if self.finished or (self.stopping and self.cancelled):
             return
         self.cancelled = True
         self.stopping = True
@@ -655,15 +660,15 @@ class _Run:
         try:
             while True:
                 self.again = False
-                results, outputs, wakeAt = self.queue.take()
+                results, outputs, wakeAt, haltSeq = self.queue.take()
                 if outputs and self.onOutput is not None:
                     for seq, fd, data in outputs:
                         try:
                             self.onOutput(seq, fd, data)
                         except Exception as e:  # noqa: BLE001 - logged, the run goes on
                             logError("onOutput", e)
-                for t in results:
-                    self._result(t)
+                for result in results:
+                    self._result(result, haltSeq)
                 if self.log is not None and results:
                     self.log.flush()
                 if not self.stopping and self.queue.halted:
@@ -676,18 +681,16 @@ class _Run:
         finally:
             self.draining = False
 
-    def _result(self, t: tuple[Any, ...]) -> None:
-        seq = t[0]
-        job = self.pending.pop(seq)
-        result = JobResult(seq, job, *t[1:16])
-        if result.ok:
+    def _result(self, result: JobResult, haltSeq: int | None) -> None:
+        seq = result.seq
+        if result.exitCode == 0 and not result.timedOut and not result.cancelled:
             self.succeeded += 1
         else:
             self.failed += 1
-        if t[16]:
+        if seq == haltSeq:
             self._halt(result)
         if self.log is not None:
-            self.log.write(result, command(job))
+            self.log.write(result, command(result.job))
         if not self.runner.keepOrder:
             self._report(result)
             return
@@ -713,7 +716,7 @@ class _Run:
         assert policy is not None
         if policy.on == "success":
             self.haltStatus = 0
-        elif policy.count == 1:
+        elif policy.number == 1:
             self.haltStatus = result.status
         elif policy.percent is not None:
             self.haltStatus = math.ceil(self.failed / max(self.total or 1, 1) * 100)
@@ -830,8 +833,8 @@ async def _stream(runner: Runner, jobs: Iterable[Job | Sequence[str | bytes]]) -
                 yield result
             if outcome[0] is not None:
                 break
-            waiter[0] = loop.create_future()
-            await waiter[0]
+            waiting = waiter[0] = loop.create_future()
+            await waiting
             waiter[0] = None
         end = outcome[0]
         if isinstance(end, Failure):
@@ -840,5 +843,5 @@ async def _stream(runner: Runner, jobs: Iterable[Job | Sequence[str | bytes]]) -
         if outcome[0] is None:
             runner.cancel()
             while outcome[0] is None:
-                waiter[0] = loop.create_future()
-                await waiter[0]
+                waiting = waiter[0] = loop.create_future()
+                await waiting
