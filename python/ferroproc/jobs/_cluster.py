@@ -605,8 +605,8 @@ class _ClusterRun:
         count = {"fail": self.failed, "success": self.succeeded, "done": self.succeeded + self.failed}[policy.on]
         if count == 0:
             return
-        if policy.count is not None:
-            reached = count >= policy.count
+        if policy.number is not None:
+            reached = count >= policy.number
         else:
             reached = self.total is not None and count >= self.total * cast(float, policy.percent) / 100
         if not reached:
@@ -614,7 +614,7 @@ class _ClusterRun:
         self.halted = True
         if policy.on == "success":
             self.haltStatus = 0
-        elif policy.count == 1:
+        elif policy.number == 1:
             self.haltStatus = result.status
         elif policy.percent is not None:
             self.haltStatus = math.ceil(self.failed / max(self.total or 1, 1) * 100)
