@@ -201,22 +201,7 @@ class ClusterRunner:
         jobs: Iterable[Job | Sequence[str | bytes]],
         onResult: Callable[[JobResult], object] | None = None,
     ) -> Deferred[JobSummary]:
-        """Run ``jobs`` on the cluster, as :meth:`ferroproc.jobs.Runner.run`
-        runs them here: a Deferred (awaitable under asyncio) of the
-        :class:`~ferroproc.jobs.JobSummary`, once every batch has ended on
-        its worker; ``onResult(result)`` for each job as its result arrives
-        (in input order with ``keepOrder``). Cancelling the Deferred is
-        :meth:`cancel`. A job the runner cannot accept, or an exception from
-        ``jobs``, stops the run as a cancel does, then fails the Deferred
-        with it (naming the job); so does a batch that fails on the cluster
-        (one whose workers died too often while running it: Dask's
-        ``KilledWorker``).
-
-        Raises ``TypeError`` when ``jobs`` is not iterable, ``RuntimeError``
-        while a run of this runner is in progress or when the engine cannot
-        start one, ``OSError`` when the job log cannot be opened,
-        ``ValueError`` for an unreadable job log to resume from.
-        """
+        """Run ``jobs``: see :meth:`ferroproc.jobs.dask.DaskRunner.run`."""
         if self._run is not None and not self._run.finished:
             raise RuntimeError("this runner is already running jobs (make another one to run more at once)")
         if onResult is not None and not callable(onResult):
@@ -230,19 +215,11 @@ class ClusterRunner:
         return self._run.start()
 
     def stream(self, jobs: Iterable[Job | Sequence[str | bytes]]) -> AsyncIterator[JobResult]:
-        """Run ``jobs`` and yield each :class:`~ferroproc.jobs.JobResult` as
-        it arrives (asyncio), as :meth:`ferroproc.jobs.Runner.stream` does. A
-        reader that falls behind holds the run back (no batch is sent while
-        256 results wait); leaving the loop early cancels the run and waits
-        for its end."""
+        """Run ``jobs``, yielding results: see :meth:`ferroproc.jobs.dask.DaskRunner.stream`."""
         return _stream(self, jobs)
 
     def cancel(self) -> None:
-        """Stop the run: no batch is sent any more, batches not started run
-        nothing, and every running job's process group, on its worker, gets
-        SIGTERM, then SIGKILL after ``killGrace``; the run's Deferred fires
-        with the summary (``cancelled=True``) once every batch has ended.
-        Does nothing when no run is in progress."""
+        """Stop the run: see :meth:`ferroproc.jobs.dask.DaskRunner.cancel`."""
         if self._run is not None:
             self._run.cancel()
 

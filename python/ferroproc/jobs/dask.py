@@ -54,7 +54,7 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
 
 try:
@@ -71,8 +71,6 @@ from ferroproc.jobs._cluster import Batch, BatchSink, Chunk, ClusterRunner
 from ferroproc.jobs._wire import BatchSettings, BatchStats, PackedJob, allDone
 
 if TYPE_CHECKING:
-    import os as _os
-
     from ferroproc.defer import Deferred
     from ferroproc.jobs._halt import HaltPolicy
     from ferroproc.jobs._job import Job, JobResult, JobSummary
@@ -139,7 +137,7 @@ class DaskRunner(ClusterRunner):
         maxBytes: int | None = 1 << 20,
         capture: bool = True,
         keepOrder: bool = False,
-        joblog: str | _os.PathLike[str] | None = None,
+        joblog: str | os.PathLike[str] | None = None,
         resume: bool | Literal["failed"] = False,
         processGroup: bool = True,
         parentDeathSignal: int | str | None = "KILL",
@@ -168,6 +166,81 @@ class DaskRunner(ClusterRunner):
             parentDeathSignal=parentDeathSignal,
             reactor=reactor,
         )
+
+    def run(
+        self,
+        jobs: Iterable[Job | Sequence[str | bytes]],
+        onResult: Callable[[JobResult], object] | None = None,
+    ) -> Deferred[JobSummary]:
+        """Run ``jobs`` on the cluster (read lazily: a generator is fine; at
+        most a few batches are read ahead); returns a Deferred (awaitable
+        under asyncio) that fires with the :class:`~ferroproc.jobs.JobSummary`
+        once every batch has ended on its worker, its jobs reaped there, and
+        the job log is written.
+
+        ``onResult(result)`` is called with each
+        :class:`~ferroproc.jobs.JobResult` as results arrive from the workers
+        (in chunks; in input order with ``keepOrder``), once per job even
+        when a batch ran again after its worker died. An exception it raises
+        is logged; the run goes on.
+
+        Cancelling the Deferred (or the asyncio task awaiting it) is
+        :meth:`cancel`. A job the runner cannot accept (checked here, before
+        it is sent), an exception from ``jobs``, or a batch that fails on
+        the cluster (one whose workers died too often while running it:
+        Dask's ``KilledWorker``, after ``distributed.scheduler.allowed-failures``
+        deaths) stops the run as a cancel does, then fails the Deferred
+        with that exception (naming the job or the batch).
+
+        Raises ``TypeError`` when ``jobs`` is not iterable, ``RuntimeError``
+        while a run of this runner is in progress or when the client is
+        closed, ``OSError`` when the job log cannot be opened, ``ValueError``
+        for an unreadable job log to resume from.
+        """
+        return super().run(jobs, onResult)
+
+    def stream(self, jobs: Iterable[Job | Sequence[str | bytes]]) -> AsyncIterator[JobResult]:
+        """Run ``jobs`` and yield each :class:`~ferroproc.jobs.JobResult` as
+        it arrives (asyncio)::
+
+            async for result in runner.stream(jobs):
+                print(result.seq, result.status)
+
+        A reader that falls behind holds the run back (no batch is sent
+        while 256 results wait). Leaving the loop early (``break``, an
+        exception, the task cancelled) cancels the run and waits for its end.
+        A failed run (see :meth:`run`) raises its exception at the end.
+        """
+        return super().stream(jobs)
+
+    def cancel(self) -> None:
+        """Stop the run: no batch is sent any more, batches that have not
+        started run nothing, and on every worker each running job's process
+        group gets SIGTERM, then SIGKILL after ``killGrace``; the run's
+        Deferred fires with the summary (``cancelled=True``) once every
+        batch has ended. Does nothing when no run is in progress."""
+        super().cancel()
+
+    @property
+    def running(self) -> int:
+        """Jobs running now on the workers (as they last told, at most a
+        second ago)."""
+        return super().running
+
+    @property
+    def started(self) -> int:
+        """Job attempts started so far in this run (as the workers last told)."""
+        return super().started
+
+    @property
+    def done(self) -> int:
+        """Jobs reported so far in this run (succeeded or failed)."""
+        return super().done
+
+    @property
+    def failed(self) -> int:
+        """Jobs reported as failed so far in this run."""
+        return super().failed
 
 
 def runJobs(
