@@ -15,6 +15,7 @@ import os
 import select
 import signal
 import subprocess
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -296,6 +297,40 @@ def test_a_killed_worker_s_jobs_run_on_the_other_worker_and_count_once(cluster: 
             assert starts(tmp_path, f"{b}{x}")[1][1] != dead
     for b in set(range(4)) - set(doomed):
         assert all(len(starts(tmp_path, f"{b}{x}")) == 1 for x in "qab")
+
+
+def test_a_client_that_dies_leaves_no_job_running_on_the_workers(cluster: Cluster, tmp_path: Path) -> None:
+    # A client in a process of its own, killed while its jobs run: the
+    # scheduler lets its tasks go, and the workers stop the jobs' groups.
+    pidfiles = [tmp_path / f"g{i}" for i in range(2)]
+    client = textwrap.dedent(
+        """
+        import sys
+        from distributed import Client
+        from ferroproc import reactor
+        from ferroproc.jobs import Job
+        from ferroproc.jobs.dask import DaskRunner
+
+        jobs = [Job.shell(sys.argv[i], env={"PATH": "/usr/bin:/bin"}) for i in (2, 3)]
+        DaskRunner(Client(sys.argv[1]), batchSize=1, killGrace=1).run(jobs)
+        reactor.run()
+        """
+    )
+    address = cluster.client.scheduler.address
+    scripts = [grandchild_job(p).argv[2] for p in pidfiles]
+    proc = subprocess.Popen([PY, "-c", client, address, *scripts])
+    try:
+        assert iterate_until(lambda: all(p.exists() for p in pidfiles), 30), "the jobs did not start"
+        pids = [int(p.read_text()) for p in pidfiles]
+        assert len(cluster.jobProcesses()) == 2
+        proc.kill()
+        proc.wait()
+        assert all(wait_dead(pid, 15) for pid in pids), "a job of a dead client went on running"
+        assert iterate_until(lambda: not cluster.jobProcesses(), 15)
+    finally:
+        proc.kill()
+        proc.wait()
+        kill_if_alive(int(p.read_text()) for p in pidfiles if p.exists())
 
 
 # -- hosts and the example ----------------------------------------------------------------

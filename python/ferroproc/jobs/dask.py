@@ -88,6 +88,8 @@ _POLL_SECONDS = 2.0
 _SKIP_SECONDS = 10.0
 #: How often the client asks the scheduler how many threads the cluster has.
 _CAPACITY_SECONDS = 2.0
+#: How long closing a run waits for its last exchanges with the scheduler.
+_CLOSE_SECONDS = 10.0
 #: The last item of a run's result queue.
 _END = "end"
 
@@ -480,9 +482,14 @@ class _DaskExecutor:
     async def _close(self) -> None:
         assert self.sink is not None
         try:
-            for task in list(self.tasks):
-                if task is not asyncio.current_task():
-                    await task
+            # The run has every batch: what is left is bookkeeping (a skip
+            # bitmap, the stop Events, a count of the cluster's threads),
+            # given a bounded time in case the scheduler has gone.
+            others = [task for task in self.tasks if task is not asyncio.current_task()]
+            if others:
+                _, late = await asyncio.wait(others, timeout=_CLOSE_SECONDS)
+                for task in late:
+                    task.cancel()
             for batchId in list(self.sizes):
                 self._finished(batchId)
             # Every batch has ended: wake the workers' watchers, so that they
@@ -522,12 +529,17 @@ class _DaskChannel:
         self.batchId = batchId
         self.attempt = attempt
         self.worker = get_worker()
+        #: The task's key: the watcher stops the batch if the scheduler lets
+        #: the task go (its client died or cancelled it).
+        self.key = self.worker.get_current_task()
         self.client = get_client()
         self.loop = _asyncioLoop(self.client)
         self.host = self.worker.address
         self.outbox: asyncio.Queue[list[Any] | None] = asyncio.Queue()
         self.sender = asyncio.run_coroutine_threadsafe(self._send(), self.loop)
         self.onStop: Callable[[bool], None] | None = None
+        #: The batch has been told to stop its running jobs.
+        self.stopped = False
 
     def skip(self) -> bytes | None:
         try:
@@ -560,18 +572,30 @@ class _DaskChannel:
                 await cast(Any, self.client.scheduler).queue_put(name=self.names.queue, data=item)
                 sent += 1
             except Exception as e:  # noqa: BLE001 - reported by close()
+                # The client cannot have the results (it has gone, or the run
+                # ended): stop the batch's jobs rather than run them unseen.
                 error = e
+                onStop = self.onStop
+                if onStop is not None:
+                    onStop(True)
         if error is not None:
             raise RuntimeError(f"could not send results to the client: {type(error).__name__}: {error}") from error
         return sent
 
     def watch(self, onStop: Callable[[bool], None]) -> None:
         self.onStop = onStop
-        _watchers.register(self, onStop)
+        _watchers.register(self)
+
+    def released(self) -> bool:
+        """Whether the scheduler has let this batch's task go: its client
+        cancelled it or died (Dask goes on running the task's thread).
+        Called on the worker's event loop, which owns its state."""
+        task = self.worker.state.tasks.get(self.key)
+        return task is None or task.state in ("cancelled", "released", "forgotten")
 
     def close(self) -> int:
         if self.onStop is not None:
-            _watchers.unregister(self.names, self.onStop)
+            _watchers.unregister(self)
             self.onStop = None
         self.loop.call_soon_threadsafe(self.outbox.put_nowait, None)
         return self.sender.result()
@@ -581,7 +605,7 @@ class _RunWatch:
     """The batches of one run on this worker, and what the client said."""
 
     def __init__(self) -> None:
-        self.batches: set[Callable[[bool], None]] = set()
+        self.batches: set[_DaskChannel] = set()
         self.soon = False
         self.now = False
         self.watching = False
@@ -590,18 +614,21 @@ class _RunWatch:
 class _Watchers:
     """One watcher per run on a worker (not one per batch): a coroutine on
     the worker's event loop that waits on the run's ``soon`` event, then on
-    its ``now`` event, while the run has batches here, and tells them."""
+    its ``now`` event, while the run has batches here, and tells them; and
+    between two waits stops the batches whose task the scheduler let go."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.runs: dict[str, _RunWatch] = {}
 
-    def register(self, channel: _DaskChannel, onStop: Callable[[bool], None]) -> None:
+    def register(self, channel: _DaskChannel) -> None:
+        onStop = channel.onStop
+        assert onStop is not None
         with self.lock:
             watch = self.runs.get(channel.names.run)
             if watch is None:
                 watch = self.runs[channel.names.run] = _RunWatch()
-            watch.batches.add(onStop)
+            watch.batches.add(channel)
             # The client may have spoken before this batch started here.
             told = watch.soon
             now = watch.now
@@ -612,11 +639,12 @@ class _Watchers:
         if start:
             asyncio.run_coroutine_threadsafe(self._watch(channel.names, channel.client, watch), channel.loop)
 
-    def unregister(self, names: _Names, onStop: Callable[[bool], None]) -> None:
+    def unregister(self, channel: _DaskChannel) -> None:
+        names = channel.names
         with self.lock:
             watch = self.runs.get(names.run)
             if watch is not None:
-                watch.batches.discard(onStop)
+                watch.batches.discard(channel)
                 if not watch.batches and not watch.watching:
                     del self.runs[names.run]
 
@@ -626,8 +654,16 @@ class _Watchers:
                 watch.now = True
             watch.soon = True
             batches = list(watch.batches)
-        for onStop in batches:
-            onStop(now)
+        for channel in batches:
+            _stop(channel, now)
+
+    def _orphans(self, watch: _RunWatch) -> None:
+        """Stop the batches nobody waits for any more."""
+        with self.lock:
+            batches = list(watch.batches)
+        for channel in batches:
+            if channel.released():
+                _stop(channel, True)
 
     async def _watch(self, names: _Names, client: distributed.Client, watch: _RunWatch) -> None:
         soon = Event(names.soon, client=client)
@@ -646,9 +682,17 @@ class _Watchers:
                         self._tell(watch, bool(await now.is_set()))
                 elif await now.wait(timeout=_POLL_SECONDS):
                     self._tell(watch, True)
+                self._orphans(watch)
             except Exception as e:  # noqa: BLE001 - keep watching
                 _log.warning("ferroproc.jobs.dask: watching run %s for a stop: %s", names.run, e)
                 await asyncio.sleep(_POLL_SECONDS)
+
+
+def _stop(channel: _DaskChannel, now: bool) -> None:
+    onStop = channel.onStop
+    if onStop is not None and not channel.stopped:
+        channel.stopped = now
+        onStop(now)
 
 
 _watchers = _Watchers()
