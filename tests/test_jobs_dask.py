@@ -186,6 +186,21 @@ def test_a_bad_job_stops_the_run_and_names_the_job(cluster: Cluster) -> None:
         run(cluster, [["true"], "true"])
 
 
+def test_bad_arguments_are_named(cluster: Cluster) -> None:
+    with pytest.raises(TypeError, match=r"client must be a distributed\.Client, not str"):
+        DaskRunner("tcp://127.0.0.1:8786")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="batchSize must be an int of at least 1"):
+        DaskRunner(cluster.client, batchSize=0)
+    with pytest.raises(ValueError, match="concurrency must be an int of at least 1"):
+        DaskRunner(cluster.client, concurrency=0)
+    with pytest.raises(TypeError, match="reactor must be ferroproc's reactor or a Twisted reactor"):
+        DaskRunner(cluster.client, reactor=object())
+    with pytest.raises(ValueError, match="halt: 'sometimes' is not a halt policy"):
+        DaskRunner(cluster.client, halt="sometimes")
+    with pytest.raises(TypeError, match="jobs must be an iterable"):
+        DaskRunner(cluster.client).run(42)  # type: ignore[arg-type]
+
+
 def test_halt_now_on_the_first_failure_stops_every_worker(cluster: Cluster, tmp_path: Path) -> None:
     # Two batches (two tasks: they run at once, on 2 workers of 2 threads):
     # the job that fails waits until the three others have started.
@@ -351,6 +366,33 @@ def test_stream_and_await_inside_asyncio(cluster: Cluster) -> None:
     assert sorted(seen) == list(range(1, 21))
     assert summary.succeeded == 10
     assert early == [1]
+
+
+def test_under_a_twisted_reactor(cluster: Cluster) -> None:
+    pytest.importorskip("twisted")
+    from twisted.internet.epollreactor import EPollReactor
+
+    r = EPollReactor()
+    got: list[JobResult] = []
+    outcome: list[Any] = []
+    d = DaskRunner(cluster.client, reactor=r, batchSize=3).run([["echo", str(i)] for i in range(10)], got.append)
+    d.addBoth(lambda s: (outcome.append(s), r.stop()))
+    guard = r.callLater(30, r.stop)
+    try:
+        r.run(installSignalHandlers=False)
+    finally:
+        if guard.active():
+            guard.cancel()
+        # Release the test reactor's fds (a run on a cluster gives it no engine).
+        assert "_ferroprocEngineReader" not in vars(r)
+        for reader in list(getattr(r, "_internalReaders", ())):
+            r.removeReader(reader)
+            reader.connectionLost(None)
+        r.disconnectAll()
+        r._poller.close()
+    (summary,) = outcome
+    assert summary.succeeded == 10
+    assert sorted(x.seq for x in got) == list(range(1, 11))
 
 
 def test_the_example_runs(tmp_path: Path) -> None:

@@ -152,7 +152,8 @@ class ClusterRunner:
         reactor: Any = None,
     ) -> None:
         # The local runner checks the options it shares with us, with the
-        # same messages (and starts nothing).
+        # same messages (and starts nothing; the reactor is checked below:
+        # a run on a cluster needs no engine of its own).
         check = Runner(
             concurrency=1 if concurrency is None else concurrency,
             timeout=timeout,
@@ -169,8 +170,8 @@ class ClusterRunner:
             resume=resume,
             processGroup=processGroup,
             parentDeathSignal=parentDeathSignal,
-            reactor=reactor,
         )
+        _callFromThreadFor(reactor, check=True)
         if batchSize is not None and (not isinstance(batchSize, int) or isinstance(batchSize, bool) or batchSize < 1):
             raise ValueError(f"batchSize must be an int of at least 1 or None, not {batchSize!r}")
         self.concurrency = concurrency
@@ -244,15 +245,21 @@ class ClusterRunner:
         return self._run.failed if self._run is not None else 0
 
 
-def _callFromThreadFor(reactor: Any) -> Callable[..., None]:
+def _callFromThreadFor(reactor: Any, check: bool = False) -> Callable[..., None]:
     """How to call into the reactor's thread (the run's thread) from the
-    executor's threads."""
+    executor's threads; with ``check``, only whether ``reactor`` is one."""
     from ferroproc._reactor import Reactor
 
     if reactor is None:
         from ferroproc import reactor as default
 
         reactor = default
+    if not isinstance(reactor, Reactor) and not (
+        callable(getattr(reactor, "callFromThread", None)) and callable(getattr(reactor, "callLater", None))
+    ):
+        raise TypeError(f"reactor must be ferroproc's reactor or a Twisted reactor, not {type(reactor).__name__}")
+    if check:
+        return cast("Callable[..., None]", reactor.callFromThread)
     if isinstance(reactor, Reactor):
         # Inside a running asyncio loop (the reactor not running), that loop
         # drives the engine, and so runs the calls.
