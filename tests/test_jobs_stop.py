@@ -207,3 +207,27 @@ def test_the_memory_gate_holds_jobs_back(tmp_path: Path) -> None:
     assert summary.cancelled and summary.succeeded == summary.failed == 0
     ok, _ = run([sh("true")] * 3, memfree="1k")
     assert ok.succeeded == 3
+
+
+def test_a_job_waiting_for_its_retry_is_reported_when_the_run_stops(tmp_path: Path) -> None:
+    # Job 1 fails and waits 30 s for its retry; job 2 then succeeds, which
+    # halts the run: job 1 never runs again, and is reported once, with its
+    # failed attempt.
+    marker = tmp_path / "first-failed"
+    jobs = [sh(f"echo tried; touch {marker}; exit 5"), sh(f"while [ ! -e {marker} ]; do sleep 0.01; done; exit 0")]
+    summary, results = run(jobs, concurrency=2, retries=3, retryDelay=30, halt="soon,success=1")
+    by = {r.seq: r for r in results}
+    assert sorted(by) == [1, 2] and len(results) == 2
+    assert (by[1].exitCode, by[1].attempts, by[1].out) == (5, 1, b"tried\n")
+    assert summary.halted and (summary.succeeded, summary.failed) == (1, 1)
+
+
+def test_a_cancel_reports_jobs_waiting_for_their_retry(tmp_path: Path) -> None:
+    runner = Runner(retries=2, retryDelay=30)
+    results: list[Any] = []
+    d = runner.run([sh("exit 3")], results.append)
+    assert iterate_until(lambda: runner.started == 1 and runner.running == 0, 10)
+    runner.cancel()
+    summary = run_reactor(d, 10)
+    assert [(r.seq, r.exitCode, r.attempts, r.cancelled) for r in results] == [(1, 3, 1, False)]
+    assert summary.cancelled and summary.failed == 1

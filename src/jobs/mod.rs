@@ -45,6 +45,26 @@ pub(crate) struct Payload {
     job: Py<PyAny>,
     args: SpawnArgs,
     stdin: Option<Py<PyBytes>>,
+    /// The result of its last attempt, while it waits to run again: what is
+    /// reported if it never does (a halt, a cancel).
+    last: Option<Py<PyAny>>,
+}
+
+impl State {
+    /// Jobs the scheduler let go of: those that ran before are reported with
+    /// their last attempt; the rest are handed back, to be dropped after the
+    /// lock.
+    fn report_dropped(&mut self, dropped: Vec<ferroproc_core::jobs::Queued<Payload>>) -> Vec<Payload> {
+        let mut rest = Vec::with_capacity(dropped.len());
+        for q in dropped {
+            let mut payload = q.payload;
+            if let Some(last) = payload.last.take() {
+                self.results.push(last);
+            }
+            rest.push(payload);
+        }
+        rest
+    }
 }
 
 /// What every job of the queue shares.
@@ -306,15 +326,17 @@ impl JobQueue {
 
     /// Start no more jobs, and stop the running ones (their group: SIGTERM,
     /// SIGKILL after the grace); they are reported as they end.
-    fn cancel(&self) -> PyResult<()> {
+    fn cancel(&self, py: Python<'_>) -> PyResult<()> {
         let (dropped, running) = {
             let mut st = lock(&self.inner.state);
             let dropped = st.sched.cancel();
+            let dropped = st.report_dropped(dropped);
             let running: Vec<_> = st.running.values().cloned().collect();
             (dropped, running)
         };
         drop(dropped);
         start::stop_all(&self.inner, running);
+        self.inner.notify_soon(py);
         Ok(())
     }
 

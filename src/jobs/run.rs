@@ -168,15 +168,10 @@ impl JobRun {
             };
             (st.payload.take(), end)
         };
-        let received = match &self.paths {
-            Some((out, _)) => std::fs::metadata(out).map_or(0, |m| m.len()),
-            None => end.received,
-        };
-        let end = End { received, ..end };
         if let Some(payload) = payload {
-            finish(py, &self.inner, self.seq, self.attempt, payload, self.started_at, end, self.paths.as_ref());
+            let at = (self.seq, self.attempt, self.started_at);
+            finish(py, &self.inner, at, payload, end, self.paths.as_ref(), true);
         }
-        start_more(py, &self.inner);
     }
 
     /// A job that could not be started: it ends at once, as a shell would
@@ -207,7 +202,7 @@ impl JobRun {
             sent: 0,
             received: 0,
         };
-        finish(py, inner, seq, attempt, payload, started_at, end, None);
+        finish(py, inner, (seq, attempt, started_at), payload, end, None, false);
     }
 }
 
@@ -228,36 +223,49 @@ impl ChildSink for JobRun {
     }
 }
 
-/// An attempt ended: run it again, or report it (and with a `now` halt,
-/// stop the others). Python is told at the end of the turn.
-#[allow(clippy::too_many_arguments)]
+/// An attempt ended (`at`: its job's number, its attempt, its start time):
+/// run it again, or report it (and with a `now` halt, stop the others).
+/// With `start_next`, the next jobs are started as soon as the verdict is
+/// known, before the result is built: no slot waits for it. Python is told
+/// at the end of the turn.
 fn finish(
     py: Python<'_>,
     inner: &Arc<Inner>,
-    seq: u64,
-    attempt: u32,
+    at: (u64, u32, f64),
     payload: Payload,
-    started_at: f64,
     end: End,
     paths: Option<&(PathBuf, PathBuf)>,
+    start_next: bool,
 ) {
+    let (seq, attempt, started_at) = at;
     let ok = end.exit_code == Some(0) && !end.timed_out && !end.stopped && end.failure.is_none();
     let outcome = Outcome { ok, stopped: end.stopped };
-    let (verdict, refused) = {
+    let verdict = {
         let mut st = lock(&inner.state);
         st.running.remove(&seq);
-        let verdict = st.sched.end(attempt, outcome, now());
-        let refused = match verdict {
-            Verdict::Retry { at } => st.sched.retry(Queued { seq, attempt, payload }, at).err(),
-            Verdict::Final { .. } => Some(Queued { seq, attempt, payload }),
-        };
-        (verdict, refused)
+        st.sched.end(attempt, outcome, now())
     };
-    let Verdict::Final { halt } = verdict else {
-        drop((refused, end));
+    let mut payload = payload;
+    if let Verdict::Retry { at } = verdict {
+        // Kept with the job while it waits: reported if it never runs again.
+        let last = result_object(py, inner, seq, &payload.job, attempt, started_at, end, paths);
+        payload.last = last.map_err(|e| e.write_unraisable(py, None)).ok();
+        let refused = lock(&inner.state).sched.retry(Queued { seq, attempt, payload }, at).err();
+        if let Some(refused) = refused {
+            // Stopped meanwhile: this attempt was its last.
+            let rest = lock(&inner.state).report_dropped(vec![refused]);
+            drop(rest);
+            inner.notify_soon(py);
+        }
+        if start_next {
+            start_more(py, inner);
+        }
         return;
-    };
-    let Some(Queued { payload, .. }) = refused else { return };
+    }
+    if start_next {
+        start_more(py, inner);
+    }
+    let halt = matches!(verdict, Verdict::Final { halt: true });
     let result = result_object(py, inner, seq, &payload.job, attempt, started_at, end, paths);
     drop(payload);
     let (stop, dropped) = {
@@ -268,11 +276,10 @@ fn finish(
         }
         if halt {
             st.halt_seq = Some(seq);
-        }
-        if halt && st.sched.halting_now() {
-            (st.running.values().cloned().collect(), st.sched.drain())
-        } else if halt {
-            (Vec::new(), st.sched.drain())
+            let dropped = st.sched.drain();
+            let dropped = st.report_dropped(dropped);
+            let stop = if st.sched.halting_now() { st.running.values().cloned().collect() } else { Vec::new() };
+            (stop, dropped)
         } else {
             (Vec::new(), Vec::new())
         }
@@ -322,6 +329,10 @@ fn result_object(
     paths: Option<&(PathBuf, PathBuf)>,
 ) -> PyResult<Py<PyAny>> {
     let config = &inner.config;
+    let received = match paths {
+        Some((out, _)) => std::fs::metadata(out).map_or(0, |m| m.len()),
+        None => end.received,
+    };
     let out = join(py, end.out)?;
     let err = match end.failure {
         Some(why) => PyBytes::new(py, why.as_bytes()),
@@ -359,7 +370,7 @@ fn result_object(
         err.into_any(),
         flag(end.truncated),
         end.sent.into_pyobject(py)?.into_any(),
-        end.received.into_pyobject(py)?.into_any(),
+        received.into_pyobject(py)?.into_any(),
         usage,
         path(paths.map(|p| &p.0)),
         path(paths.map(|p| &p.1)),

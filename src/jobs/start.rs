@@ -53,7 +53,7 @@ pub(super) fn payload(
     args.timeout = timeout.map(|t| finite(t, "timeout")).transpose()?;
     args.idle_timeout = idle.map(|t| finite(t, "idleTimeout")).transpose()?;
     args.kill_grace = config.kill_grace;
-    Ok(Payload { job, args, stdin })
+    Ok(Payload { job, args, stdin, last: None })
 }
 
 impl SpawnArgs {

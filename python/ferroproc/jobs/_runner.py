@@ -16,20 +16,18 @@ import os
 import sys
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import Any, Literal, cast
 
 from ferroproc._core import JobQueue
 from ferroproc._logger import logError
-from ferroproc._spawnargs import ChildOptions, SpawnArgs, _envEntries, _signalNumber, prepareSpawn
+from ferroproc._spawnargs import ChildOptions, SpawnArgs, _envEntries, prepareSpawn
 from ferroproc.defer import Deferred
 from ferroproc.error import ResourceUsage
 from ferroproc.failure import Failure
 from ferroproc.jobs._halt import HaltPolicy
+from ferroproc.jobs._host import hostFor
 from ferroproc.jobs._job import Job, JobResult, JobSummary
 from ferroproc.jobs._joblog import JobLog, ResumeSet, command, readResumeSet
-
-if TYPE_CHECKING:
-    from ferroproc._core import Engine
 
 __all__ = ["Runner", "runJobs"]
 
@@ -90,71 +88,6 @@ def _fd(value: object, what: str) -> int | None:
     except OSError:
         raise ValueError(f"{what}: fd {value} is not open") from None
     return value
-
-
-class _Host:
-    """What a run needs from the loop that drives its engine."""
-
-    def engine(self) -> Engine:
-        raise NotImplementedError
-
-    def callLater(self, delay: float, f: Callable[[], object]) -> Any:
-        raise NotImplementedError
-
-    def touched(self) -> None:
-        """Work was given to the engine outside one of its turns."""
-
-
-class _ReactorHost(_Host):
-    """ferroproc's reactor: running, or inside a running asyncio loop."""
-
-    def __init__(self, reactor: Any) -> None:
-        self.reactor = reactor
-
-    def engine(self) -> Engine:
-        self.reactor._followAsyncio()
-        return cast("Engine", self.reactor._engine)
-
-    def callLater(self, delay: float, f: Callable[[], object]) -> Any:
-        return self.reactor.callLater(delay, f)
-
-    def touched(self) -> None:
-        driver = self.reactor._driver
-        if driver is not None:
-            driver.schedule()
-
-
-class _TwistedHost(_Host):
-    """A Twisted reactor, through :mod:`ferroproc.twisted`'s engine reader."""
-
-    def __init__(self, reactor: Any) -> None:
-        from ferroproc import twisted as _ftwisted
-
-        self.reactor = reactor
-        self.reader = _ftwisted._readerFor(reactor)
-
-    def engine(self) -> Engine:
-        return self.reader.engine
-
-    def callLater(self, delay: float, f: Callable[[], object]) -> Any:
-        return self.reactor.callLater(delay, f)
-
-    def touched(self) -> None:
-        self.reader.settle()
-
-
-def _hostFor(reactor: Any) -> _Host:
-    from ferroproc._reactor import Reactor
-
-    if reactor is None:
-        from ferroproc import reactor as default
-
-        return _ReactorHost(default)
-    if isinstance(reactor, Reactor):
-        return _ReactorHost(reactor)
-    if callable(getattr(reactor, "callLater", None)) and callable(getattr(reactor, "addReader", None)):
-        return _TwistedHost(reactor)
-    raise TypeError(f"reactor must be ferroproc's reactor or a Twisted reactor, not {type(reactor).__name__}")
 
 
 class Runner:
@@ -273,13 +206,13 @@ class Runner:
         if not isinstance(processGroup, bool):
             raise TypeError(f"processGroup must be a bool, not {type(processGroup).__name__}")
         self.processGroup = processGroup
-        if parentDeathSignal is not None:
-            _signalNumber(parentDeathSignal, "parentDeathSignal")
         self.parentDeathSignal = parentDeathSignal
+        # Every option every job gets, checked now by spawnProcess's own rules.
+        _checkedSpawnCall(_template, _runnerOptions(self))
         if onOutput is not None and not callable(onOutput):
             raise TypeError("onOutput must be callable or None")
         self.onOutput = onOutput
-        self._host = _hostFor(reactor)
+        self._host = hostFor(reactor)
         self._run: _Run | None = None
 
     # -- running -------------------------------------------------------------
@@ -420,10 +353,8 @@ class _Run:
         self.deferred.addCallback(self._waitIfCancelled)
         self.summaryReady: Deferred[JobSummary] | None = None
         self.envp = _envEntries(None)
-        self.options = self._runnerOptions()
-        # The options every job shares, checked once; a bare name, so that
-        # the template carries our PATH for jobs named by a bare name.
-        template = prepareSpawn(None, "job", ["job"], {}, None, None, None, False, {0: 0, 1: 1, 2: 2}, self.options)
+        self.options = _runnerOptions(runner)
+        template = _template(self.options)
         halt = runner.halt
         self.queue = JobQueue(
             self.host.engine(),
@@ -452,16 +383,6 @@ class _Run:
         )
         if total is not None:
             self.queue.setTotal(total)
-
-    def _runnerOptions(self) -> dict[str, Any]:
-        r = self.runner
-        options: dict[str, Any] = {}
-        if r.processGroup:
-            options["processGroup"] = True
-            options["killGroupOnExit"] = True
-        if r.parentDeathSignal is not None:
-            options["parentDeathSignal"] = r.parentDeathSignal
-        return options
 
     # -- the Deferred ----------------------------------------------------------
 
@@ -775,6 +696,24 @@ class _Run:
             target.errback(outcome)
         else:
             target.callback(outcome)
+
+
+def _runnerOptions(r: Runner) -> dict[str, Any]:
+    """The spawn options every job of ``r`` gets (a job's own go over them)."""
+    options: dict[str, Any] = {}
+    if r.processGroup:
+        options["processGroup"] = True
+        options["killGroupOnExit"] = True
+    if r.parentDeathSignal is not None:
+        options["parentDeathSignal"] = r.parentDeathSignal
+    return options
+
+
+def _template(options: Mapping[str, Any]) -> SpawnArgs:
+    """The spawn arguments every job starts from, checked by
+    ``prepareSpawn``. A bare program name, so that they carry our ``PATH``
+    for jobs whose program is a bare name."""
+    return prepareSpawn(None, "job", ["job"], {}, None, None, None, False, {0: 0, 1: 1, 2: 2}, options)
 
 
 def _asJob(item: object) -> Job:
