@@ -381,14 +381,14 @@ class _DaskExecutor:
         while True:
             try:
                 first = await self.queue.get(timeout=_POLL_SECONDS)
+                items = [first]
+                if first != _END:
+                    items += await self.queue.get(batch=True)
             except asyncio.TimeoutError:
                 continue
             except Exception as e:  # noqa: BLE001 - the run fails with it
                 self.sink.failed(None, e)
                 return
-            items = [first]
-            if first != _END:
-                items += await self.queue.get(batch=True)
             chunks: list[Chunk] = [tuple(item) for item in items if item != _END]
             if chunks:
                 self.sink.chunks(chunks)
@@ -397,14 +397,25 @@ class _DaskExecutor:
 
     def _submit(self, batch: Batch) -> None:
         self.sizes[batch.batchId] = len(batch.jobs)
+        # The variable's first write is _run's: later ones wait for it (two
+        # writes in flight could land in either order).
+        self.writing.add(batch.batchId)
         self._spawn(self._run(batch))
 
     async def _run(self, batch: Batch) -> None:
         assert self.sink is not None
         batchId = batch.batchId
         try:
-            skip = allDone(len(batch.jobs)) if self.stopped else b""
-            await Variable(self.names.skip(batchId), client=self.client).set(skip)
+            try:
+                skip = allDone(len(batch.jobs)) if self.stopped else b""
+                await Variable(self.names.skip(batchId), client=self.client).set(skip)
+            finally:
+                self.writing.discard(batchId)
+                latest = self.latest.pop(batchId, None)
+                if batchId not in self.sizes:
+                    Variable(self.names.skip(batchId), client=self.client).delete()
+                elif latest is not None:
+                    self._write(batchId, latest)
             future = self.client.submit(
                 _daskBatch,
                 self.names,
