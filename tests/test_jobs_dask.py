@@ -11,6 +11,7 @@ in the process table, not taken from the runner's word.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import select
 import signal
@@ -42,6 +43,31 @@ class Cluster(NamedTuple):
         """Each worker's address and pid, as they are now."""
         pids: dict[str, int] = self.client.run(os.getpid)
         return pids
+
+    def schedulerObjects(self) -> list[str]:
+        """ferroproc's queues, variables and events on the scheduler."""
+
+        # Defined here, so that Dask sends it by value (the scheduler cannot
+        # import this module).
+        def ours(dask_scheduler: Any) -> list[str]:
+            ext = dask_scheduler.extensions
+            names = [*ext["queues"].queues, *ext["variables"].variables, *ext["events"]._events]
+            return sorted(str(n) for n in names if str(n).startswith("ferroproc-jobs-"))
+
+        names: list[str] = self.client.run_on_scheduler(ours)
+        return names
+
+    def forgetSchedulerObjects(self) -> None:
+        """Drop what runs left on the scheduler (a run whose client died)."""
+
+        def forget(dask_scheduler: Any) -> None:
+            ext = dask_scheduler.extensions
+            queues, variables, events = ext["queues"], ext["variables"], ext["events"]
+            for table in (queues.queues, queues.client_refcount, variables.variables, events._events):
+                for name in [n for n in table if str(n).startswith("ferroproc-jobs-")]:
+                    del table[name]
+
+        self.client.run_on_scheduler(forget)
 
     def jobProcesses(self) -> list[tuple[int, int]]:
         """(pid, parent) of every process a worker process started: a job
@@ -108,17 +134,20 @@ def _fdsButSockets() -> dict[int, str]:
 def no_leaks(cluster: Cluster) -> Iterator[None]:
     """conftest's check, for this module: the Dask client's connection pool
     opens and keeps sockets as it likes, so fds other than sockets must be
-    as they were; no child of ours is left; and no process is left running
-    on the cluster's workers."""
+    as they were; no child of ours is left; no process is left running on
+    the cluster's workers; and the scheduler keeps none of the runs' queues,
+    variables and events."""
     before = _fdsButSockets()
     kids = {pid for pid, _ in our_children()}
     yield
     # Let the reactor deliver what a test started (its runs' ends).
-    iterate_until(lambda: not cluster.jobProcesses(), 10.0)
+    iterate_until(lambda: not cluster.jobProcesses() and not cluster.schedulerObjects(), 10.0)
     left = cluster.jobProcesses()
+    kept = cluster.schedulerObjects()
     newKids = [(p, s) for p, s in our_children() if p not in kids]
     leaked = {fd: t for fd, t in _fdsButSockets().items() if before.get(fd) != t}
     assert not left, f"processes left running on the workers (pid, worker): {left}"
+    assert not kept, f"runs' objects left on the scheduler: {kept}"
     assert not newKids, f"test left children behind (pid, state): {newKids}"
     assert not leaked, f"test leaked fds: {leaked}"
 
@@ -346,6 +375,9 @@ def test_a_client_that_dies_leaves_no_job_running_on_the_workers(cluster: Cluste
         proc.kill()
         proc.wait()
         kill_if_alive(int(p.read_text()) for p in pidfiles if p.exists())
+        # What the dead client's run made on the scheduler stays there (its
+        # queue, variables, events): nothing of Dask's ties them to a client.
+        cluster.forgetSchedulerObjects()
 
 
 # -- hosts and the example ----------------------------------------------------------------
@@ -357,9 +389,11 @@ def test_stream_and_await_inside_asyncio(cluster: Cluster) -> None:
         seen = [r.seq async for r in runner.stream([["echo", str(i)] for i in range(20)])]
         summary = await runJobs([["true"]] * 10, cluster.client, batchSize=3)
         early = []
-        async for r in DaskRunner(cluster.client, batchSize=1, killGrace=0).stream([["true"], *[["sleep", "300"]] * 4]):
-            early.append(r.seq)
-            break  # leaving the loop cancels the run, and waits for its end
+        stream = DaskRunner(cluster.client, batchSize=1, killGrace=0).stream([["true"], *[["sleep", "300"]] * 4])
+        async with contextlib.aclosing(stream):  # the generator closed at once, in this loop
+            async for r in stream:
+                early.append(r.seq)
+                break  # leaving the loop cancels the run, and waits for its end
         return seen, summary, early
 
     seen, summary, early = asyncio.run(main())

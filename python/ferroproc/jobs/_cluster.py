@@ -731,7 +731,7 @@ async def _stream(runner: ClusterRunner, jobs: Iterable[Job | Sequence[str | byt
 
     def wake() -> None:
         w = waiter[0]
-        if w is not None and not w.done():
+        if w is not None and not w.done() and not loop.is_closed():
             w.set_result(None)
 
     def onResult(result: JobResult) -> None:

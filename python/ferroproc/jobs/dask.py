@@ -320,7 +320,10 @@ class _DaskExecutor:
         #: Batches whose skip variable is being written.
         self.writing: set[int] = set()
         self.tasks: set[asyncio.Future[Any]] = set()
+        #: Batches whose task has not ended yet.
+        self.inflight: set[int] = set()
         self.stopped = False
+        self.closing = False
         self.capacityAt = 0.0
 
     def _soon(self, f: Callable[..., object], *args: Any) -> None:
@@ -332,13 +335,18 @@ class _DaskExecutor:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
+    def _start(self, f: Callable[[], Any]) -> None:
+        """Start ``f()`` on the loop: the coroutine is made there, so none is
+        left unawaited if the loop has closed."""
+        self._spawn(f())
+
     # -- the Executor protocol (any thread) --
 
     def open(self, sink: BatchSink) -> None:
         if self.client.status not in ("running", "connecting", "newly-created"):
             raise RuntimeError(f"the Dask client is {self.client.status}, not running")
         self.sink = sink
-        self._soon(self._spawn, self._open())
+        self._soon(self._start, self._open)
 
     def submit(self, batch: Batch) -> None:
         self._soon(self._submit, batch)
@@ -353,14 +361,18 @@ class _DaskExecutor:
         self._soon(self._stop, now)
 
     def close(self) -> None:
-        self._soon(self._spawn, self._close())
+        self._soon(self._closeOnce)
 
     # -- on the loop --
 
     async def _open(self) -> None:
         assert self.sink is not None
         try:
-            self.queue = await Queue(self.names.queue, client=self.client)
+            # Made on the client's loop, the queue is created on the scheduler
+            # by a task of its own; wait for that one (``await queue`` would
+            # create it a second time, and one close() would then leave it).
+            self.queue = Queue(self.names.queue, client=self.client)
+            await getattr(self.queue, "_started")  # noqa: B009 - not in distributed's types
             self.reader = asyncio.ensure_future(self._read())
             await self._capacity()
         except Exception as e:  # noqa: BLE001 - the run fails with it
@@ -397,6 +409,7 @@ class _DaskExecutor:
 
     def _submit(self, batch: Batch) -> None:
         self.sizes[batch.batchId] = len(batch.jobs)
+        self.inflight.add(batch.batchId)
         # The variable's first write is _run's: later ones wait for it (two
         # writes in flight could land in either order).
         self.writing.add(batch.batchId)
@@ -432,7 +445,11 @@ class _DaskExecutor:
             self.sink.failed(batchId, e)
         else:
             self.sink.ended(batchId, stats)
-        if self.loop.time() - self.capacityAt > _CAPACITY_SECONDS:
+        finally:
+            self.inflight.discard(batchId)
+            if self.stopped and not self.inflight:
+                self._closeOnce()
+        if self.loop.time() - self.capacityAt > _CAPACITY_SECONDS and not self.stopped:
             try:
                 await self._capacity()
             except Exception as e:  # noqa: BLE001 - keep the capacity it had
@@ -479,6 +496,17 @@ class _DaskExecutor:
         for batchId, size in self.sizes.items():
             self._write(batchId, allDone(size))
         self._spawn(self._signal(now, first))
+        if not self.inflight:
+            self._closeOnce()
+
+    def _closeOnce(self) -> None:
+        """Release the run's objects on the scheduler, once: when the run
+        asks, or as soon as a stopped run has no batch left on the cluster
+        (so that they go even if the run's thread no longer turns: an
+        ``async for`` left early whose loop then closed)."""
+        if not self.closing:
+            self.closing = True
+            self._spawn(self._close())
 
     async def _signal(self, now: bool, soon: bool) -> None:
         try:
