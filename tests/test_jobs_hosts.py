@@ -246,3 +246,15 @@ def test_a_runner_killed_with_sigkill_leaves_no_job_leader(tmp_path: Path) -> No
         # reparented and live on unless the job used a cgroup. Not ours to
         # leave running after the test.
         kill_if_alive([p for p in (leader, grandchild) if p])
+
+
+def test_a_failed_run_raises_at_the_end_of_async_for(aiorun: AioRun) -> None:
+    async def main() -> list[int]:
+        seen = []
+        with pytest.raises(TypeError, match="job 3"):
+            async for r in Runner(concurrency=1).stream([sh("true"), sh("true"), 3]):  # type: ignore[list-item]
+                seen.append(r.seq)
+        return seen
+
+    seen = aiorun(main())
+    assert 1 in seen and 3 not in seen

@@ -232,3 +232,35 @@ def test_jobs_run_on_the_reactor_thread_only() -> None:
     reactor.callLater(0, start_thread)
     run_reactor(d, 10)
     assert errors and "reactor's thread" in str(errors[0])
+
+
+def test_running_out_of_fds_holds_jobs_back_instead_of_failing_them() -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # Room for a few jobs' pipes and pidfds (3 fds each), not for 20 at once.
+    limit = max(open_fds_now() + 12, 16)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+    try:
+        summary, results = run([sh("sleep 0.05")] * 40, concurrency=20)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert summary.succeeded == 40, [(r.seq, r.exitCode, r.err) for r in results if not r.ok]
+
+
+def test_a_job_that_cannot_start_with_nothing_else_running_fails() -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (open_fds_now() + 1, hard))
+    try:
+        summary, results = run([sh("true")], concurrency=1)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert summary.failed == 1 and results[0].exitCode == 126 and b"Too many open files" in results[0].err
+
+
+def open_fds_now() -> int:
+    """The lowest fd number not in use: new fds start there."""
+    used = {int(name) for name in os.listdir("/proc/self/fd")}
+    return next(n for n in range(len(used) + 1) if n not in used)

@@ -231,3 +231,21 @@ def test_a_cancel_reports_jobs_waiting_for_their_retry(tmp_path: Path) -> None:
     summary = run_reactor(d, 10)
     assert [(r.seq, r.exitCode, r.attempts, r.cancelled) for r in results] == [(1, 3, 1, False)]
     assert summary.cancelled and summary.failed == 1
+
+
+def test_cancel_from_another_thread_is_handed_to_the_runs_thread(tmp_path: Path) -> None:
+    import threading
+
+    pidfile = tmp_path / "g"
+    runner = Runner(killGrace=0)
+    d = runner.run([grandchild_job(pidfile)])
+    try:
+        (pid,) = wait_for_files([pidfile])
+        t = threading.Thread(target=runner.cancel)
+        t.start()
+        t.join()
+        summary = run_reactor(d, 10)
+        assert wait_dead(pid, 5)
+    finally:
+        kill_if_alive([int(pidfile.read_text())] if pidfile.exists() else [])
+    assert summary.cancelled

@@ -69,7 +69,10 @@ impl State {
 
 /// What every job of the queue shares.
 struct Config {
+    /// What every job starts from (without an environment: see `environ`).
     template: SpawnArgs,
+    /// The environment of jobs without their own.
+    environ: Vec<Vec<u8>>,
     max_bytes: Option<usize>,
     capture: bool,
     results: Option<PathBuf>,
@@ -204,13 +207,14 @@ impl JobQueue {
         let idle_timeout = idleTimeout.map(|t| finite(t, "idleTimeout")).transpose()?;
         let limits = Limits { concurrency, ahead: ahead.max(1), retries, retry_delay, memfree };
         let devnull = open_devnull().map_err(|e| os_error(e, "jobs: /dev/null"))?;
-        let template = SpawnArgs { envp: environ, ..template };
+        let template = SpawnArgs { envp: Vec::new(), ..template };
         let results =
             results.map(|r| PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(r)));
         let inner = Inner {
             shared: Arc::downgrade(engine.get().shared()),
             config: Config {
                 template,
+                environ,
                 max_bytes: maxBytes,
                 capture,
                 results,

@@ -1,6 +1,6 @@
 //! One attempt of a job, as the sink of its child's events: output captured
 //! (bounded) or streamed to Python, the exit noted, and at the end the
-//! verdict (run again, or done: a result tuple for Python) and the next jobs
+//! verdict (run again, or done: its `JobResult`, for Python) and the next jobs
 //! started at once, in the same turn.
 
 use std::path::PathBuf;

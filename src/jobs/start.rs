@@ -36,17 +36,16 @@ pub(super) fn payload(
     let mut args = match (args, argv) {
         (Some(args), _) => args,
         (None, Some(argv)) if !argv.is_empty() => {
-            let t = &config.template;
-            let executable = argv[0].clone();
-            let parent_path = if executable.contains(&b'/') { None } else { t.parent_path.clone() };
-            SpawnArgs {
-                executable,
-                argv,
-                envp: envp.unwrap_or_else(|| t.envp.clone()),
-                parent_path,
-                cwd,
-                ..t.clone_options()
+            // (The template holds no environment: cheap to copy.)
+            let mut args = config.template.clone();
+            args.executable = argv[0].clone();
+            if args.executable.contains(&b'/') {
+                args.parent_path = None;
             }
+            args.argv = argv;
+            args.envp = envp.unwrap_or_else(|| config.environ.clone());
+            args.cwd = cwd;
+            args
         }
         _ => return Err(pyo3::exceptions::PyValueError::new_err("JobQueue.push: give argv or args")),
     };
@@ -54,46 +53,6 @@ pub(super) fn payload(
     args.idle_timeout = idle.map(|t| finite(t, "idleTimeout")).transpose()?;
     args.kill_grace = config.kill_grace;
     Ok(Payload { job, args, stdin, last: None })
-}
-
-impl SpawnArgs {
-    /// A copy without the parts every job has its own of (argv, env, cwd),
-    /// which are left empty.
-    fn clone_options(&self) -> SpawnArgs {
-        SpawnArgs {
-            executable: Vec::new(),
-            argv: Vec::new(),
-            envp: Vec::new(),
-            parent_path: None,
-            cwd: None,
-            fds: Vec::new(),
-            pty: self.pty,
-            pty_fds: self.pty_fds,
-            window_size: self.window_size,
-            uid: self.uid,
-            gid: self.gid,
-            session: self.session.clone(),
-            process_group: self.process_group,
-            method: self.method.clone(),
-            exact_ids: self.exact_ids,
-            groups: self.groups.clone(),
-            signals: self.signals.clone(),
-            keep_fds: self.keep_fds,
-            umask: self.umask,
-            rlimits: self.rlimits.clone(),
-            nice: self.nice,
-            affinity: self.affinity.clone(),
-            death_signal: self.death_signal,
-            no_new_privs: self.no_new_privs,
-            cgroup: self.cgroup.clone(),
-            pipe_size: self.pipe_size,
-            kill_group_on_exit: self.kill_group_on_exit,
-            kill_group_on_lost: self.kill_group_on_lost,
-            timeout: self.timeout,
-            idle_timeout: self.idle_timeout,
-            kill_grace: self.kill_grace,
-        }
-    }
 }
 
 /// Start jobs while slots are free and jobs may start. A job that cannot
@@ -114,7 +73,13 @@ pub(super) fn start_more(py: Python<'_>, inner: &Arc<Inner>) {
             }
         };
         match next {
-            Ok((job, devnull)) => start_one(py, inner, &shared, job, devnull.unwrap_or(-1)),
+            Ok((job, devnull)) => {
+                if !start_one(py, inner, &shared, job, devnull.unwrap_or(-1)) {
+                    // Out of fds or processes: the jobs that run hold them;
+                    // the next one to end tries again.
+                    return;
+                }
+            }
             Err(wake) => {
                 // A retry's delay or the memory gate: Python schedules the
                 // `kick()` (it learns when from `take()`).
@@ -147,7 +112,26 @@ fn stdio(
     ]
 }
 
-fn start_one(py: Python<'_>, inner: &Arc<Inner>, shared: &Arc<Shared>, job: Queued<Payload>, devnull: RawFd) {
+/// Whether a failed start is for want of what the running jobs hold (fds,
+/// processes, memory), so that the job is better tried again once one ends.
+fn for_want(errno: Option<i32>) -> bool {
+    matches!(errno, Some(libc::EMFILE | libc::ENFILE | libc::EAGAIN | libc::ENOMEM))
+}
+
+/// Put a job that could not start for want of resources back in the queue
+/// when other jobs run (one of them ending frees them); else hand it back.
+fn put_back_if_others_run(inner: &Inner, seq: u64, attempt: u32, payload: Payload) -> Option<Payload> {
+    let mut st = lock(&inner.state);
+    if st.sched.running() <= 1 {
+        return Some(payload);
+    }
+    st.sched.put_back(Queued { seq, attempt, payload });
+    None
+}
+
+/// Start one job; false when it was put back for want of fds or processes
+/// (stop starting more until a running job ends).
+fn start_one(py: Python<'_>, inner: &Arc<Inner>, shared: &Arc<Shared>, job: Queued<Payload>, devnull: RawFd) -> bool {
     let Queued { seq, attempt, mut payload } = job;
     let config = &inner.config;
     let started_at = now();
@@ -156,9 +140,17 @@ fn start_one(py: Python<'_>, inner: &Arc<Inner>, shared: &Arc<Shared>, job: Queu
         Some(dir) => match files::open_results(dir, seq) {
             Ok(f) => Some(f),
             Err(e) => {
+                let payload = if for_want(e.raw_os_error()) {
+                    match put_back_if_others_run(inner, seq, attempt, payload) {
+                        None => return false,
+                        Some(payload) => payload,
+                    }
+                } else {
+                    payload
+                };
                 let msg = format!("ferroproc.jobs: cannot open the job's output files: {e}\n");
                 JobRun::not_started(py, inner, seq, attempt, payload, started_at, 126, msg);
-                return;
+                return true;
             }
         },
         None => None,
@@ -178,10 +170,18 @@ fn start_one(py: Python<'_>, inner: &Arc<Inner>, shared: &Arc<Shared>, job: Queu
         Ok(cell) => cell,
         Err(e) => {
             drop(files);
-            let (code, msg) = start_failure(py, &e);
             drop(run);
+            let (code, msg, errno) = start_failure(py, &e);
+            let payload = if for_want(errno) {
+                match put_back_if_others_run(inner, seq, attempt, payload) {
+                    None => return false,
+                    Some(payload) => payload,
+                }
+            } else {
+                payload
+            };
             JobRun::not_started(py, inner, seq, attempt, payload, started_at, code, msg);
-            return;
+            return true;
         }
     };
     // The child has its copies of the files.
@@ -206,19 +206,21 @@ fn start_one(py: Python<'_>, inner: &Arc<Inner>, shared: &Arc<Shared>, job: Queu
     if stop {
         stop_all(inner, vec![(Arc::downgrade(&cell), Arc::downgrade(&run))]);
     }
+    true
 }
 
 /// A job that could not start, as a shell reports it: 127 when its
 /// program was not found, 126 otherwise, and the reason (the message
-/// `spawnProcess` would raise, without its prefix) for its stderr.
-fn start_failure(py: Python<'_>, e: &PyErr) -> (i32, String) {
+/// `spawnProcess` would raise, without its prefix) for its stderr; and the
+/// errno.
+fn start_failure(py: Python<'_>, e: &PyErr) -> (i32, String, Option<i32>) {
     let value = e.value(py);
     let errno = value.getattr("errno").ok().and_then(|n| n.extract::<i32>().ok());
     let text =
         value.getattr("strerror").ok().and_then(|s| s.extract::<String>().ok()).unwrap_or_else(|| value.to_string());
     let text = text.strip_prefix("spawnProcess: ").unwrap_or(&text);
     let code = if errno == Some(libc::ENOENT) { 127 } else { 126 };
-    (code, format!("ferroproc.jobs: {text}\n"))
+    (code, format!("ferroproc.jobs: {text}\n"), errno)
 }
 
 /// Stop running jobs: each is marked stopped by the runner, and its group

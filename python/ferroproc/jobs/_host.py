@@ -27,6 +27,10 @@ class Host:
     def callLater(self, delay: float, f: Callable[[], object]) -> Any:
         raise NotImplementedError
 
+    def callFromThread(self, f: Callable[[], object]) -> None:
+        """Run ``f`` on the thread that drives the engine (safe from any thread)."""
+        raise NotImplementedError
+
     def touched(self) -> None:
         """Work was given to the engine outside one of its turns."""
 
@@ -43,6 +47,9 @@ class _ReactorHost(Host):
 
     def callLater(self, delay: float, f: Callable[[], object]) -> Any:
         return self.reactor.callLater(delay, f)
+
+    def callFromThread(self, f: Callable[[], object]) -> None:
+        self.reactor.callFromThread(f)
 
     def touched(self) -> None:
         driver = self.reactor._driver
@@ -64,6 +71,9 @@ class _TwistedHost(Host):
 
     def callLater(self, delay: float, f: Callable[[], object]) -> Any:
         return self.reactor.callLater(delay, f)
+
+    def callFromThread(self, f: Callable[[], object]) -> None:
+        self.reactor.callFromThread(f)
 
     def touched(self) -> None:
         self.reader.settle()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal, cast
@@ -273,9 +274,16 @@ class Runner:
         """Stop the run: no job starts any more, and every running job's
         process group gets SIGTERM, then SIGKILL after ``killGrace``; the
         run's Deferred fires with the summary (``cancelled=True``) once all
-        are reaped and logged. Does nothing when no run is in progress."""
-        if self._run is not None:
-            self._run.cancel()
+        are reaped and logged. Does nothing when no run is in progress. Safe
+        from any thread (and from a signal handler): from another thread
+        than the one the run runs on, it is handed to that thread."""
+        run = self._run
+        if run is None:
+            return
+        if threading.get_ident() != run.thread:
+            self._host.callFromThread(run.cancel)
+        else:
+            run.cancel()
 
     @property
     def running(self) -> int:
@@ -325,6 +333,8 @@ class _Run:
     ) -> None:
         self.runner = runner
         self.host = runner._host
+        #: The thread the run runs on (the engine's driver).
+        self.thread = threading.get_ident()
         self.iterator = iterator
         self.total = total
         self.onResult = onResult

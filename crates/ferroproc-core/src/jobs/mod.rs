@@ -168,6 +168,15 @@ impl<P> Scheduler<P> {
         Some(job)
     }
 
+    /// A job [`Scheduler::next`] gave could not be started for want of
+    /// something the running jobs hold (fds, processes): it goes back to the
+    /// front of the queue, as not started, to be tried when one of them ends.
+    pub fn put_back(&mut self, job: Queued<P>) {
+        self.running = self.running.saturating_sub(1);
+        self.started = self.started.saturating_sub(1);
+        self.queue.push_front(job);
+    }
+
     /// Retries whose delay is over go to the front of the queue, earliest first.
     fn release_due(&mut self, now: f64) {
         if self.parked.is_empty() {

@@ -167,3 +167,15 @@ fn capture_keeps_at_most_the_limit_and_counts_everything() {
     assert_eq!(zero.offer(1), Keep::Nothing);
     assert!(zero.truncated());
 }
+
+#[test]
+fn a_job_put_back_is_next_and_was_not_started() {
+    let mut s = filled(limits(2), 3, None);
+    let first = s.next(0.0, no_gate).unwrap();
+    let second = s.next(0.0, no_gate).unwrap();
+    s.put_back(second);
+    assert_eq!((s.running(), s.started()), (1, 1));
+    let again = s.next(0.0, no_gate).unwrap();
+    assert_eq!((again.seq, again.attempt), (2, 1));
+    assert_eq!(s.end(first.attempt, OK, 0.0), Verdict::Final { halt: false });
+}
