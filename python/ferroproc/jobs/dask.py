@@ -50,6 +50,7 @@ distributed 2024.1 or later), on the client and on every worker.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import os
 import threading
@@ -57,14 +58,14 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
 
-try:
-    import distributed
-    from distributed import Event, Queue, Variable, get_client, get_worker
-except ImportError as e:  # pragma: no cover - the test suite has the extra
+if importlib.util.find_spec("distributed") is None:  # pragma: no cover - the test suite has the extra
     raise ImportError(
         "ferroproc.jobs.dask needs Dask distributed: pip install 'ferroproc[dask]' "
         "(or 'dask[distributed]'), on the client and on every worker"
-    ) from e
+    )
+
+import distributed
+from distributed import Event, Queue, Variable, get_client, get_worker
 
 from ferroproc.jobs._batch import runBatch
 from ferroproc.jobs._cluster import Batch, BatchSink, Chunk, ClusterRunner
