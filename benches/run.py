@@ -44,11 +44,13 @@ PY_PEER_PROBES = {
     "uvloop": "import uvloop",
     "uvloop-ferroproc": "import uvloop, ferroproc.asyncio",
     "subprocess": "import subprocess",
+    "ferroproc-dask": "import ferroproc.jobs.dask",
 }
 VERSION_PROBES = {
     "ferroproc": "import importlib.metadata as m; print(m.version('ferroproc'))",
     "twisted": "import twisted; print(twisted.__version__)",
     "uvloop": "import uvloop; print(uvloop.__version__)",
+    "ferroproc-dask": "import distributed; print('distributed', distributed.__version__)",
 }
 
 

@@ -57,9 +57,10 @@ MODULES = {
     "uvloop": "impl_asyncio",
     "uvloop-ferroproc": "impl_asyncio",
     "subprocess": "impl_subprocess",
+    "ferroproc-dask": "impl_dask",
 }
-#: Scenarios some peers run from a module of their own (many jobs: impl_jobs).
-SCENARIO_MODULES = {"S10": "impl_jobs", "S11": "impl_jobs"}
+#: Scenarios some peers run from a module of their own (many jobs: impl_jobs; on Dask: impl_dask).
+SCENARIO_MODULES = {"S10": "impl_jobs", "S11": "impl_jobs", "S12": "impl_dask"}
 
 
 def main() -> int:

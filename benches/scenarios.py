@@ -28,6 +28,7 @@ PEERS = [
     "native-mt",
     "xargs",
     "parallel",
+    "ferroproc-dask",
 ]
 #: Event-loop peers (the S3 target is against the best of these).
 EVENT_LOOPS = ["twisted", "asyncio", "uvloop"]
@@ -52,6 +53,8 @@ PEER_NOTES = {
     "(a spawn's wait for the child's exec then blocks one of them, not all)",
     "xargs": "S10: `xargs -P 16 -n 1` (GNU findutils), lines on its stdin",
     "parallel": "S10: GNU parallel `-j 16 -N0` (Debian's package), default grouped output; n/a where absent",
+    "ferroproc-dask": "S12: `ferroproc.jobs.dask.DaskRunner` on a Dask `LocalCluster` of 2 worker processes "
+    "(1 thread each) on this machine; n/a without Dask distributed (`pip install 'ferroproc[dask]'`)",
 }
 
 
@@ -502,6 +505,33 @@ SCENARIOS += [
     ),
 ]
 
+SCENARIOS += [
+    Scenario(
+        "S12",
+        "many jobs on a Dask cluster",
+        "20,000 × `/bin/true`, 16 at a time in all: `ferroproc.jobs.dask.DaskRunner` on a Dask "
+        "`LocalCluster` of 2 worker processes with 1 thread each (each batch runs 8 at a time; batches "
+        "sized by the runner), against the local runner (`ferroproc.jobs.runJobs`, 16 at a time) on the "
+        "same machine. The cluster is started and warmed with 100 jobs before the clock starts; its "
+        "start is reported on its own. Parent CPU per job is this process's: the client's and the "
+        "scheduler's (`LocalCluster` runs it here), the workers' excluded. 3 runs.",
+        [
+            Case(
+                "S12",
+                "20k",
+                "20,000 jobs, 2 workers",
+                ["ferroproc", "ferroproc-dask"],
+                {"n": 20000, "conc": 16},
+                {"n": 1000},
+                [JOBS_RATE, CPU_US, Metric("cluster_start", "cluster start", "s", "", "{:,.2f}")],
+                runs=3,
+                warmup=False,
+                timeout=600,
+            ),
+        ],
+    ),
+]
+
 # --- targets -------------------------------------------------------------------------------
 
 Median = Callable[[str, str, str], "float | None"]  # (case key, peer, metric key) -> median
@@ -646,6 +676,15 @@ def _targets() -> list[Target]:
         Target("S11/100k", "rss_max", "RSS < 50 MiB", "<=", 1.0, lambda med: (50.0, "50 MiB")),
         Target("S11/100k", "rss_growth", "flat: ≤ 2 MiB growth", "<=", 1.0, lambda med: (2.0, "2 MiB")),
         Target("S11/100k", "leaks", "zero leaks", "<=", 0.0, lambda med: (1.0, "none")),
+        Target(
+            "S12/20k",
+            "rate",
+            "≥0.7× the local runner",
+            ">=",
+            0.7,
+            lambda med: (med("S12/20k", "ferroproc", "rate"), "ferroproc.jobs here"),
+            "ferroproc-dask",
+        ),
     ]
     return t
 

@@ -51,6 +51,7 @@ MODULES = [
     "ferroproc.utils",
     "ferroproc.pipeline",
     "ferroproc.jobs",
+    "ferroproc.jobs.dask",
     "ferroproc.task",
     "ferroproc.log",
     "ferroproc.procutils",

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The one abi3 wheel on every CPython it claims: install WHEEL into a fresh
 # venv of each Python in PYTHONS, with the test requirements (pytest,
-# hypothesis, uvloop, anyio and blockbuster, at the test extra's ranges; not
-# Twisted), and run PY_TESTS there.
+# hypothesis, uvloop, anyio, blockbuster and Dask distributed, at the test
+# extra's ranges; not Twisted), and run PY_TESTS there.
 # The tests run from a temporary directory, so the installed wheel is what
 # they import (checked: a plugin fails the run if ferroproc comes from
 # anywhere but that venv, and prints where it came from).
@@ -14,7 +14,7 @@
 #   PYTHONS   versions to test (default "3.10 3.12 3.13"; the development
 #             Python, 3.11, runs everything in `make test` itself)
 #   PY_TESTS  test files or directories, relative to the repository (default
-#             "tests": the whole suite, about 35 s a version). Tests that need
+#             "tests": the whole suite, about 50 s a version). Tests that need
 #             Twisted skip themselves: it is not installed here, as in a plain
 #             `pip install ferroproc`.
 #   PYTHONS_REQUIRED=1  a missing version fails instead of being skipped
@@ -38,12 +38,12 @@ mapfile -t reqs < <("$PYTHON" - "$root/pyproject.toml" <<'PY'
 import re, sys, tomllib
 extra = tomllib.load(open(sys.argv[1], "rb"))["project"]["optional-dependencies"]["test"]
 for req in extra:
-    if re.match(r"(pytest|hypothesis|uvloop|anyio|blockbuster)\b", req):
+    if re.match(r"(pytest|hypothesis|uvloop|anyio|blockbuster|dask)\b", req):
         print(req)
 PY
 )
-if [ "${#reqs[@]}" -ne 5 ]; then
-    echo "could not read pytest, hypothesis, uvloop, anyio and blockbuster from the test extra in pyproject.toml (with $PYTHON, 3.11+)" >&2
+if [ "${#reqs[@]}" -ne 6 ]; then
+    echo "could not read pytest, hypothesis, uvloop, anyio, blockbuster and dask from the test extra in pyproject.toml (with $PYTHON, 3.11+)" >&2
     exit 1
 fi
 

@@ -903,3 +903,52 @@ async def many_jobs(r: Reactor, paths: list[str]) -> int:
     runner.run([1, 2])  # type: ignore[list-item]
     Job("gzip file")  # type: ignore[arg-type]
     return summary.exitStatus
+
+
+async def jobs_on_dask(r: Reactor, paths: list[str]) -> int:
+    from collections.abc import AsyncIterator
+
+    from distributed import Client
+
+    from ferroproc.jobs import Job, JobResult, JobSummary
+    from ferroproc.jobs.dask import DaskRunner, runJobs
+
+    client = Client("tcp://127.0.0.1:8786")
+
+    def on(result: JobResult) -> None:
+        assert_type(result.seq, int)
+
+    runner = DaskRunner(
+        client,
+        concurrency=4,
+        batchSize=500,
+        timeout=60.0,
+        idleTimeout=10,
+        killGrace=2.0,
+        retries=1,
+        retryDelay=0.5,
+        halt="soon,fail=10%",
+        memfree="1G",
+        maxBytes=1 << 16,
+        capture=True,
+        keepOrder=True,
+        joblog="jobs.log",
+        resume=True,
+        processGroup=True,
+        parentDeathSignal="KILL",
+        reactor=r,
+    )
+    d = runner.run((Job(("gzip", p)) for p in paths), on)
+    assert_type(d, Deferred[JobSummary])
+    summary = await d
+    assert_type(runner.running + runner.started + runner.done + runner.failed, int)
+    runner.cancel()
+    stream = runner.stream([["echo", "a"], Job.shell("echo b")])
+    assert_type(stream, AsyncIterator[JobResult])
+    async for result in stream:
+        assert_type(result, JobResult)
+    assert_type(runJobs([["gzip", p] for p in paths], client, onResult=on, concurrency=2), Deferred[JobSummary])
+    DaskRunner(client, batchSize="big")  # type: ignore[arg-type]
+    DaskRunner(client, results="out")  # type: ignore[call-arg]
+    DaskRunner(concurrency=4)  # type: ignore[call-arg]
+    return summary.exitStatus
