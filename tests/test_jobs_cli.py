@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 from helpers import alive, wait_dead
+from jobs_support import settle_engines  # noqa: F401 (no_leaks calls it: the spawn channels exist before a test counts fds)
 
 PARALLEL = shutil.which("parallel")
 CLI = [sys.executable, "-m", "ferroproc.jobs"]
