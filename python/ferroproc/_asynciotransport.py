@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from ferroproc.error import ResourceUsage
     from ferroproc.interfaces import IProcessProtocol
 
-__all__ = ["SubprocessTransport", "closeEngineOf", "driverFor", "makeTransport", "retireIfOrphaned"]
+__all__ = ["SubprocessTransport", "closeEngineOf", "driverFor", "loopCaller", "makeTransport", "retireIfOrphaned"]
 
 #: 3.10 wakes ``wait()`` at the exit; 3.11+ once the transport is lost.
 _WAKE_AT_EXIT = sys.version_info < (3, 11)
@@ -562,6 +562,25 @@ class _WritePipe(asyncio.Transport):
         return f"<ferroproc write pipe fd={self._fd} of pid {self._pid}>"
 
 
+def loopCaller(shell: bool) -> str:
+    """The function an asyncio program called to reach ``loop.subprocess_exec``
+    (or ``_shell``) of ferroproc's loop, for messages: asyncio's
+    ``create_subprocess_*`` when it is on the stack (it awaits the loop's
+    method, which awaits ``_make_subprocess_transport``), else the loop's
+    method itself (anyio, a program's own protocol)."""
+    import asyncio.subprocess as aio
+
+    wanted = (aio.create_subprocess_shell if shell else aio.create_subprocess_exec).__code__
+    frame = sys._getframe(1)
+    for _ in range(6):
+        if frame.f_code is wanted:
+            return wanted.co_name
+        if frame.f_back is None:
+            break
+        frame = frame.f_back
+    return "subprocess_shell" if shell else "subprocess_exec"
+
+
 async def makeTransport(
     loop: asyncio.AbstractEventLoop,
     protocol: asyncio.SubprocessProtocol,
@@ -571,14 +590,16 @@ async def makeTransport(
     stdout: Any,
     stderr: Any,
     kwargs: dict[str, Any],
+    function: str,
 ) -> SubprocessTransport | None:
     """Start a child for ``protocol`` on ``loop`` (running in this thread),
     as asyncio's ``_make_subprocess_transport`` does: returns once
-    ``connection_made`` has run. ``None`` when only asyncio's own path can
-    start it (``preexec_fn``)."""
+    ``connection_made`` has run. ``function`` is what the program called,
+    for messages. ``None`` when only asyncio's own path can start it
+    (``preexec_fn``)."""
     transport = SubprocessTransport(loop, protocol)
     bridge = _EngineProtocol(transport)
-    spawn = preparePopen(bridge, (args,) if shell else args, shell, stdin, stdout, stderr, kwargs)
+    spawn = preparePopen(bridge, (args,) if shell else args, shell, stdin, stdout, stderr, kwargs, function)
     if spawn is None:
         return None
     transport._pipeKinds = spawn.pipes

@@ -57,10 +57,10 @@ import asyncio
 import sys
 from asyncio import streams
 from asyncio.subprocess import Process, SubprocessStreamProtocol
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from ferroproc._asynciotransport import closeEngineOf, makeTransport
+from ferroproc._asynciotransport import closeEngineOf, loopCaller, makeTransport
 
 __all__ = [
     "EventLoop",
@@ -72,23 +72,31 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+_P = TypeVar("_P", bound=asyncio.BaseProtocol)
 
 
-def _checkPopenText(kwds: dict[str, Any], shell: bool) -> None:
+#: The keywords :func:`_checkPopenText` checks.
+_TEXT_KEYWORDS = frozenset({"universal_newlines", "shell", "bufsize", "text", "encoding", "errors"})
+
+
+def _checkPopenText(kwds: dict[str, Any], shell: bool, function: str) -> None:
     """What ``loop.subprocess_exec``/``subprocess_shell`` refuse (asyncio's
-    own checks and messages), for loops that are not :class:`EventLoop`."""
+    own checks and words), named for ``function``; those keywords are taken
+    out of ``kwds``."""
+    if _TEXT_KEYWORDS.isdisjoint(kwds):
+        return
     if kwds.pop("universal_newlines", False):
-        raise ValueError("universal_newlines must be False")
+        raise ValueError(f"{function}: universal_newlines must be False")
     if bool(kwds.pop("shell", shell)) != shell:
-        raise ValueError("shell must be True" if shell else "shell must be False")
+        raise ValueError(f"{function}: shell must be True" if shell else f"{function}: shell must be False")
     if kwds.pop("bufsize", 0) != 0:
-        raise ValueError("bufsize must be 0")
+        raise ValueError(f"{function}: bufsize must be 0")
     if kwds.pop("text", None):
-        raise ValueError("text must be False")
+        raise ValueError(f"{function}: text must be False")
     if kwds.pop("encoding", None) is not None:
-        raise ValueError("encoding must be None")
+        raise ValueError(f"{function}: encoding must be None")
     if kwds.pop("errors", None) is not None:
-        raise ValueError("errors must be None")
+        raise ValueError(f"{function}: errors must be None")
 
 
 async def create_subprocess_exec(
@@ -110,9 +118,11 @@ async def create_subprocess_exec(
             program, *args, stdin=stdin, stdout=stdout, stderr=stderr, limit=limit, **kwds
         )
     checked = dict(kwds)
-    _checkPopenText(checked, False)
+    _checkPopenText(checked, False, "create_subprocess_exec")
     protocol = SubprocessStreamProtocol(limit=limit, loop=loop)
-    transport = await makeTransport(loop, protocol, (program, *args), False, stdin, stdout, stderr, checked)
+    transport = await makeTransport(
+        loop, protocol, (program, *args), False, stdin, stdout, stderr, checked, "create_subprocess_exec"
+    )
     if transport is None:
         return await asyncio.create_subprocess_exec(
             program, *args, stdin=stdin, stdout=stdout, stderr=stderr, limit=limit, **kwds
@@ -136,11 +146,13 @@ async def create_subprocess_shell(
             cmd, stdin=stdin, stdout=stdout, stderr=stderr, limit=limit, **kwds
         )
     if not isinstance(cmd, (bytes, str)):
-        raise ValueError("cmd must be a string")
+        raise ValueError("create_subprocess_shell: cmd must be a string")
     checked = dict(kwds)
-    _checkPopenText(checked, True)
+    _checkPopenText(checked, True, "create_subprocess_shell")
     protocol = SubprocessStreamProtocol(limit=limit, loop=loop)
-    transport = await makeTransport(loop, protocol, cmd, True, stdin, stdout, stderr, checked)
+    transport = await makeTransport(
+        loop, protocol, cmd, True, stdin, stdout, stderr, checked, "create_subprocess_shell"
+    )
     if transport is None:
         return await asyncio.create_subprocess_shell(
             cmd, stdin=stdin, stdout=stdout, stderr=stderr, limit=limit, **kwds
@@ -154,6 +166,26 @@ class EventLoop(asyncio.SelectorEventLoop):
     (and take ferroproc's extra keywords). ``preexec_fn`` goes through
     asyncio's own implementation."""
 
+    async def subprocess_exec(  # asyncio's keywords, passed on
+        self, protocol_factory: Callable[[], _P], program: Any, *args: Any, **kwargs: Any
+    ) -> tuple[asyncio.SubprocessTransport, _P]:
+        """asyncio's ``subprocess_exec``, through ferroproc's engine; its
+        checks name the function the program called."""
+        if not _TEXT_KEYWORDS.isdisjoint(kwargs):
+            _checkPopenText(dict(kwargs), False, loopCaller(False))
+        return await super().subprocess_exec(protocol_factory, program, *args, **kwargs)
+
+    async def subprocess_shell(  # asyncio's keywords, passed on
+        self, protocol_factory: Callable[[], _P], cmd: Any, **kwargs: Any
+    ) -> tuple[asyncio.SubprocessTransport, _P]:
+        """asyncio's ``subprocess_shell`` (``/bin/sh -c cmd``), through
+        ferroproc's engine; its checks name the function the program called."""
+        if not isinstance(cmd, (bytes, str)):
+            raise ValueError(f"{loopCaller(True)}: cmd must be a string")
+        if not _TEXT_KEYWORDS.isdisjoint(kwargs):
+            _checkPopenText(dict(kwargs), True, loopCaller(True))
+        return await super().subprocess_shell(protocol_factory, cmd, **kwargs)
+
     async def _make_subprocess_transport(
         self,
         protocol: asyncio.SubprocessProtocol,
@@ -166,7 +198,8 @@ class EventLoop(asyncio.SelectorEventLoop):
         extra: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> asyncio.SubprocessTransport:
-        transport = await makeTransport(self, protocol, args, shell, stdin, stdout, stderr, kwargs)
+        function = loopCaller(shell)
+        transport = await makeTransport(self, protocol, args, shell, stdin, stdout, stderr, kwargs, function)
         if transport is not None:
             return transport
         return await super()._make_subprocess_transport(  # type: ignore[misc,no-any-return]
