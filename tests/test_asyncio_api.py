@@ -15,22 +15,333 @@ import asyncio
 import os
 import re
 import resource
+import signal
 import subprocess
+import sys
 import textwrap
+import time
 import warnings
 from asyncio.subprocess import PIPE, STDOUT
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import PY
-from test_asyncio_host import Runner, settle_engines
+from helpers import PY, wait_dead
+from test_asyncio_host import HAVE_UVLOOP, Runner, settle_engines
 
 import ferroproc.asyncio as fa
 from ferroproc import reactor
+from ferroproc.error import ResourceUsage
 from ferroproc.protocol import ProcessProtocol
 
 __all__ = ["settle_engines"]  # the no_leaks fixture's hook (conftest.py)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(asyncio.run, id="asyncio"),
+        pytest.param(fa.run, id="ferroproc-loop"),
+        pytest.param(
+            "uvloop",
+            id="uvloop",
+            marks=pytest.mark.skipif(not HAVE_UVLOOP, reason="uvloop is not installed"),
+        ),
+    ]
+)
+def run(request: pytest.FixtureRequest) -> Runner:
+    """Runs a coroutine to completion on a new loop: asyncio's, ferroproc's
+    EventLoop, or uvloop's."""
+    if request.param == "uvloop":
+        import uvloop
+
+        return uvloop.run  # type: ignore[no-any-return]
+    return request.param  # type: ignore[no-any-return]
+
+
+# -- types: what mypy --strict says of a program using the API ------------------------
+
+USAGE = """
+from __future__ import annotations
+
+import asyncio
+import signal
+from asyncio.subprocess import PIPE
+from typing import Literal, assert_type
+
+import ferroproc.asyncio as fa
+from ferroproc.error import ResourceUsage
+
+
+async def main() -> None:
+    p = await fa.create_subprocess_exec(
+        "make", "-j4", stdout=PIPE, cwd="/tmp", env={"LANG": "C"}, umask=0o022,
+        start_new_session=True, kill_group_on_exit=True, timeout=600, kill_grace=2.0,
+        rlimits={"nofile": 1024}, cpu_affinity=[0], parent_death_signal="TERM",
+    )
+    assert_type(p, fa.Process)
+    plain: asyncio.subprocess.Process = p
+    out, _ = await plain.communicate()
+    assert_type(out, bytes)
+    assert_type(p.stdout, asyncio.StreamReader | None)
+    assert_type(p.timed_out, fa.TimedOut | None)
+    if p.timed_out is not None:
+        assert_type(p.timed_out.kind, Literal["wall", "idle"])
+        assert_type(p.timed_out.timeout, float)
+        assert_type(p.timed_out.killed, bool)
+    assert_type(p.resource_usage, ResourceUsage | None)
+    assert_type(p.pgid, int | None)
+    p.signal_group(signal.SIGTERM)
+    p.signal_group("KILL")
+    s = await fa.create_subprocess_shell("exit 3", idle_timeout=5.0, no_new_privileges=True, process_group=0)
+    assert_type(await s.wait(), int)
+    # Each of these must be rejected, with this error code (--strict's
+    # warn_unused_ignores fails the check if one is accepted):
+    await fa.create_subprocess_exec("make", kill_group_on_exti=True)  # type: ignore[call-arg]
+    await fa.create_subprocess_exec("make", killGroupOnExit=True)  # type: ignore[call-arg]
+    await fa.create_subprocess_exec("make", timeout="600")  # type: ignore[arg-type]
+    await fa.create_subprocess_shell("make", cpu_affinity=0)  # type: ignore[arg-type]
+    await fa.create_subprocess_exec("make", text=True)  # type: ignore[arg-type]
+    p.signal_group(1.5)  # type: ignore[arg-type]
+    p.timed_out = None  # type: ignore[misc]
+"""
+
+
+def test_the_asyncio_api_type_checks_as_a_program_uses_it(tmp_path: Path) -> None:
+    """A program using ferroproc.asyncio, checked by ``mypy --strict``: the
+    extra keywords are typed (a typo or a wrong type is an error), and the
+    ``Process`` accessors have their types, with no private attribute."""
+    pytest.importorskip("mypy")
+    usage = tmp_path / "usage.py"
+    usage.write_text(USAGE)
+    # The ferroproc being tested, whatever is installed: its package's parent.
+    package = Path(fa.__file__).resolve().parent.parent
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--no-error-summary",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            str(usage),
+        ],
+        cwd=tmp_path,
+        env=dict(os.environ, MYPYPATH=str(package)),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# -- Process: asyncio's, plus what ferroproc knows ------------------------------------
+
+
+def test_process_is_asyncios_and_tells_what_a_time_limit_did(run: Runner) -> None:
+    async def main() -> Any:
+        p = await fa.create_subprocess_exec(
+            "sleep", "30", stdout=PIPE, timeout=0.2, kill_grace=0, start_new_session=True
+        )
+        before = (p.timed_out, p.resource_usage, p.returncode)
+        out, err = await p.communicate()
+        return p, before, (out, err)
+
+    p, before, output = run(main())
+    assert isinstance(p, asyncio.subprocess.Process) and isinstance(p, fa.Process)
+    assert before == (None, None, None)
+    assert output == (b"", None)
+    assert p.returncode == -signal.SIGKILL
+    assert p.timed_out == fa.TimedOut("wall", 0.2, True)
+    assert (p.timed_out.kind, p.timed_out.timeout, p.timed_out.killed) == ("wall", 0.2, True)
+    assert isinstance(p.resource_usage, ResourceUsage) and p.resource_usage.maxRSS > 0
+    assert p.pgid == p.pid
+
+
+def test_a_child_in_our_group_that_ended_by_itself(run: Runner) -> None:
+    async def main() -> fa.Process:
+        p = await fa.create_subprocess_exec(PY, "-c", "sum(range(10**6))", timeout=30)
+        await p.wait()
+        return p
+
+    p = run(main())
+    assert (p.returncode, p.timed_out, p.pgid) == (0, None, None)
+    assert p.resource_usage is not None and p.resource_usage.userTime + p.resource_usage.systemTime > 0
+
+
+def _state(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+def test_signal_group_reaches_a_grandchild_until_the_child_is_reaped(run: Runner) -> None:
+    """The grandchild holds the pipe after the child's exit: the group is
+    still the child's (it is not reaped yet), and ``signal_group`` reaches
+    it. Once the child is reaped: ``ProcessLookupError``, asyncio's word."""
+    script = "sleep 30 & echo $!; exit 3"
+
+    async def main() -> Any:
+        p = await fa.create_subprocess_shell(script, stdout=PIPE, start_new_session=True)
+        assert p.stdout is not None
+        grandchild = int(await p.stdout.readline())
+        # The child's exit, seen without reaping it (the engine holds a
+        # group leader until its pipes close).
+        await asyncio.wait_for(asyncio.to_thread(os.waitid, os.P_PID, p.pid, os.WEXITED | os.WNOWAIT), 10)
+        p.signal_group("KILL")
+        rest = await p.stdout.read()
+        await p.wait()
+        with pytest.raises(ProcessLookupError):
+            p.signal_group(signal.SIGTERM)
+        return p, grandchild, rest
+
+    p, grandchild, rest = run(main())
+    assert p.returncode == 3 and rest == b""
+    assert wait_dead(grandchild, 10.0), _state(grandchild)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({}, r"signal_group: the child leads no process group of its own \(create it with start_new_session=True"),
+        ({"process_group": "ours"}, r"signal_group: the child leads no process group of its own \(it joined group \d+"),
+    ],
+)
+def test_signal_group_without_a_group_of_its_own(run: Runner, kwargs: dict[str, Any], message: str) -> None:
+    async def main() -> None:
+        if kwargs.get("process_group") == "ours":
+            kwargs["process_group"] = os.getpgid(0)
+        p = await fa.create_subprocess_exec("sleep", "30", **kwargs)
+        try:
+            with pytest.raises(ValueError, match=message):
+                p.signal_group("TERM")
+        finally:
+            p.kill()
+            await p.wait()
+
+    run(main())
+
+
+def test_signal_group_names_an_unknown_signal_as_signal_group(run: Runner) -> None:
+    async def main() -> None:
+        p = await fa.create_subprocess_exec("sleep", "30", start_new_session=True)
+        try:
+            with pytest.raises(ValueError, match=r"^signal_group: unknown signal name 'NOPE'"):
+                p.signal_group("NOPE")
+        finally:
+            p.kill()
+            await p.wait()
+
+    run(main())
+
+
+def test_output_kept_before_the_stream_is_first_used(run: Runner) -> None:
+    """``proc.stdout`` is made when first asked for: what came before (more
+    than twice the limit, so reading paused meanwhile, as asyncio's reader
+    pauses it) is all there, in order, then the rest."""
+    size = 600_000
+    src = f"import sys; sys.stdout.buffer.write(bytes(range(256)) * {size // 256}); sys.stdout.flush()"
+
+    async def main() -> Any:
+        p = await fa.create_subprocess_exec(PY, "-c", src, stdout=PIPE, limit=4096)
+        # The child writes while nobody reads, until reading pauses.
+        deadline = time.monotonic() + 10
+        while p._protocol._sizes.get(1, 0) <= 8192 and time.monotonic() < deadline:  # type: ignore[attr-defined]
+            await asyncio.sleep(0.01)
+        assert p.stdout is not None
+        first = await p.stdout.readexactly(1000)
+        rest = await p.stdout.read()
+        return first + rest, await p.wait()
+
+    data, code = run(main())
+    assert code == 0 and data == bytes(range(256)) * (size // 256)
+
+
+def test_communicate_after_a_read_and_with_input(run: Runner) -> None:
+    async def main() -> Any:
+        p = await fa.create_subprocess_exec(
+            PY,
+            "-c",
+            "import sys; print('ready', flush=True); sys.stdout.write(sys.stdin.read())",
+            stdin=PIPE,
+            stdout=PIPE,
+            stderr=PIPE,
+        )
+        assert p.stdout is not None
+        ready = await p.stdout.readline()
+        out, err = await p.communicate(b"x" * 300_000)
+        q = await fa.create_subprocess_exec("cat", stdin=PIPE, stdout=PIPE, stderr=STDOUT)
+        echoed = await q.communicate(b"y" * 300_000)
+        return ready, out, err, echoed
+
+    ready, out, err, echoed = run(main())
+    assert (ready, len(out), err) == (b"ready\n", 300_000, b"")
+    assert echoed == (b"y" * 300_000, None)
+
+
+def test_a_program_may_set_the_streams_as_on_asyncios(run: Runner) -> None:
+    async def main() -> Any:
+        p = await fa.create_subprocess_exec("echo", "hi", stdout=PIPE)
+        reader = p.stdout
+        p.stdout = None
+        return reader, p.stdout, await p.communicate(), await reader.read() if reader else None
+
+    reader, now, result, read = run(main())
+    assert isinstance(reader, asyncio.StreamReader) and now is None
+    assert result == (None, None) and read == b"hi\n"
+
+
+def test_asyncios_own_function_on_ferroprocs_loop_gives_asyncios_process() -> None:
+    """Deliberately: asyncio builds its ``Process`` by name, and its type
+    says so to a type checker. The transport still tells what happened."""
+
+    async def main() -> Any:
+        p = await asyncio.create_subprocess_exec("sleep", "30", timeout=0.1, kill_grace=0)  # type: ignore[call-overload]
+        await p.wait()
+        return type(p), p._transport.get_extra_info("timed_out")
+
+    cls, timedOut = fa.run(main())
+    assert cls is asyncio.subprocess.Process
+    assert timedOut == fa.TimedOut("wall", 0.1, True)
+
+
+def test_preexec_fn_gives_ferroprocs_process_over_the_loops_own_child(run: Runner) -> None:
+    async def main() -> Any:
+        p = await fa.create_subprocess_exec("echo", "hi", stdout=PIPE, preexec_fn=lambda: None)
+        out, _ = await p.communicate()
+        return p, out
+
+    p, out = run(main())
+    assert isinstance(p, fa.Process) and out == b"hi\n" and p.returncode == 0
+    assert (p.timed_out, p.resource_usage, p.pgid) == (None, None, None)
+    with pytest.raises(ValueError, match="signal_group: the loop's own implementation started this child"):
+        p.signal_group("TERM")
+
+
+def test_creation_yields_to_the_loop_and_a_cancel_there_starts_no_child() -> None:
+    """As asyncio's creation does, ours lets other tasks run (one loop turn);
+    a task cancelled in it has started nothing."""
+    ran: list[str] = []
+
+    async def other() -> None:
+        ran.append("other")
+
+    async def main() -> Any:
+        asyncio.get_running_loop().create_task(other())
+        p = await fa.create_subprocess_exec("true")
+        seen = list(ran)
+        await p.wait()
+        task = asyncio.get_running_loop().create_task(fa.create_subprocess_exec("sleep", "30"))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return seen
+
+    assert asyncio.run(main()) == ["other"]
 
 
 # -- a mistyped keyword ---------------------------------------------------------------

@@ -22,7 +22,7 @@ import threading
 import warnings
 import weakref
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from ferroproc import _debuglog
 from ferroproc._asynciohost import AsyncioDriver, runningLoop
@@ -32,9 +32,17 @@ from ferroproc.error import ProcessExitedAlready
 
 if TYPE_CHECKING:
     from ferroproc.error import ResourceUsage
-    from ferroproc.interfaces import IProcessProtocol
 
-__all__ = ["SubprocessTransport", "closeEngineOf", "driverFor", "loopCaller", "makeTransport", "retireIfOrphaned"]
+__all__ = [
+    "SubprocessTransport",
+    "TimedOut",
+    "closeEngineOf",
+    "driverFor",
+    "loopCaller",
+    "makeTransport",
+    "retireIfOrphaned",
+    "startTransport",
+]
 
 #: 3.10 wakes ``wait()`` at the exit; 3.11+ once the transport is lost.
 _WAKE_AT_EXIT = sys.version_info < (3, 11)
@@ -42,11 +50,24 @@ _WAKE_AT_EXIT = sys.version_info < (3, 11)
 _HIGH_WATER = 64 * 1024
 
 
-def _exitInfo(
-    status: int | None, timedOut: tuple[str, float, bool] | None, usage: ResourceUsage | None
-) -> tuple[int | None, tuple[str, float, bool] | None]:
+class TimedOut(NamedTuple):
+    """Why a time limit ended a child (``Process.timed_out``): ``kind``
+    (``"wall"`` for ``timeout``, ``"idle"`` for ``idle_timeout``), the limit
+    in seconds, and whether SIGKILL had to follow SIGTERM (the child
+    outlived ``kill_grace``). The attributes of
+    :class:`ferroproc.error.ProcessTimedOut`, which Twisted-style code gets."""
+
+    kind: Literal["wall", "idle"]
+    timeout: float
+    killed: bool
+
+
+_ExitInfo = tuple[int | None, "TimedOut | None", "ResourceUsage | None"]
+
+
+def _exitInfo(status: int | None, timedOut: tuple[str, float, bool] | None, usage: ResourceUsage | None) -> _ExitInfo:
     """The engine's ``reason`` for asyncio children: what the transport keeps."""
-    return (status, timedOut)
+    return (status, None if timedOut is None else TimedOut(*timedOut), usage)  # type: ignore[arg-type]
 
 
 def _report(where: str, exc: BaseException) -> None:
@@ -218,7 +239,7 @@ class _EngineProtocol:
         if t is not None:
             t._pipeLost(childFD)
 
-    def processExited(self, reason: tuple[int | None, tuple[str, float, bool] | None]) -> None:
+    def processExited(self, reason: _ExitInfo) -> None:
         t = self._transport()
         if t is not None:
             t._exited(reason)
@@ -237,6 +258,10 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         #: ``get_extra_info``'s keys: ``subprocess`` (no Popen here),
         #: ``ferroproc`` (the engine's transport), ``timed_out``.
         self._info: dict[str, Any] = {"subprocess": None}
+        #: What ``Process.timed_out`` and ``resource_usage`` give, once the
+        #: child has exited.
+        self._timedOut: TimedOut | None = None
+        self._usage: ResourceUsage | None = None
         self._loop = loop
         self._protocol: asyncio.SubprocessProtocol | None = protocol
         self._process: Process | None = None
@@ -381,10 +406,10 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         if self._protocol is not None:
             self._call(self._protocol.pipe_connection_lost, childFD, exc)
 
-    def _exited(self, reason: tuple[int | None, tuple[str, float, bool] | None]) -> None:
-        status, timedOut = reason
+    def _exited(self, reason: _ExitInfo) -> None:
+        status, timedOut, self._usage = reason
         self._returncode = 255 if status is None else os.waitstatus_to_exitcode(status)
-        self._info["timed_out"] = timedOut
+        self._info["timed_out"] = self._timedOut = timedOut
         if self._protocol is not None:
             self._call(self._protocol.process_exited)
         if _WAKE_AT_EXIT:
@@ -581,6 +606,66 @@ def loopCaller(shell: bool) -> str:
     return "subprocess_shell" if shell else "subprocess_exec"
 
 
+def _spawn(
+    loop: asyncio.AbstractEventLoop,
+    protocol: asyncio.SubprocessProtocol,
+    args: Any,
+    shell: bool,
+    stdin: Any,
+    stdout: Any,
+    stderr: Any,
+    kwargs: dict[str, Any],
+    function: str,
+) -> SubprocessTransport | None:
+    """Start a child for ``protocol`` on ``loop`` (running in this thread);
+    the engine has called ``_connected`` when this returns, the protocol
+    nothing yet. ``None`` when only asyncio's own path can start it
+    (``preexec_fn``)."""
+    transport = SubprocessTransport(loop, protocol)
+    bridge = _EngineProtocol(transport)
+    spawn = preparePopen(bridge, (args,) if shell else args, shell, stdin, stdout, stderr, kwargs, function)
+    if spawn is None:
+        return None
+    transport._pipeKinds = spawn.pipes
+    try:
+        # Making the thread's engine can fail too (EMFILE): what the spawn
+        # opened is closed whatever happens.
+        driver = transport._driver = driverFor(loop)
+        driver.engine.spawn(bridge, spawn.args)  # type: ignore[arg-type]  # it has the methods
+    finally:
+        for fd in spawn.opened:
+            os.close(fd)
+    driver.schedule()
+    return transport
+
+
+def startTransport(
+    loop: asyncio.AbstractEventLoop,
+    protocol: asyncio.SubprocessProtocol,
+    args: Any,
+    shell: bool,
+    stdin: Any,
+    stdout: Any,
+    stderr: Any,
+    kwargs: dict[str, Any],
+    function: str,
+) -> SubprocessTransport | None:
+    """:func:`makeTransport` for ferroproc's own ``Process``, whose protocol
+    is ferroproc's: ``connection_made`` is called here, at once (no event
+    can reach the child's transport before the loop turns the engine), so
+    ``create_subprocess_exec`` returns without a round through the loop."""
+    transport = _spawn(loop, protocol, args, shell, stdin, stdout, stderr, kwargs, function)
+    if transport is None:
+        return None
+    transport._pending = None
+    try:
+        protocol.connection_made(transport)
+    except BaseException:
+        transport.close()
+        raise
+    return transport
+
+
 async def makeTransport(
     loop: asyncio.AbstractEventLoop,
     protocol: asyncio.SubprocessProtocol,
@@ -594,24 +679,12 @@ async def makeTransport(
 ) -> SubprocessTransport | None:
     """Start a child for ``protocol`` on ``loop`` (running in this thread),
     as asyncio's ``_make_subprocess_transport`` does: returns once
-    ``connection_made`` has run. ``function`` is what the program called,
-    for messages. ``None`` when only asyncio's own path can start it
-    (``preexec_fn``)."""
-    transport = SubprocessTransport(loop, protocol)
-    bridge = _EngineProtocol(transport)
-    spawn = preparePopen(bridge, (args,) if shell else args, shell, stdin, stdout, stderr, kwargs, function)
-    if spawn is None:
+    ``connection_made`` has run (in a loop callback, as asyncio calls it).
+    ``function`` is what the program called, for messages. ``None`` when
+    only asyncio's own path can start it (``preexec_fn``)."""
+    transport = _spawn(loop, protocol, args, shell, stdin, stdout, stderr, kwargs, function)
+    if transport is None:
         return None
-    transport._pipeKinds = spawn.pipes
-    try:
-        # Making the thread's engine can fail too (EMFILE): what the spawn
-        # opened is closed whatever happens.
-        driver = transport._driver = driverFor(loop)
-        driver.engine.spawn(cast("IProcessProtocol", bridge), spawn.args)
-    finally:
-        for fd in spawn.opened:
-            os.close(fd)
-    driver.schedule()
     waiter: asyncio.Future[None] = loop.create_future()
     loop.call_soon(transport._connect, waiter)
     try:
