@@ -259,14 +259,14 @@ def _envEntries(env: Mapping[Any, Any] | None, caller: Caller) -> list[bytes]:
         data = getattr(os.environ, "_data", None)
         items = data.items() if isinstance(data, dict) else os.environb.items()
         return [k + b"=" + v for k, v in items]
-    if not isinstance(env, Mapping):
+    if type(env) is not dict and not isinstance(env, Mapping):
         raise TypeError(f"{caller('env')} must be a dict (or None for os.environ), not {_typeName(env)}")
     out = []
-    encode = os.fsencode
+    enc, errs = _FS_ENCODING, _FS_ERRORS
     for key, value in env.items():
         try:
-            k = key if type(key) is bytes else encode(key) if type(key) is str else None
-            v = value if type(value) is bytes else encode(value) if type(value) is str else None
+            k = key if type(key) is bytes else key.encode(enc, errs) if type(key) is str else None
+            v = value if type(value) is bytes else value.encode(enc, errs) if type(value) is str else None
         except UnicodeEncodeError:
             k = v = None
         if k is None or v is None or not k or b"=" in k or b"\0" in k or b"\0" in v:
@@ -306,12 +306,17 @@ def _isInt(value: object) -> bool:
 
 
 def _childFDs(childFDs: Mapping[Any, Any], caller: Caller) -> list[tuple[int, str, int]]:
-    if not isinstance(childFDs, Mapping):
+    if type(childFDs) is not dict and not isinstance(childFDs, Mapping):
         raise TypeError(f"{caller('childFDs')} must be a dict, not {_typeName(childFDs)}")
     out = []
     limit = _fdLimit()
-    for child, value in sorted(childFDs.items(), key=lambda kv: kv[0] if _isInt(kv[0]) else -1):
-        if not _isInt(child):
+    items = list(childFDs.items())
+    try:
+        items.sort()  # keys are unique: only they are compared
+    except TypeError:  # a key that is no int: reported below
+        items.sort(key=lambda kv: kv[0] if _isInt(kv[0]) else -1)
+    for child, value in items:
+        if type(child) is not int and not _isInt(child):
             raise TypeError(f"{caller(f'childFDs key {child!r}')} must be an int (a child fd), not {_typeName(child)}")
         if child < 0 or child >= _MAX_FD:
             raise ValueError(f"{caller(f'childFDs key {child}')} is not a valid fd number")
@@ -322,7 +327,7 @@ def _childFDs(childFDs: Mapping[Any, Any], caller: Caller) -> list[tuple[int, st
             )
         if value == "r" or value == "w":
             out.append((child, str(value), -1))
-        elif _isInt(value):
+        elif type(value) is int or _isInt(value):
             if value < 0:
                 raise ValueError(f"{caller(f'childFDs[{child}]')}: parent fd {value} is negative")
             if value > _MAX_FD:
@@ -535,11 +540,23 @@ def _checkProtocol(processProtocol: object, needsProtocol: bool, what: str = "sp
             f"{what} must be a protocol instance, not the class "
             f"{processProtocol.__name__} (did you mean {processProtocol.__name__}()?)"
         )
+    kind = type(processProtocol)
+    if kind in _PROTOCOL_TYPES:
+        return
     missing = [m for m in _PROTOCOL_METHODS if not callable(getattr(processProtocol, m, None))]
     if missing:
         raise TypeError(
             f"{what} {processProtocol!r} lacks {', '.join(missing)} (subclass ferroproc.protocol.ProcessProtocol)"
         )
+    if not hasattr(processProtocol, "__dict__"):
+        # Its methods are its class's (no instance can hide one): once
+        # checked, every instance of it passes.
+        _PROTOCOL_TYPES.add(kind)
+
+
+#: Protocol classes whose instances have no ``__dict__`` and passed
+#: :func:`_checkProtocol` (the asyncio host's bridge, spawned for every child).
+_PROTOCOL_TYPES: set[type] = set()
 
 
 def prepareSpawn(
@@ -566,7 +583,7 @@ def prepareSpawn(
     exe = _toBytes(executable, "executable", caller)
     if not exe:
         raise ValueError(f"{caller('executable')} must not be empty")
-    if isinstance(args, (str, bytes)) or not isinstance(args, Sequence):
+    if type(args) is not list and (isinstance(args, (str, bytes)) or not isinstance(args, Sequence)):
         raise TypeError(f"{caller('args')} must be a list or tuple of str/bytes, not {_typeName(args)}")
     if len(args) == 0:
         raise ValueError(f"{caller('args')} must not be empty (args[0] is the program's name)")
