@@ -329,7 +329,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
                 _debuglog.signal(process, signal.SIGKILL, False, "transport-closed", text)
             except ProcessExitedAlready:
                 pass
-        if self._driver is not None:
+        if self._driver is not None and self._loop.is_closed():
             retireIfOrphaned(self._driver)
 
     def is_closing(self) -> bool:
@@ -401,7 +401,12 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         exc: BaseException | None = None
         if pipe is not None:
             pipe._lost()
-            if isinstance(pipe, _WritePipe) and self._process is not None and Process._inputBroken(self._process):
+            if (
+                isinstance(pipe, _WritePipe)
+                and pipe._flowing
+                and self._process is not None
+                and Process._inputBroken(self._process)
+            ):
                 exc = BrokenPipeError(32, "Broken pipe")
         if self._protocol is not None:
             self._call(self._protocol.pipe_connection_lost, childFD, exc)
@@ -492,8 +497,15 @@ class _WritePipe(asyncio.Transport):
         self._dropped = 0
         self._high = _HIGH_WATER
         self._low = _HIGH_WATER // 4
-        Process._setWriteLimits(process, self._high, self._low)
-        process.registerProducer(self, True)
+        #: Flow control is set up at the first write (a child is often
+        #: given no input at all): until then nothing is queued, so nothing
+        #: can pause or resume, nor break.
+        self._flowing = False
+
+    def _flow(self) -> None:
+        self._flowing = True
+        Process._setWriteLimits(self._process, self._high, self._low)
+        self._process.registerProducer(self, True)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -507,6 +519,8 @@ class _WritePipe(asyncio.Transport):
 
                 logger().warning("pipe closed by peer or os.write(pipe, data) raised exception.")
             return
+        if not self._flowing:
+            self._flow()
         self._process.write(data if type(data) is bytes else bytes(data))
 
     def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
@@ -544,6 +558,8 @@ class _WritePipe(asyncio.Transport):
         if not high >= low >= 0:
             raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
         self._high, self._low = high, low
+        if not self._flowing:
+            return  # set at the first write
         Process._setWriteLimits(self._process, high, low)
         if not self._paused and self.get_write_buffer_size() > high:
             # A later write pauses the engine's producer; the protocol hears
@@ -635,7 +651,8 @@ def _spawn(
     finally:
         for fd in spawn.opened:
             os.close(fd)
-    driver.schedule()
+    if spawn.args.timeout is not None or spawn.args.idle_timeout is not None:
+        driver.schedule()  # the engine's next timer may be this child's limit
     return transport
 
 
