@@ -50,16 +50,14 @@ _WAKE_AT_EXIT = sys.version_info < (3, 11)
 _HIGH_WATER = 64 * 1024
 
 
-class TimedOut(NamedTuple):
-    """Why a time limit ended a child (``Process.timed_out``): ``kind``
-    (``"wall"`` for ``timeout``, ``"idle"`` for ``idle_timeout``), the limit
-    in seconds, and whether SIGKILL had to follow SIGTERM (the child
-    outlived ``kill_grace``). The attributes of
-    :class:`ferroproc.error.ProcessTimedOut`, which Twisted-style code gets."""
-
-    kind: Literal["wall", "idle"]
-    timeout: float
-    killed: bool
+# The functional form: its field types are objects, not strings (this module
+# defers its annotations), so the API reference can show them.
+TimedOut = NamedTuple("TimedOut", [("kind", Literal["wall", "idle"]), ("timeout", float), ("killed", bool)])  # noqa: UP014
+TimedOut.__doc__ = """Why a time limit ended a child (``Process.timed_out``): ``kind``
+(``"wall"`` for ``timeout``, ``"idle"`` for ``idle_timeout``), ``timeout``
+(the limit, in seconds) and ``killed`` (SIGKILL had to follow SIGTERM: the
+child outlived ``kill_grace``). The attributes of
+:class:`ferroproc.error.ProcessTimedOut`, which Twisted-style code gets."""
 
 
 _ExitInfo = tuple[int | None, "TimedOut | None", "ResourceUsage | None"]

@@ -99,10 +99,10 @@ _T = TypeVar("_T")
 _P = TypeVar("_P", bound=asyncio.BaseProtocol)
 
 #: A program, an argument or a directory, as asyncio takes them.
-_Path: TypeAlias = "str | bytes | os.PathLike[str] | os.PathLike[bytes]"
+_Path: TypeAlias = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 #: What ``stdin``/``stdout``/``stderr`` take: ``PIPE``, ``DEVNULL``,
 #: ``STDOUT`` (stderr only), an fd, a file object, or None (ours).
-_Stdio: TypeAlias = "int | IO[Any] | None"
+_Stdio: TypeAlias = int | IO[Any] | None
 
 #: 3.12+ ``communicate()`` closes a piped stdin even without input.
 _COMMUNICATE_CLOSES_STDIN = sys.version_info >= (3, 12)
