@@ -18,6 +18,8 @@ from asyncio import streams
 from asyncio.subprocess import SubprocessStreamProtocol
 from typing import TYPE_CHECKING, Any
 
+from ferroproc._asynciotransport import SubprocessTransport
+
 __all__ = ["StreamProtocol"]
 
 
@@ -36,8 +38,11 @@ class StreamProtocol(SubprocessStreamProtocol):
 
     def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(limit=limit, loop=loop)
-        #: The pipe transports (0, 1, 2) the child has.
-        self._pipes: dict[int, Any] = {}
+        #: The child's transport (asyncio's ``_transport`` is dropped once
+        #: the child has gone), whose pipe transports are made when asked for.
+        self._child: SubprocessTransport | None = None
+        #: Whether the child's stdin is a pipe.
+        self._stdinPipe = False
         #: Output of an output pipe whose reader has not been made, by fd.
         self._chunks: dict[int, list[bytes]] = {}
         self._sizes: dict[int, int] = {}
@@ -52,15 +57,21 @@ class StreamProtocol(SubprocessStreamProtocol):
     # -- asyncio's protocol ---------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport
-        for fd in (0, 1, 2):
-            pipe = transport.get_pipe_transport(fd)  # type: ignore[attr-defined]
-            if pipe is not None:
-                self._pipes[fd] = pipe
-                if fd:
-                    self._pipe_fds.append(fd)
-                    self._chunks[fd] = []
-                    self._sizes[fd] = 0
+        assert isinstance(transport, SubprocessTransport), "ferroproc's transport only"
+        self._transport = self._child = transport
+        # Which fds are pipes, without making their transports (asyncio's
+        # protocol asks get_pipe_transport for each).
+        kinds = transport._pipeKinds
+        self._stdinPipe = 0 in kinds
+        for fd in (1, 2):
+            if fd in kinds:
+                self._pipe_fds.append(fd)
+                self._chunks[fd] = []
+                self._sizes[fd] = 0
+
+    def _pipe(self, fd: int) -> Any:
+        assert self._child is not None
+        return self._child.get_pipe_transport(fd)
 
     def pipe_data_received(self, fd: int, data: bytes | str) -> None:
         chunks = self._chunks.get(fd)
@@ -72,7 +83,7 @@ class StreamProtocol(SubprocessStreamProtocol):
         if size > 2 * self._limit and not self._collecting:
             # What the StreamReader would do; it pauses again (a no-op) and
             # resumes when its buffer has been read down.
-            self._pipes[fd].pause_reading()
+            self._pipe(fd).pause_reading()
             self._held.add(fd)
 
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
@@ -97,7 +108,7 @@ class StreamProtocol(SubprocessStreamProtocol):
         if chunks is None:
             return self.stdout if fd == 1 else self.stderr
         reader = streams.StreamReader(limit=self._limit, loop=self._loop)
-        reader.set_transport(self._pipes[fd])
+        reader.set_transport(self._pipe(fd))
         del self._sizes[fd]
         # Paused here, it stays paused until the reader has been read down
         # (feed_data below pauses it again, and marks the reader paused).
@@ -119,20 +130,20 @@ class StreamProtocol(SubprocessStreamProtocol):
     def writer(self) -> streams.StreamWriter | None:
         """The child's stdin as a ``StreamWriter``, made now if it has not
         been; None when stdin is no pipe."""
-        if self.stdin is None and 0 in self._pipes:
-            self.stdin = streams.StreamWriter(self._pipes[0], protocol=self, reader=None, loop=self._loop)
+        if self.stdin is None and self._stdinPipe:
+            self.stdin = streams.StreamWriter(self._pipe(0), protocol=self, reader=None, loop=self._loop)
         return self.stdin
 
     def hasStdin(self) -> bool:
         """Whether the child's stdin is a pipe."""
-        return 0 in self._pipes
+        return self._stdinPipe
 
     def endInput(self, data: bytes | bytearray | memoryview | None) -> None:
         """Write ``data`` to the child's stdin, then close it once written
         (the child sees EOF): ``communicate()``'s input. A child that has
         closed its stdin makes the rest vanish, as ``communicate()`` ignores
         a broken pipe."""
-        pipe = self._pipes[0]
+        pipe = self._pipe(0)
         if data:
             pipe.write(data)
         pipe.close()
@@ -150,7 +161,7 @@ class StreamProtocol(SubprocessStreamProtocol):
             self._collecting = True
             for fd in self._held:
                 if fd not in self._ends:
-                    self._pipes[fd].resume_reading()
+                    self._pipe(fd).resume_reading()
         if len(self._ends) < len(self._chunks):
             if self._collected is None or self._collected.done():
                 self._collected = self._loop.create_future()

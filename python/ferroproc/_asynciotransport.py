@@ -265,8 +265,13 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         self._process: Process | None = None
         self._pid: int | None = None
         self._returncode: int | None = None
+        #: The pipe transports, made when first asked for (``communicate()``
+        #: on ferroproc's Process never asks).
         self._pipes: dict[int, _ReadPipe | _WritePipe] = {}
+        #: Child fds that are pipes to us: ``{childFD: 'r' | 'w'}``.
         self._pipeKinds: dict[int, str] = {}
+        #: Those the engine has reported lost.
+        self._lostFds: set[int] = set()
         #: Protocol calls made before ``connection_made``, to replay after it.
         self._pending: list[tuple[Callable[..., object], tuple[Any, ...]]] | None = []
         self._waiters: list[asyncio.Future[int]] | None = []
@@ -289,7 +294,16 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         return self._returncode
 
     def get_pipe_transport(self, fd: int) -> _ReadPipe | _WritePipe | None:
-        return self._pipes.get(fd)
+        pipe = self._pipes.get(fd)
+        if pipe is None:
+            kind = self._pipeKinds.get(fd)
+            process = self._info.get("ferroproc")
+            if kind is None or process is None:
+                return None
+            pipe = self._pipes[fd] = _WritePipe(self, process, fd) if kind == "w" else _ReadPipe(self, process, fd)
+            if self._closed or fd in self._lostFds:
+                pipe._lost()
+        return pipe
 
     def send_signal(self, signal: int) -> None:
         process = self._process
@@ -387,14 +401,18 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         self._process = process
         self._pid = process.pid
         self._info["ferroproc"] = process
-        for fd, kind in self._pipeKinds.items():
-            self._pipes[fd] = _WritePipe(self, process, fd) if kind == "w" else _ReadPipe(self, process, fd)
+
+    # _call inlined in the three below: they run for every chunk and child.
 
     def _data(self, childFD: int, data: bytes) -> None:
         if self._protocol is not None:
-            self._call(self._protocol.pipe_data_received, childFD, data)
+            if self._pending is not None:
+                self._pending.append((self._protocol.pipe_data_received, (childFD, data)))
+            else:
+                self._protocol.pipe_data_received(childFD, data)
 
     def _pipeLost(self, childFD: int) -> None:
+        self._lostFds.add(childFD)
         pipe = self._pipes.get(childFD)
         exc: BaseException | None = None
         if pipe is not None:
@@ -407,7 +425,10 @@ class SubprocessTransport(asyncio.SubprocessTransport):
             ):
                 exc = BrokenPipeError(32, "Broken pipe")
         if self._protocol is not None:
-            self._call(self._protocol.pipe_connection_lost, childFD, exc)
+            if self._pending is not None:
+                self._pending.append((self._protocol.pipe_connection_lost, (childFD, exc)))
+            else:
+                self._protocol.pipe_connection_lost(childFD, exc)  # type: ignore[arg-type]
 
     def _exited(self, reason: _ExitInfo) -> None:
         status, timedOut, self._usage = reason

@@ -362,7 +362,7 @@ def preparePopen(
                 )
         else:
             options["processGroup"] = True if processGroup == 0 else processGroup
-    if umask is not None:
+    if umask is not None and umask != -1:  # -1: Popen's default, ours
         mask = _umask(umask, caller)
         if mask is not None:
             options["umask"] = mask
@@ -376,7 +376,14 @@ def preparePopen(
 
     opened: list[int] = []
     try:
-        childFDs, pipes, same = _stdio(stdin, stdout, stderr, passFds, opened, caller)
+        childFDs: dict[int, str | int] | None
+        same: list[tuple[int, str, int]]
+        if type(stdin) is int and stdin == stdout == stderr == subprocess.PIPE and not passFds:
+            # The usual form: spawnProcess's default childFDs, which
+            # prepareSpawn has ready-made.
+            childFDs, pipes, same = None, {0: "w", 1: "r", 2: "r"}, []
+        else:
+            childFDs, pipes, same = _stdio(stdin, stdout, stderr, passFds, opened, caller)
         uid = None if user is None else _uid(user, caller)
         gid = None if group is None else _gid(group, "group", caller)
         groups = None if extraGroups is None else _extraGroups(extraGroups, caller)
