@@ -296,4 +296,23 @@ mod tests {
     fn strerror_is_bare() {
         assert_eq!(strerror(libc::ENOENT), "No such file or directory");
     }
+
+    #[test]
+    fn words_are_the_callers() {
+        let twisted = Words::new(None);
+        assert_eq!(twisted.function(), "spawnProcess");
+        assert_eq!((twisted.name("path"), twisted.name("cpuAffinity")), ("path", "cpuAffinity"));
+        assert_eq!((twisted.fd(0).as_str(), twisted.fd(5).as_str()), ("childFDs[0]", "childFDs[5]"));
+        assert_eq!(twisted.ids(Some(65534), None), "uid=65534 gid=unchanged");
+        let popen = Words::new(Some("create_subprocess_exec"));
+        assert_eq!(popen.function(), "create_subprocess_exec");
+        assert_eq!((popen.name("path"), popen.name("cpuAffinity")), ("cwd", "cpu_affinity"));
+        assert_eq!(
+            (popen.name("parentDeathSignal"), popen.name("noNewPrivileges")),
+            ("parent_death_signal", "no_new_privileges")
+        );
+        let fds: Vec<String> = (0..4).map(|fd| popen.fd(fd)).collect();
+        assert_eq!(fds, ["stdin", "stdout", "stderr", "pass_fds entry 3"]);
+        assert_eq!(popen.ids(Some(65534), None), "user=65534 group=unchanged");
+    }
 }
