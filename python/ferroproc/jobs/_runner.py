@@ -275,20 +275,43 @@ class Runner:
         """
         return ResultStream(self, jobs)
 
-    def cancel(self) -> None:
+    def cancel(self, grace: float | None = None) -> None:
         """Stop the run: no job starts any more, and every running job's
-        process group gets SIGTERM, then SIGKILL after ``killGrace``; the
-        run's Deferred fires with the summary (``cancelled=True``) once all
-        are reaped and logged. Does nothing when no run is in progress. Safe
+        process group gets SIGTERM, then SIGKILL ``grace`` seconds later
+        (default ``killGrace``; 0: SIGKILL at once); the run's Deferred
+        fires with the summary (``cancelled=True``) once all are reaped and
+        logged. Called again with a shorter ``grace`` while they are being
+        stopped, it brings their SIGKILL forward (``cancel(grace=0)``: a
+        second Ctrl-C), also for jobs a time limit is stopping (they still
+        count as timed out). Does nothing when no run is in progress. Safe
         from any thread (and from a signal handler): from another thread
-        than the one the run runs on, it is handed to that thread."""
+        than the one the run runs on, it is handed to that thread.
+
+        Raises ``ValueError`` for a ``grace`` that is not a number >= 0."""
+        grace = _seconds(grace, "grace", allowZero=True)
         run = self._run
         if run is None:
             return
         if threading.get_ident() != run.thread:
-            self._host.callFromThread(run.cancel)
+            self._host.callFromThread(lambda: run.cancel(grace))
         else:
-            run.cancel()
+            run.cancel(grace)
+
+    def drain(self) -> None:
+        """Stop starting jobs, and let the running ones end by themselves
+        (GNU parallel's ``--halt soon``): jobs not started yet never start,
+        a running job that fails is not retried, and the run's Deferred
+        fires with the summary (``cancelled=True``) once the running jobs
+        have ended. :meth:`cancel` afterwards stops them too. Does nothing
+        when no run is in progress, or once it is stopping already. Safe
+        from any thread, as :meth:`cancel` is."""
+        run = self._run
+        if run is None:
+            return
+        if threading.get_ident() != run.thread:
+            self._host.callFromThread(run.drain)
+        else:
+            run.drain()
 
     @property
     def running(self) -> int:
@@ -348,7 +371,10 @@ class _Run:
         self.succeeded = self.failed = self.skipped = 0
         self.exhausted = False
         self.stopping = False
+        #: cancel() or drain() stopped the run (the summary says so) ...
         self.cancelled = False
+        #: ... cancel() is stopping the running jobs.
+        self.killing = False
         self.finished = False
         self.error: Failure | None = None
         self.haltStatus: int | None = None
@@ -577,12 +603,17 @@ class _Run:
 
     # -- stopping ----------------------------------------------------------------
 
-    def cancel(self) -> None:
-        if self.finished or (self.stopping and self.cancelled):
+    def cancel(self, grace: float | None = None) -> None:
+        if self.finished or (self.killing and grace is None):
             return
-        self.cancelled = True
-        self.stopping = True
-        self._outside(self.queue.cancel)
+        self.cancelled = self.stopping = self.killing = True
+        self._outside(lambda: self.queue.cancel(grace))
+
+    def drain(self) -> None:
+        if self.finished or self.stopping:
+            return
+        self.cancelled = self.stopping = True
+        self._outside(self.queue.drain)
 
     # -- results -------------------------------------------------------------------
 
