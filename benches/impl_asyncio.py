@@ -4,7 +4,8 @@
 uvloop loop. On CPython 3.11 the default loop watches children with
 ``ThreadedChildWatcher`` (one thread per child); uvloop uses libuv's SIGCHLD handler.
 ``asyncio-ferroproc`` runs it unchanged on ``ferroproc.asyncio.new_event_loop()``;
-``uvloop-ferroproc`` on uvloop, spawning with ``ferroproc.asyncio.create_subprocess_exec``.
+``uvloop-ferroproc`` on uvloop, spawning with ``ferroproc.asyncio.create_subprocess_exec``;
+``ferroproc.asyncio`` on asyncio's own loop, spawning with it (ferroproc's ``Process``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ def load(peer: str) -> Callable[[Callable[[], Awaitable[dict[str, Any]]]], dict[
     """A function that runs a coroutine function to completion on ``peer``'s loop."""
     global _create
     if peer == "asyncio":
+        return lambda main: asyncio.run(main())
+    if peer == "ferroproc.asyncio":
+        import ferroproc.asyncio
+
+        _create = ferroproc.asyncio.create_subprocess_exec
         return lambda main: asyncio.run(main())
     if peer == "asyncio-ferroproc":
         import ferroproc.asyncio

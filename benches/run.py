@@ -41,6 +41,7 @@ PY_PEER_PROBES = {
     ),
     "asyncio": "import asyncio",
     "asyncio-ferroproc": "import ferroproc.asyncio",
+    "ferroproc.asyncio": "import ferroproc.asyncio",
     "uvloop": "import uvloop",
     "uvloop-ferroproc": "import uvloop, ferroproc.asyncio",
     "subprocess": "import subprocess",

@@ -54,6 +54,7 @@ MODULES = {
     "twisted": "impl_twisted",
     "asyncio": "impl_asyncio",
     "asyncio-ferroproc": "impl_asyncio",
+    "ferroproc.asyncio": "impl_asyncio",
     "uvloop": "impl_asyncio",
     "uvloop-ferroproc": "impl_asyncio",
     "subprocess": "impl_subprocess",

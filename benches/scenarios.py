@@ -18,6 +18,7 @@ PEERS = [
     "twisted",
     "asyncio",
     "asyncio-ferroproc",
+    "ferroproc.asyncio",
     "uvloop",
     "uvloop-ferroproc",
     "subprocess",
@@ -41,6 +42,8 @@ PEER_NOTES = {
     "asyncio": "`asyncio.create_subprocess_exec` + streams, default loop (3.11: ThreadedChildWatcher)",
     "asyncio-ferroproc": "the asyncio code, unchanged, on `ferroproc.asyncio.new_event_loop()` (asyncio's loop "
     "whose subprocesses are ferroproc's)",
+    "ferroproc.asyncio": "the asyncio code on asyncio's own loop, spawning with "
+    "`ferroproc.asyncio.create_subprocess_exec` (ferroproc's `Process`)",
     "uvloop-ferroproc": "the asyncio code on a uvloop loop, with `ferroproc.asyncio.create_subprocess_exec`",
     "uvloop": "the asyncio code on `uvloop.new_event_loop`",
     "subprocess": "blocking `subprocess.Popen`; threads only for S1's 64-at-once and S3's writer",
@@ -146,9 +149,19 @@ S8_WHERE_PEERS = ["ferroproc", "ferroproc-posix", "twisted", "asyncio", "uvloop"
 S6_CURVE = [("curve-100", 100), ("curve-1k", 1000), ("curve-5k", 5000), ("curve-10k", 10000)]
 S6_CURVE_PEERS = ["ferroproc", "ferroproc-posix", "twisted", "subprocess", "native", "native-clone"]
 
-ALL_PY = ["ferroproc", "twisted", "asyncio", "asyncio-ferroproc", "uvloop", "uvloop-ferroproc", "subprocess", "native"]
+ALL_PY = [
+    "ferroproc",
+    "twisted",
+    "asyncio",
+    "asyncio-ferroproc",
+    "ferroproc.asyncio",
+    "uvloop",
+    "uvloop-ferroproc",
+    "subprocess",
+    "native",
+]
 #: ferroproc under asyncio (issue 14): asyncio's loop, and uvloop's.
-ASYNCIO_ON_FERROPROC = ["asyncio-ferroproc", "uvloop-ferroproc"]
+ASYNCIO_ON_FERROPROC = ["asyncio-ferroproc", "ferroproc.asyncio", "uvloop-ferroproc"]
 
 SCENARIOS = [
     Scenario(
@@ -585,6 +598,10 @@ def _targets() -> list[Target]:
             Target("S1/seq", "rate", f"{peer} ≥1.5× asyncio", ">=", 1.5, peer_ref("S1/seq", "asyncio", "rate"), peer)
         )
         t.append(Target("S1/seq", "rate", f"{peer} ≥3× uvloop", ">=", 3.0, peer_ref("S1/seq", "uvloop", "rate"), peer))
+        # Issue 22: asyncio code through ferroproc.asyncio's Process, 64 at once.
+        t.append(
+            Target("S1/c64", "rate", f"{peer} ≥1.5× asyncio", ">=", 1.5, peer_ref("S1/c64", "asyncio", "rate"), peer)
+        )
         t.append(
             Target(
                 "S5/unpinned", "us", f"{peer} ≤0.5× asyncio", "<=", 0.5, peer_ref("S5/unpinned", "asyncio", "us"), peer

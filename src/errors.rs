@@ -31,8 +31,83 @@ pub(crate) fn strerror(errno: i32) -> String {
     }
 }
 
+/// The words of the call that asked for a spawn, for messages:
+/// `spawnProcess`'s parameters (Twisted's names), or, for an asyncio call
+/// (`SpawnArgs.caller`, the function the program called), Popen's keywords
+/// and ferroproc's snake_case ones, so that nobody is told about a
+/// parameter they never wrote.
+#[derive(Clone, Copy)]
+pub(crate) struct Words<'a> {
+    caller: Option<&'a str>,
+}
+
+impl<'a> Words<'a> {
+    pub(crate) fn new(caller: Option<&'a str>) -> Self {
+        Words { caller }
+    }
+
+    /// The function named at the start of a message.
+    pub(crate) fn function(&self) -> &'a str {
+        self.caller.unwrap_or("spawnProcess")
+    }
+
+    /// A `spawnProcess` parameter or option, as the caller named it.
+    pub(crate) fn name(&self, twisted: &'static str) -> &'static str {
+        if self.caller.is_none() {
+            return twisted;
+        }
+        match twisted {
+            "path" => "cwd",
+            "executable" => "program",
+            "cpuAffinity" => "cpu_affinity",
+            "parentDeathSignal" => "parent_death_signal",
+            "noNewPrivileges" => "no_new_privileges",
+            other => other,
+        }
+    }
+
+    /// The argument that put child fd `child` in place: `childFDs[n]`, or
+    /// Popen's `stdin`/`stdout`/`stderr`/`pass_fds`.
+    pub(crate) fn fd(&self, child: i32) -> String {
+        match (self.caller, child) {
+            (None, _) => format!("childFDs[{child}]"),
+            (Some(_), 0) => "stdin".into(),
+            (Some(_), 1) => "stdout".into(),
+            (Some(_), 2) => "stderr".into(),
+            (Some(_), n) => format!("pass_fds entry {n}"),
+        }
+    }
+
+    /// The arguments that lay out the child's fds.
+    fn fds(&self) -> &'static str {
+        if self.caller.is_some() {
+            "stdin, stdout, stderr and pass_fds"
+        } else {
+            "childFDs"
+        }
+    }
+
+    /// The ids a child was to switch to.
+    fn ids(&self, uid: Option<u32>, gid: Option<u32>) -> String {
+        let (u, g) = if self.caller.is_some() { ("user", "group") } else { ("uid", "gid") };
+        let show = |v: Option<u32>| v.map_or("unchanged".into(), |v| v.to_string());
+        format!("{u}={} {g}={}", show(uid), show(gid))
+    }
+
+    /// What sets the child's session and group.
+    fn session(&self) -> &'static str {
+        if self.caller.is_some() {
+            "the session or process group (start_new_session, process_group)"
+        } else {
+            "the session or process group"
+        }
+    }
+}
+
 /// Who was being started, for messages.
 pub(crate) struct SpawnWhat<'a> {
+    /// The words of the call.
+    pub words: Words<'a>,
     pub executable: &'a str,
     pub cwd: Option<&'a str>,
     pub uid: Option<u32>,
@@ -73,69 +148,66 @@ pub(crate) fn spawn_error(e: SpawnError, what: &SpawnWhat<'_>) -> PyErr {
         Some(p) => p.to_string_lossy().into_owned(),
         None => what.executable.to_string(),
     };
-    let ids = || {
-        format!(
-            "uid={} gid={}",
-            what.uid.map_or("unchanged".into(), |u| u.to_string()),
-            what.gid.map_or("unchanged".into(), |g| g.to_string())
-        )
-    };
+    let w = what.words;
+    let f = w.function();
     match e.stage {
         Stage::Exec => {
             let msg = match errno {
                 libc::ENOENT => match missing_interpreter(&exe) {
-                    Some(interp) => format!(
-                        "spawnProcess: {exe:?} exists, but its interpreter {interp:?} (its #! line) was not found"
-                    ),
-                    None if std::path::Path::new(&exe).is_file() => {
-                        format!("spawnProcess: {exe:?} exists, but its program loader (ELF interpreter) was not found")
+                    Some(interp) => {
+                        format!("{f}: {exe:?} exists, but its interpreter {interp:?} (its #! line) was not found")
                     }
-                    None => format!("spawnProcess: executable {exe:?} not found"),
+                    None if std::path::Path::new(&exe).is_file() => {
+                        format!("{f}: {exe:?} exists, but its program loader (ELF interpreter) was not found")
+                    }
+                    None => format!("{f}: executable {exe:?} not found"),
                 },
-                libc::EACCES => format!("spawnProcess: executable {exe:?} is not executable ({why})"),
-                libc::ENOEXEC => format!("spawnProcess: {exe:?} is not a program the kernel can run ({why})"),
-                _ => format!("spawnProcess: cannot execute {exe:?}: {why}"),
+                libc::EACCES => format!("{f}: executable {exe:?} is not executable ({why})"),
+                libc::ENOEXEC => format!("{f}: {exe:?} is not a program the kernel can run ({why})"),
+                _ => format!("{f}: cannot execute {exe:?}: {why}"),
             };
             os_error_file(errno, msg, &exe)
         }
         Stage::Chdir => {
             let dir = what.cwd.unwrap_or("?");
-            os_error_file(errno, format!("spawnProcess: cannot change to directory {dir:?}: {why}"), dir)
+            let cwd = w.name("path");
+            os_error_file(errno, format!("{f}: {cwd}: cannot change to directory {dir:?}: {why}"), dir)
         }
         Stage::Groups | Stage::Gid | Stage::Uid => {
-            PyOSError::new_err((errno, format!("spawnProcess: cannot switch to {}: {why}", ids())))
+            PyOSError::new_err((errno, format!("{f}: cannot switch to {}: {why}", w.ids(what.uid, what.gid))))
         }
         Stage::Rlimit => {
             let limit = what.rlimit.map_or_else(|| "a resource limit".to_string(), rlimit_text);
-            PyOSError::new_err((errno, format!("spawnProcess: rlimits: cannot set {limit} in the child: {why}")))
+            PyOSError::new_err((errno, format!("{f}: rlimits: cannot set {limit} in the child: {why}")))
         }
-        Stage::Nice => PyOSError::new_err((errno, format!("spawnProcess: cannot set the child's nice value: {why}"))),
+        Stage::Nice => PyOSError::new_err((errno, format!("{f}: cannot set the child's nice value: {why}"))),
         Stage::Affinity => PyOSError::new_err((
             errno,
-            format!("spawnProcess: cannot set the child's cpuAffinity (CPUs this machine or cgroup lacks?): {why}"),
+            format!(
+                "{f}: cannot set the child's {} (CPUs this machine or cgroup lacks?): {why}",
+                w.name("cpuAffinity")
+            ),
         )),
         Stage::DeathSignal => {
-            PyOSError::new_err((errno, format!("spawnProcess: cannot set the child's parentDeathSignal: {why}")))
+            PyOSError::new_err((errno, format!("{f}: cannot set the child's {}: {why}", w.name("parentDeathSignal"))))
         }
         Stage::NoNewPrivs => {
-            PyOSError::new_err((errno, format!("spawnProcess: cannot set noNewPrivileges in the child: {why}")))
+            PyOSError::new_err((errno, format!("{f}: cannot set {} in the child: {why}", w.name("noNewPrivileges"))))
         }
         Stage::Cgroup => {
             let dir = what.cgroup.unwrap_or("?");
-            os_error_file(errno, format!("spawnProcess: cannot start the child in cgroup {dir:?}: {why}"), dir)
+            os_error_file(errno, format!("{f}: cannot start the child in cgroup {dir:?}: {why}"), dir)
         }
-        Stage::Session => {
-            PyOSError::new_err((errno, format!("spawnProcess: cannot set the session or process group: {why}")))
-        }
-        Stage::Terminal => PyOSError::new_err((errno, format!("spawnProcess: cannot set up the terminal: {why}"))),
+        Stage::Session => PyOSError::new_err((errno, format!("{f}: cannot set {}: {why}", w.session()))),
+        Stage::Terminal => PyOSError::new_err((errno, format!("{f}: cannot set up the terminal: {why}"))),
         Stage::Fds => match what.entry {
             Some((child, parent)) if errno == libc::EBADF => {
-                PyOSError::new_err((errno, format!("spawnProcess: childFDs[{child}]: parent fd {parent} is not open")))
+                PyOSError::new_err((errno, format!("{f}: {}: parent fd {parent} is not open", w.fd(child))))
             }
-            Some((child, _)) => PyOSError::new_err((errno, format!("spawnProcess: childFDs[{child}]: {why}"))),
-            None => PyOSError::new_err((errno, format!("spawnProcess: cannot set up childFDs: {why}"))),
+            Some((child, _)) => PyOSError::new_err((errno, format!("{f}: {}: {why}", w.fd(child)))),
+            None => PyOSError::new_err((errno, format!("{f}: cannot set up {}: {why}", w.fds()))),
         },
-        Stage::Spawn | Stage::None => PyOSError::new_err((errno, format!("spawnProcess: cannot start {exe:?}: {why}"))),
+        Stage::Spawn | Stage::None => PyOSError::new_err((errno, format!("{f}: cannot start {exe:?}: {why}"))),
     }
 }
 
@@ -223,5 +295,24 @@ mod tests {
     #[test]
     fn strerror_is_bare() {
         assert_eq!(strerror(libc::ENOENT), "No such file or directory");
+    }
+
+    #[test]
+    fn words_are_the_callers() {
+        let twisted = Words::new(None);
+        assert_eq!(twisted.function(), "spawnProcess");
+        assert_eq!((twisted.name("path"), twisted.name("cpuAffinity")), ("path", "cpuAffinity"));
+        assert_eq!((twisted.fd(0).as_str(), twisted.fd(5).as_str()), ("childFDs[0]", "childFDs[5]"));
+        assert_eq!(twisted.ids(Some(65534), None), "uid=65534 gid=unchanged");
+        let popen = Words::new(Some("create_subprocess_exec"));
+        assert_eq!(popen.function(), "create_subprocess_exec");
+        assert_eq!((popen.name("path"), popen.name("cpuAffinity")), ("cwd", "cpu_affinity"));
+        assert_eq!(
+            (popen.name("parentDeathSignal"), popen.name("noNewPrivileges")),
+            ("parent_death_signal", "no_new_privileges")
+        );
+        let fds: Vec<String> = (0..4).map(|fd| popen.fd(fd)).collect();
+        assert_eq!(fds, ["stdin", "stdout", "stderr", "pass_fds entry 3"]);
+        assert_eq!(popen.ids(Some(65534), None), "user=65534 group=unchanged");
     }
 }

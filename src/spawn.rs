@@ -22,7 +22,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 
 use crate::dispatch::Callbacks;
-use crate::errors::{os_error, os_error_file, spawn_error, SpawnWhat};
+use crate::errors::{os_error, os_error_file, spawn_error, SpawnWhat, Words};
 use crate::handle::{lock, Shared};
 use crate::host::{Cell, PyChild};
 use crate::transport::Process;
@@ -84,6 +84,9 @@ pub(crate) struct SpawnArgs {
     pub(crate) timeout: Option<f64>,
     pub(crate) idle_timeout: Option<f64>,
     pub(crate) kill_grace: f64,
+    /// The asyncio function a Popen-style call came through (messages then
+    /// use Popen's words); None for `spawnProcess`.
+    pub(crate) caller: Option<String>,
 }
 
 /// How the parent's side of the child's stdio is laid out.
@@ -163,24 +166,25 @@ fn session(args: &SpawnArgs) -> PyResult<Session> {
 /// The cgroup v2 directory `path`, open and close-on-exec. Anything else
 /// (a plain directory, a cgroup v1 one) is refused by name here: the kernel
 /// would only say EBADF when the child is started into it.
-fn open_cgroup(path: &[u8]) -> PyResult<OwnedFd> {
+fn open_cgroup(path: &[u8], words: Words<'_>) -> PyResult<OwnedFd> {
+    let f = words.function();
     let shown = String::from_utf8_lossy(path);
-    let c_path = CString::new(path).map_err(|_| PyValueError::new_err("spawnProcess: cgroup contains a NUL byte"))?;
+    let c_path = CString::new(path).map_err(|_| PyValueError::new_err(format!("{f}: cgroup contains a NUL byte")))?;
     // SAFETY: a NUL-terminated path; the new fd is ours alone.
     let fd = unsafe { libc::open(c_path.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
-    let fd = sys::cvt(fd).map_err(|e| os_error(e, &format!("spawnProcess: cgroup '{shown}'")))?;
+    let fd = sys::cvt(fd).map_err(|e| os_error(e, &format!("{f}: cgroup '{shown}'")))?;
     // SAFETY: as above.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     // SAFETY: statfs is plain data that fstatfs fills, on an fd we own.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
     // SAFETY: as above.
     sys::cvt(unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) })
-        .map_err(|e| os_error(e, &format!("spawnProcess: cgroup '{shown}'")))?;
+        .map_err(|e| os_error(e, &format!("{f}: cgroup '{shown}'")))?;
     #[allow(clippy::unnecessary_cast)] // the two types differ between targets
     let cgroup2 = st.f_type as i64 == libc::CGROUP2_SUPER_MAGIC as i64;
     if !cgroup2 {
         return Err(PyValueError::new_err(format!(
-            "spawnProcess: cgroup '{shown}' is not a cgroup v2 directory (not on a cgroup2 filesystem)"
+            "{f}: cgroup '{shown}' is not a cgroup v2 directory (not on a cgroup2 filesystem)"
         )));
     }
     Ok(fd)
@@ -213,7 +217,8 @@ fn caller_terminal(master: i64, slave: i64) -> PyResult<(RawFd, RawFd, CString)>
     Ok((m, s, path))
 }
 
-fn stdio_plan(args: &SpawnArgs) -> PyResult<Plan> {
+fn stdio_plan(args: &SpawnArgs, words: Words<'_>) -> PyResult<Plan> {
+    let f = words.function();
     if let Some((m, s)) = args.pty_fds {
         let (m, s, slave_path) = caller_terminal(m, s)?;
         if let Some((rows, cols)) = args.window_size {
@@ -232,7 +237,7 @@ fn stdio_plan(args: &SpawnArgs) -> PyResult<Plan> {
         if kind == "fd" && !sys::fd_is_open(*parent) {
             return Err(PyOSError::new_err((
                 libc::EBADF,
-                format!("spawnProcess: childFDs[{child}]: parent fd {parent} is not open"),
+                format!("{f}: {}: parent fd {parent} is not open", words.fd(*child)),
             )));
         }
     }
@@ -259,12 +264,12 @@ fn stdio_plan(args: &SpawnArgs) -> PyResult<Plan> {
             other => return Err(PyValueError::new_err(format!("childFDs kind {other:?} is not 'r', 'w' or 'fd'"))),
         };
         let (r, w) = sys::pipe_cloexec()
-            .map_err(|e| os_error(e, &format!("spawnProcess: childFDs[{child}]: cannot create a pipe")))?;
+            .map_err(|e| os_error(e, &format!("{f}: {}: cannot create a pipe", words.fd(*child))))?;
         if let Some(size) = args.pipe_size {
-            sys::set_pipe_size(r.as_raw_fd(), size).map_err(|e| os_error(e, "pipesize"))?;
+            sys::set_pipe_size(r.as_raw_fd(), size).map_err(|e| os_error(e, &format!("{f}: pipesize {size}")))?;
         }
         let (mine, theirs) = if role == Role::Read { (r, w) } else { (w, r) };
-        sys::set_nonblocking_fresh(mine.as_fd()).map_err(|e| os_error(e, "spawnProcess"))?;
+        sys::set_nonblocking_fresh(mine.as_fd()).map_err(|e| os_error(e, f))?;
         entries.push((*child, theirs.as_raw_fd()));
         child_ends.push((*child, theirs));
         parent_ends.push((*child, mine, role));
@@ -337,11 +342,14 @@ impl Unblock for WithoutGil {
 /// terminal's attributes filled in), its group and time limits set: all of
 /// a spawn but the transport (the jobs runner's children have none).
 pub(crate) fn start(py: Python<'_>, shared: &Arc<Shared>, args: &SpawnArgs, ext: PyChild) -> PyResult<Arc<Cell>> {
+    let f = Words::new(args.caller.as_deref()).function();
     if !shared.on_driver_thread() {
-        return Err(PyRuntimeError::new_err(
-            "spawnProcess must be called from the reactor's thread, not while it runs in another one \
-             (use reactor.callFromThread(reactor.spawnProcess, ...))",
-        ));
+        return Err(PyRuntimeError::new_err(match args.caller {
+            None => "spawnProcess must be called from the reactor's thread, not while it runs in another one \
+                     (use reactor.callFromThread(reactor.spawnProcess, ...))"
+                .to_string(),
+            Some(_) => format!("{f} must be called from the thread of the loop that runs the child's engine"),
+        }));
     }
     crate::debuglog::refresh(py);
     start_on(&py, shared, args, ext)
@@ -370,6 +378,8 @@ pub(crate) struct Spawning {
     kill_on_exit: bool,
     kill_on_lost: bool,
     limits: Option<TimeLimits>,
+    /// The function named in the messages of [`Spawning::adopt`].
+    function: String,
 }
 
 /// The first half of [`start_on`], which may run on any thread (with or
@@ -382,20 +392,22 @@ pub(crate) fn spawn_child(
     args: &SpawnArgs,
     mut ext: PyChild,
 ) -> PyResult<Spawning> {
+    let words = Words::new(args.caller.as_deref());
+    let f = words.function();
     if shared.lp.is_forked() {
-        return Err(PyRuntimeError::new_err(
-            "spawnProcess: this engine belongs to the process this one was forked from",
-        ));
+        return Err(PyRuntimeError::new_err(format!(
+            "{f}: this engine belongs to the process this one was forked from"
+        )));
     }
     let exe_display = String::from_utf8_lossy(&args.executable).into_owned();
     let exec =
         ExecSpec::new(&args.executable, &args.argv, &args.envp, args.parent_path.as_deref(), args.cwd.as_deref())
             .map_err(|e| match e {
-                ExecError::Nul { what } => PyValueError::new_err(format!("spawnProcess: {what} contains a NUL byte")),
+                ExecError::Nul { what } => PyValueError::new_err(format!("{f}: {what} contains a NUL byte")),
                 ExecError::NotFound { name, path } => os_error_file(
                     libc::ENOENT,
                     format!(
-                        "spawnProcess: executable {:?} not found on PATH {:?}",
+                        "{f}: executable {:?} not found on PATH {:?}",
                         String::from_utf8_lossy(&name),
                         String::from_utf8_lossy(&path)
                     ),
@@ -412,9 +424,9 @@ pub(crate) fn spawn_child(
     } else {
         gil.unblocked(|| creds::resolve(uid, gid)).map_err(|e| match e {
             CredsError::UnknownUser { uid } => PyValueError::new_err(format!(
-                "spawnProcess: uid {uid} has no passwd entry, so its group is unknown; pass gid as well"
+                "{f}: uid {uid} has no passwd entry, so its group is unknown; pass gid as well"
             )),
-            CredsError::Lookup { what, error } => os_error(error, &format!("spawnProcess: looking up {what}")),
+            CredsError::Lookup { what, error } => os_error(error, &format!("{f}: looking up {what}")),
         })?
     };
     let cwd = args
@@ -422,7 +434,7 @@ pub(crate) fn spawn_child(
         .clone()
         .map(CString::new)
         .transpose()
-        .map_err(|_| PyValueError::new_err("spawnProcess: path contains a NUL byte"))?;
+        .map_err(|_| PyValueError::new_err(format!("{f}: {} contains a NUL byte", words.name("path"))))?;
     let method = match args.method.as_deref() {
         None => None,
         Some("posix_spawn") => Some(Method::PosixSpawn),
@@ -430,7 +442,7 @@ pub(crate) fn spawn_child(
         Some(m) => return Err(PyValueError::new_err(format!("unknown spawn method {m:?}"))),
     };
     let session = session(args)?;
-    let cgroup = args.cgroup.as_deref().map(open_cgroup).transpose()?;
+    let cgroup = args.cgroup.as_deref().map(|c| open_cgroup(c, words)).transpose()?;
     let signals = match args.signals.as_str() {
         "default" => Signals::Default,
         "restore" => Signals::KeepIgnored { restore: true },
@@ -448,7 +460,7 @@ pub(crate) fn spawn_child(
         no_new_privs: args.no_new_privs,
         cgroup: cgroup.as_ref().map(AsRawFd::as_raw_fd),
     };
-    let plan = stdio_plan(args)?;
+    let plan = stdio_plan(args, words)?;
     let stdio = match &plan {
         Plan::Pipes { entries, .. } => Stdio::Fds(entries),
         Plan::Terminal { slave_path, .. } => {
@@ -487,6 +499,7 @@ pub(crate) fn spawn_child(
             };
             let cgroup_s = args.cgroup.as_ref().map(|c| String::from_utf8_lossy(c).into_owned());
             let what = SpawnWhat {
+                words,
                 executable: &exe_display,
                 cwd: cwd_s.as_deref(),
                 uid,
@@ -513,6 +526,7 @@ pub(crate) fn spawn_child(
         kill_on_exit: args.kill_group_on_exit,
         kill_on_lost: args.kill_group_on_lost,
         limits,
+        function: f.to_string(),
     })
 }
 
@@ -521,7 +535,7 @@ impl Spawning {
     /// its pipes into the loop, its group and time limits set before the
     /// loop can see it end.
     pub(crate) fn adopt(self, shared: &Arc<Shared>) -> PyResult<Arc<Cell>> {
-        let Spawning { spawned, plan, ext, session, caller_slave, kill_on_exit, kill_on_lost, limits } = self;
+        let Spawning { spawned, plan, ext, session, caller_slave, kill_on_exit, kill_on_lost, limits, function } = self;
         // A caller's master is the caller's until the child has been taken over.
         let give_back = |pipes: Vec<(i32, OwnedFd, Role)>| {
             if caller_slave.is_some() {
@@ -539,7 +553,7 @@ impl Spawning {
             Ok(cell) => cell,
             Err(e) => {
                 give_back(e.pipes);
-                return Err(os_error(e.error, "spawnProcess: cannot watch the child"));
+                return Err(os_error(e.error, &format!("{function}: cannot watch the child")));
             }
         };
         let group = match session {

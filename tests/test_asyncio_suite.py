@@ -8,7 +8,9 @@ pass, with every subprocess transport coming from the expected package.
 
 The stock loop proves the harness; uvloop (``pip install 'ferroproc[test]'``)
 is the reference third-party loop. Adding ferroproc's loop is one line in
-``LOOPS``.
+``LOOPS``. ``CREATE`` runs ``test_subprocess``'s tests once more on each
+loop with ``ferroproc.asyncio.create_subprocess_*`` in place of asyncio's:
+ferroproc's ``Process`` passes asyncio's own tests of asyncio's ``Process``.
 """
 
 from __future__ import annotations
@@ -43,17 +45,24 @@ LOOPS = [
     pytest.param("ferroproc.asyncio:new_event_loop", "ferroproc.", id="ferroproc"),
 ]
 
+#: The loops again, spawning with ferroproc.asyncio's functions (--create).
+CREATE = [
+    pytest.param(p.values[0], "ferroproc.", id=f"{p.id}-create", marks=p.marks)  # type: ignore[attr-defined]
+    for p in LOOPS
+]
+
 SUMMARY = re.compile(r"^asyncio-suite .*: run (\d+), passed (\d+), skipped (\d+), failed (\d+), excluded (\d+) .* OK$")
 
 
-def _run_suite(factory: str, transport_prefix: str, cwd: Path) -> tuple[int, str, str]:
+def _run_suite(factory: str, transport_prefix: str, cwd: Path, create: str | None = None) -> tuple[int, str, str]:
     """One run of the suite in its own session: (exit code, stdout, stderr)."""
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     env.pop("PYTHONASYNCIODEBUG", None)
     # Own session: whatever a failing test leaves behind (a blocked child, a
     # grandchild of a killed shell) is killed with the group afterwards.
     proc = subprocess.Popen(
-        [sys.executable, str(RUNNER), "--loop", factory, "--require-transport", transport_prefix],
+        [sys.executable, str(RUNNER), "--loop", factory, "--require-transport", transport_prefix]
+        + (["--create", create] if create else []),
         cwd=cwd,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -76,13 +85,25 @@ def _run_suite(factory: str, transport_prefix: str, cwd: Path) -> tuple[int, str
 
 @pytest.mark.parametrize(("factory", "transport_prefix"), LOOPS)
 def test_cpython_asyncio_subprocess_suite(factory: str, transport_prefix: str, tmp_path: Path) -> None:
-    code, out, err = _run_suite(factory, transport_prefix, tmp_path)
-    if code != 0 and factory.startswith("uvloop"):
+    _check_suite(factory, transport_prefix, tmp_path)
+
+
+@pytest.mark.parametrize(("factory", "transport_prefix"), CREATE)
+def test_ferroprocs_process_passes_asyncios_process_tests(factory: str, transport_prefix: str, tmp_path: Path) -> None:
+    """``test_subprocess.SubprocessMixin`` with ``ferroproc.asyncio``'s
+    ``create_subprocess_*``: its ``Process`` is a drop-in for asyncio's on
+    any loop (every transport the tests' processes get is ferroproc's)."""
+    _check_suite(factory, transport_prefix, tmp_path, "ferroproc.asyncio")
+
+
+def _check_suite(factory: str, transport_prefix: str, tmp_path: Path, create: str | None = None) -> None:
+    code, out, err = _run_suite(factory, transport_prefix, tmp_path, create)
+    if code != 0 and factory.startswith("uvloop") and create is None:
         # uvloop is the reference, not the subject: its rare timing failures
         # (children it never waited for, on a busy machine) get one more run,
         # and the first failure is shown as a warning rather than hidden.
         warnings.warn(f"uvloop's run failed once, retried:\n{err[-3000:]}", stacklevel=1)
-        code, out, err = _run_suite(factory, transport_prefix, tmp_path)
+        code, out, err = _run_suite(factory, transport_prefix, tmp_path, create)
     last = out.strip().splitlines()[-1] if out.strip() else ""
     assert code == 0, f"{last}\n{err[-20000:]}"
     m = SUMMARY.match(last)

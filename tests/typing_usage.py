@@ -19,7 +19,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Generator
-from typing import Any, NoReturn, assert_type
+from typing import Any, Literal, NoReturn, assert_type
 
 import ferroproc
 from ferroproc import Reactor, defer, error, failure, log, procutils, protocol, reactor, task, utils
@@ -707,13 +707,53 @@ async def asyncio_usage() -> None:
     import ferroproc.asyncio as fa
 
     p = await fa.create_subprocess_exec("echo", "hi", stdout=asyncio.subprocess.PIPE, timeout=5.0)
-    assert_type(p, asyncio.subprocess.Process)
-    out, err = await p.communicate()
+    assert_type(p, fa.Process)
+    asyncios: asyncio.subprocess.Process = p
+    out, err = await asyncios.communicate()
     assert_type(out, bytes)
     assert_type(err, bytes)
-    shell = await fa.create_subprocess_shell("exit 3", start_new_session=True)
+    assert_type(p.stdout, asyncio.StreamReader | None)
+    assert_type(p.timed_out, fa.TimedOut | None)
+    if p.timed_out is not None:
+        assert_type(p.timed_out.kind, Literal["wall", "idle"])
+        assert_type(p.timed_out.timeout, float)
+        assert_type(p.timed_out.killed, bool)
+    assert_type(p.resource_usage, error.ResourceUsage | None)
+    assert_type(p.pgid, int | None)
+    p.signal_group(signal.SIGTERM)
+    p.signal_group("KILL")
+    p.signal_group(None)  # type: ignore[arg-type]
+    p.pgid = 3  # type: ignore[misc]
+    shell = await fa.create_subprocess_shell(
+        "exit 3",
+        start_new_session=True,
+        kill_group_on_exit=True,
+        kill_group_on_lost=True,
+        idle_timeout=2.0,
+        kill_grace=1,
+        rlimits={"nofile": 64, "RLIMIT_CORE": (0, 0)},
+        nice=5,
+        cpu_affinity=[0],
+        parent_death_signal="TERM",
+        no_new_privileges=True,
+        cgroup="/sys/fs/cgroup/jobs",
+        cwd="/tmp",
+        env={"LANG": "C"},
+        user=65534,
+        group="nogroup",
+        extra_groups=[65534],
+        umask=0o077,
+        pass_fds=(3,),
+        close_fds=True,
+        restore_signals=False,
+        pipesize=1 << 20,
+    )
     assert_type(await shell.wait(), int)
     await fa.create_subprocess_shell(["ls"])  # type: ignore[arg-type]
+    await fa.create_subprocess_exec("ls", kill_group_on_exti=True)  # type: ignore[call-arg]
+    await fa.create_subprocess_exec("ls", killGroupOnExit=True)  # type: ignore[call-arg]
+    await fa.create_subprocess_exec("ls", timeout="5")  # type: ignore[arg-type]
+    await fa.create_subprocess_exec("ls", universal_newlines=True)  # type: ignore[arg-type]
     assert_type(await utils.getProcessOutput("true"), bytes)
 
 

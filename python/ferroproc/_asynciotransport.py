@@ -22,7 +22,7 @@ import threading
 import warnings
 import weakref
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from ferroproc import _debuglog
 from ferroproc._asynciohost import AsyncioDriver, runningLoop
@@ -32,9 +32,17 @@ from ferroproc.error import ProcessExitedAlready
 
 if TYPE_CHECKING:
     from ferroproc.error import ResourceUsage
-    from ferroproc.interfaces import IProcessProtocol
 
-__all__ = ["SubprocessTransport", "closeEngineOf", "driverFor", "makeTransport", "retireIfOrphaned"]
+__all__ = [
+    "SubprocessTransport",
+    "TimedOut",
+    "closeEngineOf",
+    "driverFor",
+    "loopCaller",
+    "makeTransport",
+    "retireIfOrphaned",
+    "startTransport",
+]
 
 #: 3.10 wakes ``wait()`` at the exit; 3.11+ once the transport is lost.
 _WAKE_AT_EXIT = sys.version_info < (3, 11)
@@ -42,11 +50,22 @@ _WAKE_AT_EXIT = sys.version_info < (3, 11)
 _HIGH_WATER = 64 * 1024
 
 
-def _exitInfo(
-    status: int | None, timedOut: tuple[str, float, bool] | None, usage: ResourceUsage | None
-) -> tuple[int | None, tuple[str, float, bool] | None]:
+# The functional form: its field types are objects, not strings (this module
+# defers its annotations), so the API reference can show them.
+TimedOut = NamedTuple("TimedOut", [("kind", Literal["wall", "idle"]), ("timeout", float), ("killed", bool)])  # noqa: UP014
+TimedOut.__doc__ = """Why a time limit ended a child (``Process.timed_out``): ``kind``
+(``"wall"`` for ``timeout``, ``"idle"`` for ``idle_timeout``), ``timeout``
+(the limit, in seconds) and ``killed`` (SIGKILL had to follow SIGTERM: the
+child outlived ``kill_grace``). The attributes of
+:class:`ferroproc.error.ProcessTimedOut`, which Twisted-style code gets."""
+
+
+_ExitInfo = tuple[int | None, "TimedOut | None", "ResourceUsage | None"]
+
+
+def _exitInfo(status: int | None, timedOut: tuple[str, float, bool] | None, usage: ResourceUsage | None) -> _ExitInfo:
     """The engine's ``reason`` for asyncio children: what the transport keeps."""
-    return (status, timedOut)
+    return (status, None if timedOut is None else TimedOut(*timedOut), usage)  # type: ignore[arg-type]
 
 
 def _report(where: str, exc: BaseException) -> None:
@@ -218,7 +237,7 @@ class _EngineProtocol:
         if t is not None:
             t._pipeLost(childFD)
 
-    def processExited(self, reason: tuple[int | None, tuple[str, float, bool] | None]) -> None:
+    def processExited(self, reason: _ExitInfo) -> None:
         t = self._transport()
         if t is not None:
             t._exited(reason)
@@ -237,13 +256,22 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         #: ``get_extra_info``'s keys: ``subprocess`` (no Popen here),
         #: ``ferroproc`` (the engine's transport), ``timed_out``.
         self._info: dict[str, Any] = {"subprocess": None}
+        #: What ``Process.timed_out`` and ``resource_usage`` give, once the
+        #: child has exited.
+        self._timedOut: TimedOut | None = None
+        self._usage: ResourceUsage | None = None
         self._loop = loop
         self._protocol: asyncio.SubprocessProtocol | None = protocol
         self._process: Process | None = None
         self._pid: int | None = None
         self._returncode: int | None = None
+        #: The pipe transports, made when first asked for (``communicate()``
+        #: on ferroproc's Process never asks).
         self._pipes: dict[int, _ReadPipe | _WritePipe] = {}
+        #: Child fds that are pipes to us: ``{childFD: 'r' | 'w'}``.
         self._pipeKinds: dict[int, str] = {}
+        #: Those the engine has reported lost.
+        self._lostFds: set[int] = set()
         #: Protocol calls made before ``connection_made``, to replay after it.
         self._pending: list[tuple[Callable[..., object], tuple[Any, ...]]] | None = []
         self._waiters: list[asyncio.Future[int]] | None = []
@@ -266,7 +294,16 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         return self._returncode
 
     def get_pipe_transport(self, fd: int) -> _ReadPipe | _WritePipe | None:
-        return self._pipes.get(fd)
+        pipe = self._pipes.get(fd)
+        if pipe is None:
+            kind = self._pipeKinds.get(fd)
+            process = self._info.get("ferroproc")
+            if kind is None or process is None:
+                return None
+            pipe = self._pipes[fd] = _WritePipe(self, process, fd) if kind == "w" else _ReadPipe(self, process, fd)
+            if self._closed or fd in self._lostFds:
+                pipe._lost()
+        return pipe
 
     def send_signal(self, signal: int) -> None:
         process = self._process
@@ -304,7 +341,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
                 _debuglog.signal(process, signal.SIGKILL, False, "transport-closed", text)
             except ProcessExitedAlready:
                 pass
-        if self._driver is not None:
+        if self._driver is not None and self._loop.is_closed():
             retireIfOrphaned(self._driver)
 
     def is_closing(self) -> bool:
@@ -364,27 +401,39 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         self._process = process
         self._pid = process.pid
         self._info["ferroproc"] = process
-        for fd, kind in self._pipeKinds.items():
-            self._pipes[fd] = _WritePipe(self, process, fd) if kind == "w" else _ReadPipe(self, process, fd)
+
+    # _call inlined in the three below: they run for every chunk and child.
 
     def _data(self, childFD: int, data: bytes) -> None:
         if self._protocol is not None:
-            self._call(self._protocol.pipe_data_received, childFD, data)
+            if self._pending is not None:
+                self._pending.append((self._protocol.pipe_data_received, (childFD, data)))
+            else:
+                self._protocol.pipe_data_received(childFD, data)
 
     def _pipeLost(self, childFD: int) -> None:
+        self._lostFds.add(childFD)
         pipe = self._pipes.get(childFD)
         exc: BaseException | None = None
         if pipe is not None:
             pipe._lost()
-            if isinstance(pipe, _WritePipe) and self._process is not None and Process._inputBroken(self._process):
+            if (
+                isinstance(pipe, _WritePipe)
+                and pipe._flowing
+                and self._process is not None
+                and Process._inputBroken(self._process)
+            ):
                 exc = BrokenPipeError(32, "Broken pipe")
         if self._protocol is not None:
-            self._call(self._protocol.pipe_connection_lost, childFD, exc)
+            if self._pending is not None:
+                self._pending.append((self._protocol.pipe_connection_lost, (childFD, exc)))
+            else:
+                self._protocol.pipe_connection_lost(childFD, exc)  # type: ignore[arg-type]
 
-    def _exited(self, reason: tuple[int | None, tuple[str, float, bool] | None]) -> None:
-        status, timedOut = reason
+    def _exited(self, reason: _ExitInfo) -> None:
+        status, timedOut, self._usage = reason
         self._returncode = 255 if status is None else os.waitstatus_to_exitcode(status)
-        self._info["timed_out"] = timedOut
+        self._info["timed_out"] = self._timedOut = timedOut
         if self._protocol is not None:
             self._call(self._protocol.process_exited)
         if _WAKE_AT_EXIT:
@@ -467,8 +516,15 @@ class _WritePipe(asyncio.Transport):
         self._dropped = 0
         self._high = _HIGH_WATER
         self._low = _HIGH_WATER // 4
-        Process._setWriteLimits(process, self._high, self._low)
-        process.registerProducer(self, True)
+        #: Flow control is set up at the first write (a child is often
+        #: given no input at all): until then nothing is queued, so nothing
+        #: can pause or resume, nor break.
+        self._flowing = False
+
+    def _flow(self) -> None:
+        self._flowing = True
+        Process._setWriteLimits(self._process, self._high, self._low)
+        self._process.registerProducer(self, True)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -482,6 +538,8 @@ class _WritePipe(asyncio.Transport):
 
                 logger().warning("pipe closed by peer or os.write(pipe, data) raised exception.")
             return
+        if not self._flowing:
+            self._flow()
         self._process.write(data if type(data) is bytes else bytes(data))
 
     def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
@@ -519,6 +577,8 @@ class _WritePipe(asyncio.Transport):
         if not high >= low >= 0:
             raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
         self._high, self._low = high, low
+        if not self._flowing:
+            return  # set at the first write
         Process._setWriteLimits(self._process, high, low)
         if not self._paused and self.get_write_buffer_size() > high:
             # A later write pauses the engine's producer; the protocol hears
@@ -562,6 +622,86 @@ class _WritePipe(asyncio.Transport):
         return f"<ferroproc write pipe fd={self._fd} of pid {self._pid}>"
 
 
+def loopCaller(shell: bool) -> str:
+    """The function an asyncio program called to reach ``loop.subprocess_exec``
+    (or ``_shell``) of ferroproc's loop, for messages: asyncio's
+    ``create_subprocess_*`` when it is on the stack (it awaits the loop's
+    method, which awaits ``_make_subprocess_transport``), else the loop's
+    method itself (anyio, a program's own protocol)."""
+    import asyncio.subprocess as aio
+
+    wanted = (aio.create_subprocess_shell if shell else aio.create_subprocess_exec).__code__
+    frame = sys._getframe(1)
+    for _ in range(6):
+        if frame.f_code is wanted:
+            return wanted.co_name
+        if frame.f_back is None:
+            break
+        frame = frame.f_back
+    return "subprocess_shell" if shell else "subprocess_exec"
+
+
+def _spawn(
+    loop: asyncio.AbstractEventLoop,
+    protocol: asyncio.SubprocessProtocol,
+    args: Any,
+    shell: bool,
+    stdin: Any,
+    stdout: Any,
+    stderr: Any,
+    kwargs: dict[str, Any],
+    function: str,
+) -> SubprocessTransport | None:
+    """Start a child for ``protocol`` on ``loop`` (running in this thread);
+    the engine has called ``_connected`` when this returns, the protocol
+    nothing yet. ``None`` when only asyncio's own path can start it
+    (``preexec_fn``)."""
+    transport = SubprocessTransport(loop, protocol)
+    bridge = _EngineProtocol(transport)
+    spawn = preparePopen(bridge, (args,) if shell else args, shell, stdin, stdout, stderr, kwargs, function)
+    if spawn is None:
+        return None
+    transport._pipeKinds = spawn.pipes
+    try:
+        # Making the thread's engine can fail too (EMFILE): what the spawn
+        # opened is closed whatever happens.
+        driver = transport._driver = driverFor(loop)
+        driver.engine.spawn(bridge, spawn.args)  # type: ignore[arg-type]  # it has the methods
+    finally:
+        for fd in spawn.opened:
+            os.close(fd)
+    if spawn.args.timeout is not None or spawn.args.idle_timeout is not None:
+        driver.schedule()  # the engine's next timer may be this child's limit
+    return transport
+
+
+def startTransport(
+    loop: asyncio.AbstractEventLoop,
+    protocol: asyncio.SubprocessProtocol,
+    args: Any,
+    shell: bool,
+    stdin: Any,
+    stdout: Any,
+    stderr: Any,
+    kwargs: dict[str, Any],
+    function: str,
+) -> SubprocessTransport | None:
+    """:func:`makeTransport` for ferroproc's own ``Process``, whose protocol
+    is ferroproc's: ``connection_made`` is called here, at once (no event
+    can reach the child's transport before the loop turns the engine), so
+    ``create_subprocess_exec`` returns without a round through the loop."""
+    transport = _spawn(loop, protocol, args, shell, stdin, stdout, stderr, kwargs, function)
+    if transport is None:
+        return None
+    transport._pending = None
+    try:
+        protocol.connection_made(transport)
+    except BaseException:
+        transport.close()
+        raise
+    return transport
+
+
 async def makeTransport(
     loop: asyncio.AbstractEventLoop,
     protocol: asyncio.SubprocessProtocol,
@@ -571,26 +711,16 @@ async def makeTransport(
     stdout: Any,
     stderr: Any,
     kwargs: dict[str, Any],
+    function: str,
 ) -> SubprocessTransport | None:
     """Start a child for ``protocol`` on ``loop`` (running in this thread),
     as asyncio's ``_make_subprocess_transport`` does: returns once
-    ``connection_made`` has run. ``None`` when only asyncio's own path can
-    start it (``preexec_fn``)."""
-    transport = SubprocessTransport(loop, protocol)
-    bridge = _EngineProtocol(transport)
-    spawn = preparePopen(bridge, (args,) if shell else args, shell, stdin, stdout, stderr, kwargs)
-    if spawn is None:
+    ``connection_made`` has run (in a loop callback, as asyncio calls it).
+    ``function`` is what the program called, for messages. ``None`` when
+    only asyncio's own path can start it (``preexec_fn``)."""
+    transport = _spawn(loop, protocol, args, shell, stdin, stdout, stderr, kwargs, function)
+    if transport is None:
         return None
-    transport._pipeKinds = spawn.pipes
-    try:
-        # Making the thread's engine can fail too (EMFILE): what the spawn
-        # opened is closed whatever happens.
-        driver = transport._driver = driverFor(loop)
-        driver.engine.spawn(cast("IProcessProtocol", bridge), spawn.args)
-    finally:
-        for fd in spawn.opened:
-            os.close(fd)
-    driver.schedule()
     waiter: asyncio.Future[None] = loop.create_future()
     loop.call_soon(transport._connect, waiter)
     try:

@@ -13,10 +13,10 @@ import errno
 import os
 import resource as _resource
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, NamedTuple, TypeAlias, TypedDict
 
-__all__ = ["ChildOptions", "SpawnArgs", "SpawnMethod", "SpawnOptions", "prepareSpawn"]
+__all__ = ["SPAWN_PROCESS", "Caller", "ChildOptions", "SpawnArgs", "SpawnMethod", "SpawnOptions", "prepareSpawn"]
 
 #: A spawn mechanism forced by tests and Twisted's ``_neverUseSpawn``.
 SpawnMethod: TypeAlias = Literal["posix_spawn", "clone"]
@@ -99,6 +99,11 @@ class SpawnArgs(NamedTuple):
     timeout: float | None = None
     idle_timeout: float | None = None
     kill_grace: float = 5.0
+    #: The asyncio function a Popen-style call came through: the engine's
+    #: own messages (a failed exec, chdir or setgroups) then name it and use
+    #: Popen's words (``cwd``, ``user``, ``cpu_affinity``); None for
+    #: ``spawnProcess``'s.
+    caller: str | None = None
 
 
 class ChildOptions(TypedDict, total=False):
@@ -174,7 +179,53 @@ def _typeName(value: object) -> str:
     return type(value).__name__
 
 
-def _fsencode(value: Any, what: str) -> bytes:
+class Caller:
+    """Who asked for the spawn, in the words of the call they wrote: the
+    function a message names, and each ``spawnProcess`` parameter and option
+    as that caller spelled it. Every check below words its message through
+    one, so that an asyncio caller, who wrote ``cwd=`` and
+    ``start_new_session=True``, is never told about ``path`` or
+    ``newSession`` (``_popenargs.PopenCaller``).
+
+    ``caller("umask")`` is ``"spawnProcess: umask"``, the start of a message;
+    ``caller.name(what)`` the name alone. ``what`` is a parameter, possibly
+    with a detail after it (``"args[2]"``, ``"env key 'A'"``,
+    ``"rlimits['nofile'] soft"``): only the parameter is renamed."""
+
+    __slots__ = ("function", "names", "ownGroup")
+
+    def __init__(
+        self,
+        function: str,
+        names: Mapping[str, str] | None = None,
+        ownGroup: str = "processGroup=True or newSession=True",
+    ) -> None:
+        #: The function named at the start of every message.
+        self.function = function
+        #: ``spawnProcess``'s name → the caller's.
+        self.names: Mapping[str, str] = names or {}
+        #: How this caller asks for a process group the child leads.
+        self.ownGroup = ownGroup
+
+    def name(self, what: str) -> str:
+        """``what`` as the caller named it."""
+        if not self.names:
+            return what
+        end = 0
+        while end < len(what) and (what[end].isalnum() or what[end] == "_"):
+            end += 1
+        head = what[:end]
+        return self.names.get(head, head) + what[end:]
+
+    def __call__(self, what: str) -> str:
+        return f"{self.function}: {self.name(what)}"
+
+
+#: ``spawnProcess``'s own words (every Twisted-style host).
+SPAWN_PROCESS = Caller("spawnProcess")
+
+
+def _fsencode(value: Any, what: str, caller: Caller) -> bytes:
     """``os.fsencode``, with an unencodable str (a lone surrogate that
     surrogateescape cannot map back to a byte) reported by parameter name."""
     try:
@@ -183,24 +234,24 @@ def _fsencode(value: Any, what: str) -> bytes:
         return os.fsencode(value)
     except UnicodeEncodeError as e:
         raise ValueError(
-            f"spawnProcess: {what} cannot be encoded to bytes ({e.reason} at position {e.start}): {value!r}"
+            f"{caller(what)} cannot be encoded to bytes ({e.reason} at position {e.start}): {value!r}"
         ) from None
 
 
-def _toBytes(value: object, what: str) -> bytes:
+def _toBytes(value: object, what: str, caller: Caller) -> bytes:
     """A str/bytes/path-like as bytes (filesystem encoding), NUL-free."""
     if isinstance(value, bytes):
         out = value
     elif isinstance(value, (str, os.PathLike)):
-        out = _fsencode(value, what)
+        out = _fsencode(value, what, caller)
     else:
-        raise TypeError(f"spawnProcess: {what} must be str, bytes or path-like, not {_typeName(value)}")
+        raise TypeError(f"{caller(what)} must be str, bytes or path-like, not {_typeName(value)}")
     if b"\0" in out:
-        raise ValueError(f"spawnProcess: {what} contains a NUL byte: {value!r}")
+        raise ValueError(f"{caller(what)} contains a NUL byte: {value!r}")
     return out
 
 
-def _envEntries(env: Mapping[Any, Any] | None) -> list[bytes]:
+def _envEntries(env: Mapping[Any, Any] | None, caller: Caller) -> list[bytes]:
     if env is None:
         # os.environ's entries are valid by construction (putenv refuses
         # the rest): no checks needed. Its encoded dict, where CPython keeps
@@ -208,37 +259,37 @@ def _envEntries(env: Mapping[Any, Any] | None) -> list[bytes]:
         data = getattr(os.environ, "_data", None)
         items = data.items() if isinstance(data, dict) else os.environb.items()
         return [k + b"=" + v for k, v in items]
-    if not isinstance(env, Mapping):
-        raise TypeError(f"spawnProcess: env must be a dict (or None for os.environ), not {_typeName(env)}")
+    if type(env) is not dict and not isinstance(env, Mapping):
+        raise TypeError(f"{caller('env')} must be a dict (or None for os.environ), not {_typeName(env)}")
     out = []
-    encode = os.fsencode
+    enc, errs = _FS_ENCODING, _FS_ERRORS
     for key, value in env.items():
         try:
-            k = key if type(key) is bytes else encode(key) if type(key) is str else None
-            v = value if type(value) is bytes else encode(value) if type(value) is str else None
+            k = key if type(key) is bytes else key.encode(enc, errs) if type(key) is str else None
+            v = value if type(value) is bytes else value.encode(enc, errs) if type(value) is str else None
         except UnicodeEncodeError:
             k = v = None
         if k is None or v is None or not k or b"=" in k or b"\0" in k or b"\0" in v:
-            return _checkedEnvEntries(env)
+            return _checkedEnvEntries(env, caller)
         out.append(k + b"=" + v)
     return out
 
 
-def _checkedEnvEntries(env: Mapping[Any, Any]) -> list[bytes]:
+def _checkedEnvEntries(env: Mapping[Any, Any], caller: Caller) -> list[bytes]:
     """:func:`_envEntries` the slow way, raising for the first bad entry
     by name (also str/bytes subclasses, checked one by one)."""
     out = []
     for key, value in env.items():
         if not isinstance(key, (str, bytes)):
-            raise TypeError(f"spawnProcess: env key {key!r} must be str or bytes, not {_typeName(key)}")
+            raise TypeError(f"{caller(f'env key {key!r}')} must be str or bytes, not {_typeName(key)}")
         if not isinstance(value, (str, bytes)):
-            raise TypeError(f"spawnProcess: env[{key!r}] must be str or bytes, not {_typeName(value)}")
-        k = _fsencode(key, f"env key {key!r}")
+            raise TypeError(f"{caller(f'env[{key!r}]')} must be str or bytes, not {_typeName(value)}")
+        k = _fsencode(key, f"env key {key!r}", caller)
         if not k or b"=" in k or b"\0" in k:
-            raise ValueError(f"spawnProcess: env key {key!r} is not a valid variable name (empty, or has '=' or NUL)")
-        v = _fsencode(value, f"env[{key!r}]")
+            raise ValueError(f"{caller(f'env key {key!r}')} is not a valid variable name (empty, or has '=' or NUL)")
+        v = _fsencode(value, f"env[{key!r}]", caller)
         if b"\0" in v:
-            raise ValueError(f"spawnProcess: env[{key!r}] contains a NUL byte")
+            raise ValueError(f"{caller(f'env[{key!r}]')} contains a NUL byte")
         out.append(k + b"=" + v)
     return out
 
@@ -254,42 +305,47 @@ def _isInt(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _childFDs(childFDs: Mapping[Any, Any]) -> list[tuple[int, str, int]]:
-    if not isinstance(childFDs, Mapping):
-        raise TypeError(f"spawnProcess: childFDs must be a dict, not {_typeName(childFDs)}")
+def _childFDs(childFDs: Mapping[Any, Any], caller: Caller) -> list[tuple[int, str, int]]:
+    if type(childFDs) is not dict and not isinstance(childFDs, Mapping):
+        raise TypeError(f"{caller('childFDs')} must be a dict, not {_typeName(childFDs)}")
     out = []
     limit = _fdLimit()
-    for child, value in sorted(childFDs.items(), key=lambda kv: kv[0] if _isInt(kv[0]) else -1):
-        if not _isInt(child):
-            raise TypeError(f"spawnProcess: childFDs key {child!r} must be an int (a child fd), not {_typeName(child)}")
+    items = list(childFDs.items())
+    try:
+        items.sort()  # keys are unique: only they are compared
+    except TypeError:  # a key that is no int: reported below
+        items.sort(key=lambda kv: kv[0] if _isInt(kv[0]) else -1)
+    for child, value in items:
+        if type(child) is not int and not _isInt(child):
+            raise TypeError(f"{caller(f'childFDs key {child!r}')} must be an int (a child fd), not {_typeName(child)}")
         if child < 0 or child >= _MAX_FD:
-            raise ValueError(f"spawnProcess: childFDs key {child} is not a valid fd number")
+            raise ValueError(f"{caller(f'childFDs key {child}')} is not a valid fd number")
         if child >= limit:
             # dup2 in the child would fail with EBADF: say so here, by name.
             raise ValueError(
-                f"spawnProcess: childFDs key {child} is not below the open-file limit (RLIMIT_NOFILE {limit})"
+                f"{caller(f'childFDs key {child}')} is not below the open-file limit (RLIMIT_NOFILE {limit})"
             )
         if value == "r" or value == "w":
             out.append((child, str(value), -1))
-        elif _isInt(value):
+        elif type(value) is int or _isInt(value):
             if value < 0:
-                raise ValueError(f"spawnProcess: childFDs[{child}]: parent fd {value} is negative")
+                raise ValueError(f"{caller(f'childFDs[{child}]')}: parent fd {value} is negative")
             if value > _MAX_FD:
-                raise ValueError(f"spawnProcess: childFDs[{child}]: parent fd {value} is not a valid fd number")
+                raise ValueError(f"{caller(f'childFDs[{child}]')}: parent fd {value} is not a valid fd number")
             out.append((child, "fd", value))
         else:
-            raise ValueError(f"spawnProcess: childFDs[{child}]: {value!r} is not 'r', 'w' or an fd")
+            raise ValueError(f"{caller(f'childFDs[{child}]')}: {value!r} is not 'r', 'w' or an fd")
     return out
 
 
-def _id(value: object, what: str) -> int | None:
+def _id(value: object, what: str, caller: Caller) -> int | None:
     if value is None:
         return None
     if not _isInt(value):
-        raise TypeError(f"spawnProcess: {what} must be an int or None, not {_typeName(value)}")
+        raise TypeError(f"{caller(what)} must be an int or None, not {_typeName(value)}")
     assert isinstance(value, int)
     if not 0 <= value < 2**32 - 1:
-        raise ValueError(f"spawnProcess: {what} {value} is out of range")
+        raise ValueError(f"{caller(what)} {value} is out of range")
     return value
 
 
@@ -325,75 +381,94 @@ _RLIMITS = {name[len("RLIMIT_") :]: value for name, value in vars(_resource).ite
 _UNLIMITED = (1 << 64) - 1
 
 
-def _seconds(value: object, what: str, positive: bool) -> float:
+def _seconds(value: object, what: str, positive: bool, caller: Caller) -> float:
     import math
 
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"spawnProcess: {what} must be a finite number of seconds, not {value!r}")
+        raise ValueError(f"{caller(what)} must be a finite number of seconds, not {value!r}")
     if value < 0 or (positive and value == 0):
-        raise ValueError(f"spawnProcess: {what} must be {'positive' if positive else '>= 0'}, not {value!r}")
+        raise ValueError(f"{caller(what)} must be {'positive' if positive else '>= 0'}, not {value!r}")
     return float(value)
 
 
-def _limit(value: object, what: str) -> int:
+def _limit(value: object, what: str, caller: Caller) -> int:
     if value is None or value == _resource.RLIM_INFINITY:
         return _UNLIMITED
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < _UNLIMITED:
-        raise ValueError(f"spawnProcess: {what} must be an int >= 0 or resource.RLIM_INFINITY, not {value!r}")
+        raise ValueError(f"{caller(what)} must be an int >= 0 or resource.RLIM_INFINITY, not {value!r}")
     return value
 
 
-def _rlimits(rlimits: object) -> tuple[tuple[int, int, int], ...]:
+def _rlimits(rlimits: object, caller: Caller) -> tuple[tuple[int, int, int], ...]:
     if not isinstance(rlimits, Mapping):
-        raise TypeError(f"spawnProcess: rlimits must be a dict, not {_typeName(rlimits)}")
+        raise TypeError(f"{caller('rlimits')} must be a dict, not {_typeName(rlimits)}")
     out = []
     for key, value in rlimits.items():
         if isinstance(key, str):
             name = key.upper().removeprefix("RLIMIT_")
             if name not in _RLIMITS:
-                raise ValueError(f"spawnProcess: rlimits: unknown resource {key!r}")
+                raise ValueError(f"{caller('rlimits')}: unknown resource {key!r}")
             res = _RLIMITS[name]
         elif _isInt(key) and key in _RLIMITS.values():
             res = key
         else:
-            raise ValueError(f"spawnProcess: rlimits: unknown resource {key!r}")
+            raise ValueError(f"{caller('rlimits')}: unknown resource {key!r}")
         if isinstance(value, tuple) and len(value) == 2:
-            soft, hard = _limit(value[0], f"rlimits[{key!r}] soft"), _limit(value[1], f"rlimits[{key!r}] hard")
+            soft = _limit(value[0], f"rlimits[{key!r}] soft", caller)
+            hard = _limit(value[1], f"rlimits[{key!r}] hard", caller)
         else:
-            soft = hard = _limit(value, f"rlimits[{key!r}]")
+            soft = hard = _limit(value, f"rlimits[{key!r}]", caller)
         if soft > hard:
-            raise ValueError(f"spawnProcess: rlimits[{key!r}]: soft limit {soft} is above the hard limit {hard}")
+            raise ValueError(f"{caller(f'rlimits[{key!r}]')}: soft limit {soft} is above the hard limit {hard}")
         out.append((res, soft, hard))
     return tuple(out)
 
 
-def _signalNumber(value: object, what: str) -> int:
+def _signalNumber(value: object, what: str, caller: Caller) -> int:
     """A signal option's number: the engine's one parser, so every option
     takes what ``signalProcess`` takes (a name with or without ``SIG``, any
     case, ``RTMIN+n``/``RTMAX-n``, a number)."""
     from ferroproc._core import parseSignal
 
-    number = parseSignal(value, f"spawnProcess: {what}")
+    number = parseSignal(value, caller(what))
     if number == 0:
-        raise ValueError(f"spawnProcess: {what}: 0 is not a signal")
+        raise ValueError(f"{caller(what)}: 0 is not a signal")
     return number
 
 
-def _extensions(ext: Mapping[str, Any]) -> dict[str, Any]:
+def unexpectedKeyword(function: str, name: str, known: Iterable[str]) -> TypeError:
+    """The ``TypeError`` for a keyword ``function`` does not take, naming the
+    nearest one it does (a typo, or the other naming convention:
+    ``killGroupOnExit`` for ``kill_group_on_exit``)."""
+    import difflib
+
+    def plain(word: str) -> str:
+        return word.replace("_", "").lower()
+
+    byPlain = {plain(k): k for k in known}
+    close = difflib.get_close_matches(plain(name), list(byPlain), n=1, cutoff=0.6)
+    hint = f" (did you mean {byPlain[close[0]]!r}?)" if close else ""
+    return TypeError(f"{function}: unexpected keyword argument {name!r}{hint}")
+
+
+def _extensions(ext: Mapping[str, Any], caller: Caller) -> dict[str, Any]:
     """The ferroproc extensions of ``spawnProcess`` (process groups, time
     limits, resource limits and hygiene), checked, as ``SpawnArgs`` fields."""
     unknown = set(ext) - _EXTENSIONS
     if unknown:
-        raise TypeError(f"spawnProcess: unexpected keyword argument {sorted(unknown)[0]!r}")
+        raise unexpectedKeyword(caller.function, sorted(unknown)[0], _EXTENSIONS)
     out: dict[str, Any] = {}
     group = ext.get("processGroup", False)
     session = ext.get("newSession", False)
     if group is not False and group is not True and not (_isInt(group) and group > 0):
-        raise ValueError(f"spawnProcess: processGroup must be True, False or a process group id, not {group!r}")
+        raise ValueError(f"{caller('processGroup')} must be True, False or a process group id, not {group!r}")
     if not isinstance(session, bool):
-        raise TypeError(f"spawnProcess: newSession must be a bool, not {_typeName(session)}")
+        raise TypeError(f"{caller('newSession')} must be a bool, not {_typeName(session)}")
     if session and group is not False:
-        raise ValueError("spawnProcess: newSession and processGroup exclude each other (a new session is a new group)")
+        raise ValueError(
+            f"{caller('newSession')} and {caller.name('processGroup')} exclude each other "
+            "(a new session is a new group)"
+        )
     if session:
         out["session"] = "session"
     elif group is True:
@@ -403,46 +478,46 @@ def _extensions(ext: Mapping[str, Any]) -> dict[str, Any]:
     for key, field in (("killGroupOnExit", "kill_group_on_exit"), ("killGroupOnLost", "kill_group_on_lost")):
         on = ext.get(key, False)
         if not isinstance(on, bool):
-            raise TypeError(f"spawnProcess: {key} must be a bool, not {_typeName(on)}")
+            raise TypeError(f"{caller(key)} must be a bool, not {_typeName(on)}")
         if on and not (session or group is True):
-            raise ValueError(f"spawnProcess: {key} needs processGroup=True or newSession=True (a group of its own)")
+            raise ValueError(f"{caller(key)} needs {caller.ownGroup} (a group of its own)")
         out[field] = on
     if ext.get("timeout") is not None:
-        out["timeout"] = _seconds(ext["timeout"], "timeout", True)
+        out["timeout"] = _seconds(ext["timeout"], "timeout", True, caller)
     if ext.get("idleTimeout") is not None:
-        out["idle_timeout"] = _seconds(ext["idleTimeout"], "idleTimeout", True)
+        out["idle_timeout"] = _seconds(ext["idleTimeout"], "idleTimeout", True, caller)
     if "killGrace" in ext:
-        out["kill_grace"] = _seconds(ext["killGrace"], "killGrace", False)
+        out["kill_grace"] = _seconds(ext["killGrace"], "killGrace", False, caller)
     if ext.get("rlimits") is not None:
-        out["rlimits"] = _rlimits(ext["rlimits"])
+        out["rlimits"] = _rlimits(ext["rlimits"], caller)
     umask = ext.get("umask")
     if umask is not None:
         if not _isInt(umask) or not 0 <= umask <= 0o777:
-            raise ValueError(f"spawnProcess: umask must be an int from 0 to 0o777, not {umask!r}")
+            raise ValueError(f"{caller('umask')} must be an int from 0 to 0o777, not {umask!r}")
         out["umask"] = umask
     nice = ext.get("nice")
     if nice is not None:
         if not _isInt(nice) or not -20 <= nice <= 19:
-            raise ValueError(f"spawnProcess: nice must be an int from -20 to 19, not {nice!r}")
+            raise ValueError(f"{caller('nice')} must be an int from -20 to 19, not {nice!r}")
         out["nice"] = nice
     cpus = ext.get("cpuAffinity")
     if cpus is not None:
         if isinstance(cpus, (str, bytes)) or not hasattr(cpus, "__iter__"):
-            raise TypeError(f"spawnProcess: cpuAffinity must be an iterable of CPU numbers, not {_typeName(cpus)}")
+            raise TypeError(f"{caller('cpuAffinity')} must be an iterable of CPU numbers, not {_typeName(cpus)}")
         cpuList = list(cpus)
         if not cpuList or not all(_isInt(c) and 0 <= c < 1024 for c in cpuList):
-            raise ValueError(f"spawnProcess: cpuAffinity must name CPUs 0 to 1023, not {cpuList!r}")
+            raise ValueError(f"{caller('cpuAffinity')} must name CPUs 0 to 1023, not {cpuList!r}")
         out["affinity"] = cpuList
     if ext.get("parentDeathSignal") is not None:
-        out["death_signal"] = _signalNumber(ext["parentDeathSignal"], "parentDeathSignal")
+        out["death_signal"] = _signalNumber(ext["parentDeathSignal"], "parentDeathSignal", caller)
     noNewPrivileges = ext.get("noNewPrivileges", False)
     if not isinstance(noNewPrivileges, bool):
-        raise TypeError(f"spawnProcess: noNewPrivileges must be a bool, not {_typeName(noNewPrivileges)}")
+        raise TypeError(f"{caller('noNewPrivileges')} must be a bool, not {_typeName(noNewPrivileges)}")
     out["no_new_privs"] = noNewPrivileges
     if ext.get("cgroup") is not None:
-        cgroup = _toBytes(ext["cgroup"], "cgroup")
+        cgroup = _toBytes(ext["cgroup"], "cgroup", caller)
         if not os.path.isdir(cgroup):
-            raise ValueError(f"spawnProcess: cgroup {os.fsdecode(cgroup)!r} is not a directory (a cgroup v2 group)")
+            raise ValueError(f"{caller('cgroup')} {os.fsdecode(cgroup)!r} is not a directory (a cgroup v2 group)")
         out["cgroup"] = cgroup
     return out
 
@@ -465,11 +540,23 @@ def _checkProtocol(processProtocol: object, needsProtocol: bool, what: str = "sp
             f"{what} must be a protocol instance, not the class "
             f"{processProtocol.__name__} (did you mean {processProtocol.__name__}()?)"
         )
+    kind = type(processProtocol)
+    if kind in _PROTOCOL_TYPES:
+        return
     missing = [m for m in _PROTOCOL_METHODS if not callable(getattr(processProtocol, m, None))]
     if missing:
         raise TypeError(
             f"{what} {processProtocol!r} lacks {', '.join(missing)} (subclass ferroproc.protocol.ProcessProtocol)"
         )
+    if not hasattr(processProtocol, "__dict__"):
+        # Its methods are its class's (no instance can hide one): once
+        # checked, every instance of it passes.
+        _PROTOCOL_TYPES.add(kind)
+
+
+#: Protocol classes whose instances have no ``__dict__`` and passed
+#: :func:`_checkProtocol` (the asyncio host's bridge, spawned for every child).
+_PROTOCOL_TYPES: set[type] = set()
 
 
 def prepareSpawn(
@@ -484,26 +571,31 @@ def prepareSpawn(
     childFDs: Any,
     options: Mapping[str, Any],
     method: SpawnMethod | None = None,
+    *,
+    caller: Caller = SPAWN_PROCESS,
+    fields: Mapping[str, Any] | None = None,
 ) -> SpawnArgs:
     """Check and normalise ``spawnProcess``'s arguments (``options``: its
     keyword-only ferroproc extensions, :class:`SpawnOptions`). Raises
-    ``TypeError``/``ValueError``/``OSError`` naming the bad parameter."""
-    exe = _toBytes(executable, "executable")
+    ``TypeError``/``ValueError``/``OSError`` naming the bad parameter as
+    ``caller`` named it. ``fields``: ``SpawnArgs`` fields of the caller's own
+    (Popen's rules), set as given."""
+    exe = _toBytes(executable, "executable", caller)
     if not exe:
-        raise ValueError("spawnProcess: executable must not be empty")
-    if isinstance(args, (str, bytes)) or not isinstance(args, Sequence):
-        raise TypeError(f"spawnProcess: args must be a list or tuple of str/bytes, not {_typeName(args)}")
+        raise ValueError(f"{caller('executable')} must not be empty")
+    if type(args) is not list and (isinstance(args, (str, bytes)) or not isinstance(args, Sequence)):
+        raise TypeError(f"{caller('args')} must be a list or tuple of str/bytes, not {_typeName(args)}")
     if len(args) == 0:
-        raise ValueError("spawnProcess: args must not be empty (args[0] is the program's name)")
-    argv = [_toBytes(a, f"args[{i}]") for i, a in enumerate(args)]
-    envp = _envEntries(env)
+        raise ValueError(f"{caller('args')} must not be empty (args[0] is the program's name)")
+    argv = [_toBytes(a, f"args[{i}]", caller) for i, a in enumerate(args)]
+    envp = _envEntries(env, caller)
     cwd = None
     if path is not None:
         # Checked by the child's chdir, which names the directory (no stat
         # here: it would block an asyncio loop on a slow filesystem).
-        cwd = _toBytes(path, "path")
+        cwd = _toBytes(path, "path", caller)
         if not cwd:
-            raise FileNotFoundError(errno.ENOENT, "spawnProcess: path must not be empty", "")
+            raise FileNotFoundError(errno.ENOENT, f"{caller('path')} must not be empty", "")
 
     ptyFds: tuple[int, int] | None = None
     if usePTY:
@@ -515,31 +607,34 @@ def prepareSpawn(
     elif childFDs is None and _fdLimit() > 2:
         fds = list(_DEFAULT_FDS)
     else:
-        fds = _childFDs(_DEFAULT_CHILD_FDS if childFDs is None else childFDs)
+        fds = _childFDs(_DEFAULT_CHILD_FDS if childFDs is None else childFDs, caller)
     _checkProtocol(processProtocol, bool(usePTY) or any(kind != "fd" for _, kind, _ in fds))
     # No options: every field keeps its default (what _extensions({}) gives).
-    fields = {"session": "inherit", "process_group": None, **(_extensions(options) if options else {})}
-    if usePTY and fields["process_group"] is not None:
+    chosen = {"session": "inherit", "process_group": None, **(_extensions(options, caller) if options else {})}
+    if usePTY and chosen["process_group"] is not None:
         # A PTY child leads a session of its own (its terminal's), so it can
         # join no other group: refused, as newSession with processGroup is.
         raise ValueError(
-            f"spawnProcess: usePTY and processGroup={fields['process_group']} exclude each other "
+            f"spawnProcess: usePTY and processGroup={chosen['process_group']} exclude each other "
             "(a PTY child leads a new session, so it cannot join an existing group)"
         )
 
+    if fields is not None:
+        chosen.update(fields)
+    if "parent_path" not in chosen:
+        # Only a bare name is looked up on the parent's PATH.
+        chosen["parent_path"] = None if b"/" in exe else os.environb.get(b"PATH")
     return SpawnArgs(
         executable=exe,
         argv=argv,
         envp=envp,
-        # Only a bare name is looked up on the parent's PATH.
-        parent_path=None if b"/" in exe else os.environb.get(b"PATH"),
         cwd=cwd,
         fds=fds,
         pty=bool(usePTY) and ptyFds is None,
         pty_fds=ptyFds,
         window_size=_windowSize(options.get("windowSize"), usePTY),
-        uid=_id(uid, "uid"),
-        gid=_id(gid, "gid"),
+        uid=_id(uid, "uid", caller),
+        gid=_id(gid, "gid", caller),
         method=method,
-        **fields,
+        **chosen,
     )

@@ -1,7 +1,7 @@
 """Run CPython's own asyncio subprocess tests against any event loop factory.
 
-    python tests/asyncio_suite/run_suite.py [--loop MODULE:NAME] [-v] [-k TEXT]... [--debug]
-        [--lenient-handler] [--timeout SECONDS] [--durations N] [--require-transport PREFIX]
+    python tests/asyncio_suite/run_suite.py [--loop MODULE:NAME] [--create MODULE] [-v] [-k TEXT]...
+        [--debug] [--lenient-handler] [--timeout SECONDS] [--durations N] [--require-transport PREFIX]
         [--include-excluded] [--list]
 
 ``--loop`` names a zero-argument callable returning a new event loop:
@@ -16,6 +16,13 @@ subclassed, as uvloop runs asyncio's tests on its loop):
   and ``asyncio.subprocess.Process``), test ids ``test_subprocess.SubprocessMixin.<test>``;
 - ``test.test_asyncio.test_events.SubprocessTestsMixin`` (``loop.subprocess_*``
   with a ``SubprocessProtocol``), test ids ``test_events.SubprocessTestsMixin.<test>``.
+
+``--create MODULE`` runs the first alone, with ``MODULE``'s
+``create_subprocess_exec`` and ``create_subprocess_shell`` in place of
+asyncio's (``asyncio.create_subprocess_*`` and ``asyncio.subprocess.
+create_subprocess_*`` are replaced for the run): what a program gets that
+imports them from ``ferroproc.asyncio``, its ``Process`` included, on any
+loop. The transports counted are then those its ``Process`` receives.
 
 Each test gets a new loop from the factory in ``setUp`` on top of
 ``test_asyncio.utils.TestCase`` (no current loop is set: tests must pass the
@@ -43,7 +50,7 @@ Version differences handled here (3.10–3.13):
 Exclusions: ``excluded.txt`` beside this file, one ``<test id>  # reason`` a
 line; a reason may start with ``[only if COND, ...]`` where COND is
 ``py>=3.12`` (any of ``>= > <= < ==`` and a ``major.minor``) or ``loop=PKG``
-(the factory's top-level package). A line whose conditions hold and which
+(the factory's top-level package; with ``--create``, that module's). A line whose conditions hold and which
 matches no test is an error, so the list cannot go stale silently.
 
 Stricter than CPython's own runs: a test fails if the loop's exception
@@ -184,18 +191,18 @@ def record_transport(transport: object) -> None:
     transports[f"{cls.__module__}.{cls.__qualname__}"] += 1
 
 
-def instrument(events_module: Any) -> None:
-    """Count the transports handed to asyncio.subprocess.Process and to
-    test_events' protocol; neither changes behaviour."""
-    from asyncio import subprocess as aio_subprocess
+def instrument(events_module: Any, process_classes: list[type]) -> None:
+    """Count the transports handed to each ``Process`` class
+    (asyncio.subprocess.Process, and ``--create``'s) and to test_events'
+    protocol; none of it changes behaviour."""
+    for cls in process_classes:
+        orig_init = cls.__init__
 
-    orig_init = aio_subprocess.Process.__init__
+        def init(self, transport, protocol, loop, orig_init=orig_init):  # type: ignore[no-untyped-def]
+            record_transport(transport)
+            orig_init(self, transport, protocol, loop)
 
-    def init(self, transport, protocol, loop):  # type: ignore[no-untyped-def]
-        record_transport(transport)
-        orig_init(self, transport, protocol, loop)
-
-    aio_subprocess.Process.__init__ = init  # type: ignore[method-assign]
+        cls.__init__ = init
 
     proto = getattr(events_module, "MySubprocessProtocol", None)
     if proto is not None:
@@ -299,10 +306,30 @@ def make_case(
     return Case
 
 
-def collect(factory: Callable[[], Any], debug: bool, strict_handler: bool) -> list[unittest.TestCase]:
+def replace_create(module_name: str) -> list[type]:
+    """``--create``: ``module_name``'s ``create_subprocess_*`` in place of
+    asyncio's; its ``Process`` class, to count the transports it gets."""
+    from asyncio import subprocess as aio_subprocess
+
+    module = importlib.import_module(module_name)
+    for name in ("create_subprocess_exec", "create_subprocess_shell"):
+        setattr(asyncio, name, getattr(module, name))
+        setattr(aio_subprocess, name, getattr(module, name))
+    process = getattr(module, "Process", None)
+    return [process] if isinstance(process, type) and process is not aio_subprocess.Process else []
+
+
+def collect(
+    factory: Callable[[], Any], debug: bool, strict_handler: bool, create: str | None
+) -> list[unittest.TestCase]:
+    from asyncio import subprocess as aio_subprocess
+
     tests: list[unittest.TestCase] = []
     loader = unittest.TestLoader()
+    processes = [aio_subprocess.Process] + (replace_create(create) if create else [])
     for mod_name, names, prefix in SOURCES:
+        if create and prefix == "test_events":
+            continue  # the loop's own subprocess_exec: not what --create tests
         try:
             module = importlib.import_module(mod_name)
         except unittest.SkipTest as e:
@@ -315,8 +342,8 @@ def collect(factory: Callable[[], Any], debug: bool, strict_handler: bool) -> li
         mixin = next((getattr(module, n) for n in names if hasattr(module, n)), None)
         if mixin is None:
             raise SystemExit(f"{mod_name} has none of {names} on Python {sys.version.split()[0]}")
-        if prefix == "test_events":
-            instrument(module)
+        if prefix == "test_events" or create:
+            instrument(module, processes)
         case = make_case(
             mixin, f"{prefix}.{mixin.__name__}", factory, debug, strict_handler, events_teardown=prefix == "test_events"
         )
@@ -412,6 +439,9 @@ class GuardedResult(unittest.TextTestResult):
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--loop", default="asyncio:new_event_loop", help="MODULE:NAME of a loop factory")
+    ap.add_argument(
+        "--create", metavar="MODULE", help="test_subprocess only, with MODULE's create_subprocess_* (and Process)"
+    )
     ap.add_argument("-v", "--verbose", action="store_true")
     ap.add_argument("-k", dest="keywords", action="append", default=[], help="run tests whose id contains TEXT")
     ap.add_argument("--debug", action="store_true", help="loop.set_debug(True) on every loop (asyncio debug mode)")
@@ -428,13 +458,16 @@ def main(argv: list[str]) -> int:
     faulthandler.enable()  # a crash in a loop's C code still shows where
     asyncio.set_event_loop_policy(None)
     factory = load_factory(args.loop)
-    loop_pkg = re.split(r"[:.]", args.loop)[0]
+    # The package whose subprocess implementation runs the tests: the
+    # loop's, or --create's (a loop=PKG exclusion is about that one).
+    loop_pkg = re.split(r"[:.]", args.create or args.loop)[0]
     exclusions = read_exclusions(EXCLUDED, loop_pkg)
-    tests = collect(factory, args.debug, not args.lenient_handler)
+    tests = collect(factory, args.debug, not args.lenient_handler, args.create)
 
     reasons = dict(exclusions)
     ids = {t.id() for t in tests}
-    stale = [t for t, _ in exclusions if t not in ids]
+    prefixes = {t.split(".")[0] for t in ids}
+    stale = [t for t, _ in exclusions if t not in ids and t.split(".")[0] in prefixes]
     if args.list:
         for t in tests:
             print(t.id() + (f"  # EXCLUDED: {reasons[t.id()]}" if t.id() in reasons else ""))
@@ -444,7 +477,7 @@ def main(argv: list[str]) -> int:
     if args.keywords:
         kept = [t for t in kept if any(k in t.id() for k in args.keywords)]
 
-    header = f"asyncio-suite {sys.version.split()[0]} {args.loop}"
+    header = f"asyncio-suite {sys.version.split()[0]} {args.loop}" + (f" --create {args.create}" if args.create else "")
     GuardedResult.watchdog = Watchdog(args.timeout, header) if args.timeout > 0 else None
     extra: dict[str, Any] = {}
     if args.durations is not None:

@@ -37,7 +37,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any, Literal, NamedTuple, Protocol, cast
 
 from ferroproc._logger import logError
-from ferroproc._spawnargs import ChildOptions, _envEntries, prepareSpawn
+from ferroproc._spawnargs import SPAWN_PROCESS, ChildOptions, _envEntries, prepareSpawn
 from ferroproc.defer import Deferred
 from ferroproc.failure import Failure
 from ferroproc.jobs._halt import HaltPolicy
@@ -677,7 +677,7 @@ def _checkJob(item: object, settings: BatchSettings) -> Job:
     if job.env is not None:
         if not isinstance(job.env, Mapping):
             raise TypeError(f"env must be a mapping or None, not {type(job.env).__name__}")
-        _checkedSpawnCall(_envEntries, job.env)
+        _checkedSpawnCall(_envEntries, job.env, SPAWN_PROCESS)
     if job.path is not None:
         cwd = os.fsencode(job.path)
         if not cwd or b"\0" in cwd:

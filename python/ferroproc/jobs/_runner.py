@@ -21,7 +21,7 @@ from typing import Any, Literal, cast
 
 from ferroproc._core import JobQueue
 from ferroproc._logger import logError
-from ferroproc._spawnargs import ChildOptions, SpawnArgs, _envEntries, prepareSpawn
+from ferroproc._spawnargs import SPAWN_PROCESS, ChildOptions, SpawnArgs, _envEntries, prepareSpawn
 from ferroproc.defer import Deferred
 from ferroproc.error import ResourceUsage
 from ferroproc.failure import Failure
@@ -393,7 +393,7 @@ class _Run:
         self.deferred: Deferred[JobSummary] = Deferred(self._cancelDeferred)
         self.deferred.addCallback(self._waitIfCancelled)
         self.summaryReady: Deferred[JobSummary] | None = None
-        self.envp = _envEntries(None)
+        self.envp = _envEntries(None, SPAWN_PROCESS)
         self.options = _runnerOptions(runner)
         template = _template(self.options)
         halt = runner.halt
@@ -552,7 +552,7 @@ class _Run:
                 raise ValueError(f"argv[{i}] contains a NUL byte: {a!r}")
             out.append(b)
         env = job.env
-        envp = None if env is None else _checkedSpawnCall(_envEntries, env)
+        envp = None if env is None else _checkedSpawnCall(_envEntries, env, SPAWN_PROCESS)
         cwd = None
         if job.path is not None:
             cwd = os.fsencode(job.path)
