@@ -414,8 +414,10 @@ class _CliRun:
             # A read of the input waits for more; this ends it (the runner
             # then stops the run as for bad input, and this comes back).
             raise _Interrupted(self.signum or signum)
-        if first and self.runner is not None:
-            self.reactor.callFromThread(self._cancel)
+        if self.runner is not None:
+            # The first stops the jobs (SIGTERM, SIGKILL after the grace); a
+            # second kills them at once (the user is done waiting).
+            self.reactor.callFromThread(self._cancel if first else self._kill)
 
     def _stopped(self) -> bool:
         """Whether a stop signal came (a call, so that type checkers do not
@@ -425,6 +427,10 @@ class _CliRun:
     def _cancel(self) -> None:
         if self.runner is not None:
             self.runner.cancel()
+
+    def _kill(self) -> None:
+        if self.runner is not None:
+            self.runner.cancel(grace=0)
 
 
 def _firstRef(text: str, strings: Any) -> int:
