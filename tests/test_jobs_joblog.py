@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,24 @@ def test_resume_skips_what_the_log_shows_and_reports_each_job_once(tmp_path: Pat
     assert third.skipped == 4
     again, results4 = run(jobs, joblog=log, resume=True)
     assert results4 == [] and again.skipped == 6
+
+
+def test_the_runner_counts_skipped_jobs_as_it_reads_the_input(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    log.write_bytes(HEADER + b"".join(b"%d\t:\t1.000\t     0.001\t0\t0\t0\t0\ttrue\n" % s for s in (1, 2, 4)))
+    runner = Runner(joblog=log, resume=True, concurrency=1)
+    assert runner.skipped == 0
+    asked: list[int] = []
+
+    def jobs() -> Iterator[Job]:
+        for _ in range(5):
+            asked.append(runner.skipped)  # as the runner asks for the next job
+            yield sh("true")
+
+    results: list[int] = []
+    summary = run_reactor(runner.run(jobs(), lambda r: results.append(r.seq)), 30)
+    assert asked == [0, 1, 2, 2, 3], "counted as the input is read"
+    assert results == [3, 5] and summary.skipped == 3 == runner.skipped
 
 
 def test_resume_with_keep_order_and_a_missing_log(tmp_path: Path) -> None:

@@ -404,7 +404,7 @@ class _CliRun:
         r = self.runner
         if r is None:
             return Counts(0, 0, 0, self.total, 0.0)
-        return Counts(r.done, r.failed, r.running, self.total, time.monotonic() - self.started)
+        return Counts(r.done, r.failed, r.running, self.total, time.monotonic() - self.started, r.skipped)
 
     def _onSignal(self, signum: int, frame: FrameType | None) -> None:
         first = self.signum is None

@@ -333,6 +333,13 @@ class Runner:
         """Jobs reported as failed so far in this run."""
         return self._run.failed if self._run is not None else 0
 
+    @property
+    def skipped(self) -> int:
+        """Jobs skipped so far in this run, because the job log showed them
+        done (``resume``): the summary's ``skipped``, counted as the input
+        is read."""
+        return self._run.skipped if self._run is not None else 0
+
 
 def runJobs(
     jobs: Iterable[Job | Sequence[str | bytes]],
