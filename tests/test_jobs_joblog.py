@@ -108,6 +108,45 @@ def test_resume_with_keep_order_and_a_missing_log(tmp_path: Path) -> None:
     assert summary.skipped == 0 and len(results) == 2 and lines(fresh)[0].startswith("Seq")
 
 
+def test_the_host_column_is_the_callers_name_and_a_colon_by_default(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    run([sh("true"), sh("exit 3")], joblog=log, joblogHost="node7.example", concurrency=1)
+    assert [line.split("\t")[1] for line in lines(log)[1:]] == ["node7.example"] * 2
+    run([sh("true"), sh("exit 3")], joblog=log, resume="failed")
+    rows = [line.split("\t") for line in lines(log)[1:]]
+    assert [(r[0], r[1]) for r in rows] == [("1", "node7.example"), ("2", "node7.example"), ("2", ":")]
+
+
+@pytest.mark.parametrize(
+    ("host", "error"),
+    [
+        ("", ValueError),
+        ("a\tb", ValueError),
+        ("a\nb", ValueError),
+        ("a\0b", ValueError),
+        (b"h", TypeError),
+        (None, TypeError),
+    ],
+)
+def test_a_host_that_would_break_the_log_is_refused(host: object, error: type[Exception]) -> None:
+    with pytest.raises(error, match="joblogHost must be"):
+        Runner(joblog="unused", joblogHost=host)  # type: ignore[arg-type]
+
+
+def test_joblog_append_adds_to_the_log_without_resuming(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    run([sh("true")], joblog=log)
+    summary, results = run([sh("true")] * 2, joblog=log, joblogAppend=True)
+    assert len(results) == 2 and summary.skipped == 0, "nothing skipped: not a resume"
+    seqs = [line.split("\t")[0] for line in lines(log)]
+    assert seqs[:2] == ["Seq", "1"] and sorted(seqs[2:]) == ["1", "2"], "one header, lines added"
+    fresh = tmp_path / "fresh"
+    run([sh("true")], joblog=fresh, joblogAppend=True)
+    assert lines(fresh)[0].startswith("Seq\t"), "a new log gets its header"
+    with pytest.raises(TypeError, match="joblogAppend must be"):
+        Runner(joblog=log, joblogAppend=1)  # type: ignore[arg-type]
+
+
 def test_a_log_that_is_not_a_job_log_is_refused(tmp_path: Path) -> None:
     log = tmp_path / "log"
     log.write_text("Seq\tHost\tStarttime\n1\tnot a job line\n")

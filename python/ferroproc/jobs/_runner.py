@@ -28,7 +28,7 @@ from ferroproc.failure import Failure
 from ferroproc.jobs._halt import HaltPolicy
 from ferroproc.jobs._host import hostFor
 from ferroproc.jobs._job import Job, JobResult, JobSummary
-from ferroproc.jobs._joblog import JobLog, ResumeSet, command, readResumeSet
+from ferroproc.jobs._joblog import JobLog, ResumeSet, checkHost, command, readResumeSet
 
 __all__ = ["ResultStream", "Runner", "runJobs"]
 
@@ -124,6 +124,11 @@ class Runner:
             (GNU parallel's ``-u``); not captured.
         keepOrder: report results in input order (those that end early wait).
         joblog: write GNU parallel's ``--joblog`` file here.
+        joblogAppend: add to ``joblog`` rather than start it afresh (GNU
+            parallel's ``--joblog +FILE``); the header only if it is new.
+        joblogHost: the log's Host column (default ``":"``, this machine,
+            as GNU parallel writes it for local jobs): a name without TAB,
+            newline or NUL.
         resume: True skips the jobs ``joblog`` shows (``--resume``);
             ``"failed"`` skips only those it shows succeeded, so the failed
             ones run again (``--resume-failed``). The log is appended to.
@@ -164,6 +169,8 @@ class Runner:
         keepOrder: bool = False,
         joblog: str | os.PathLike[str] | None = None,
         resume: bool | Literal["failed"] = False,
+        joblogAppend: bool = False,
+        joblogHost: str = ":",
         processGroup: bool = True,
         parentDeathSignal: int | str | None = "KILL",
         onOutput: Callable[[int, int, bytes], object] | None = None,
@@ -207,6 +214,10 @@ class Runner:
         if resume and joblog is None:
             raise ValueError("resume needs a joblog to read")
         self.resume = resume
+        if not isinstance(joblogAppend, bool):
+            raise TypeError(f"joblogAppend must be a bool, not {type(joblogAppend).__name__}")
+        self.joblogAppend = joblogAppend
+        self.joblogHost = checkHost(joblogHost)
         if not isinstance(processGroup, bool):
             raise TypeError(f"processGroup must be a bool, not {type(processGroup).__name__}")
         self.processGroup = processGroup
@@ -458,7 +469,7 @@ class _Run:
             if r.joblog is not None:
                 if r.resume:
                     self.skip = readResumeSet(r.joblog, failedToo=r.resume == "failed")
-                self.log = JobLog(r.joblog, append=bool(r.resume))
+                self.log = JobLog(r.joblog, append=bool(r.resume) or r.joblogAppend, host=r.joblogHost)
             if r.results is not None:
                 os.makedirs(r.results, exist_ok=True)
         except BaseException:
