@@ -325,9 +325,12 @@ def test_ungrouped_output_is_the_jobs_own(tmp_path: Path) -> None:
 
 
 def test_keep_order_prints_in_input_order(tmp_path: Path) -> None:
-    # Job 1 ends only after job 2 has.
+    # Job 1 ends only after job 2 has: it waits for job 2's pid, then for
+    # that process to be gone (reaped, so the runner has seen it end).
     done2 = tmp_path / "done2"
-    cmd = f"if [ {{}} = 1 ]; then {WAIT_FOR.format(f=done2)}; fi; echo {{}}; [ {{}} = 2 ] && touch {done2}; true"
+    gone = f"while kill -0 $(cat {done2}) 2>/dev/null; do sleep 0.01; done"
+    cmd = (f"if [ {{}} = 1 ]; then {WAIT_FOR.format(f=done2)}; {gone}; fi; echo {{}}; "
+           f"[ {{}} = 2 ] && echo $$ > {done2}.tmp && mv {done2}.tmp {done2}; true")  # fmt: skip
     assert run("-j2", cmd, ":::", "1", "2").stdout == "2\n1\n"
     done2.unlink()
     assert run("-j2", "-k", cmd, ":::", "1", "2").stdout == "1\n2\n"
