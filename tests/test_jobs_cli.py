@@ -325,9 +325,12 @@ def test_ungrouped_output_is_the_jobs_own(tmp_path: Path) -> None:
 
 
 def test_keep_order_prints_in_input_order(tmp_path: Path) -> None:
-    # Job 1 ends only after job 2 has.
+    # Job 1 ends only after job 2 has: it waits for job 2's pid, then for
+    # that process to be gone (reaped, so the runner has seen it end).
     done2 = tmp_path / "done2"
-    cmd = f"if [ {{}} = 1 ]; then {WAIT_FOR.format(f=done2)}; fi; echo {{}}; [ {{}} = 2 ] && touch {done2}; true"
+    gone = f"while kill -0 $(cat {done2}) 2>/dev/null; do sleep 0.01; done"
+    cmd = (f"if [ {{}} = 1 ]; then {WAIT_FOR.format(f=done2)}; {gone}; fi; echo {{}}; "
+           f"[ {{}} = 2 ] && echo $$ > {done2}.tmp && mv {done2}.tmp {done2}; true")  # fmt: skip
     assert run("-j2", cmd, ":::", "1", "2").stdout == "2\n1\n"
     done2.unlink()
     assert run("-j2", "-k", cmd, ":::", "1", "2").stdout == "1\n2\n"
@@ -504,6 +507,32 @@ def test_a_stop_signal_stops_every_job_group_and_writes_the_log(tmp_path: Path, 
     rows = joblog(log)
     assert sorted(int(r[0]) for r in rows) == [1, 2, 3], "the stopped jobs are logged; 4 and 5 never started"
     assert all(r[6] == "-1" and r[7] == "15" for r in rows), rows
+
+
+def test_a_second_stop_signal_kills_the_jobs_at_once(tmp_path: Path) -> None:
+    # The jobs note each SIGTERM and go on; the grace is 300 s: only the
+    # second Ctrl-C, killing them at once, lets the runner end.
+    log = tmp_path / "log"
+    pidfiles = [tmp_path / f"pid{i}" for i in (1, 2)]
+    termed = [tmp_path / f"term{i}" for i in (1, 2)]
+    cmd = (f"trap 'echo 1 >> {tmp_path}/term{{#}}' TERM; sleep 300 & echo $! > {tmp_path}/pid{{#}}.tmp && "
+           f"mv {tmp_path}/pid{{#}}.tmp {tmp_path}/pid{{#}}; while :; do wait; done")  # fmt: skip
+    grandchildren: list[int] = []
+    try:
+        with runner("-j2", "--joblog", str(log), "--kill-grace", "300", cmd, ":::", "1", "2",
+                    cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:  # fmt: skip
+            grandchildren = wait_files(pidfiles, proc)
+            proc.send_signal(signal.SIGINT)
+            wait_files(termed, proc)
+            assert proc.poll() is None, "the jobs outlive their SIGTERM"
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(30) == -signal.SIGINT
+        assert all(wait_dead(pid, 10) for pid in grandchildren)
+    finally:
+        kill_all(grandchildren)
+    rows = joblog(log)
+    assert sorted(int(r[0]) for r in rows) == [1, 2]
+    assert all(r[6] == "-1" and r[7] == "9" for r in rows), rows
 
 
 def test_a_stop_signal_while_the_input_is_awaited(tmp_path: Path) -> None:

@@ -362,3 +362,5 @@ def test_progress_line() -> None:
     assert [b.index("]") for b in bars] == [bars[0].index("]")] * 3, "the bar keeps its width"
     assert bars[1].startswith(" 50% [##########..........] ")
     assert len(progressLine(Counts(10**9, 10**8, 10**4, 2 * 10**9, 3.0), 40)) <= 40
+    skipping = progressLine(Counts(0, 0, 1, 10, 0.1, skipped=1200))
+    assert skipping == "0/10 done, 0 failed, 1 running, 1,200 skipped"

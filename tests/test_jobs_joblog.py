@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,24 @@ def test_resume_skips_what_the_log_shows_and_reports_each_job_once(tmp_path: Pat
     assert results4 == [] and again.skipped == 6
 
 
+def test_the_runner_counts_skipped_jobs_as_it_reads_the_input(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    log.write_bytes(HEADER + b"".join(b"%d\t:\t1.000\t     0.001\t0\t0\t0\t0\ttrue\n" % s for s in (1, 2, 4)))
+    runner = Runner(joblog=log, resume=True, concurrency=1)
+    assert runner.skipped == 0
+    asked: list[int] = []
+
+    def jobs() -> Iterator[Job]:
+        for _ in range(5):
+            asked.append(runner.skipped)  # as the runner asks for the next job
+            yield sh("true")
+
+    results: list[int] = []
+    summary = run_reactor(runner.run(jobs(), lambda r: results.append(r.seq)), 30)
+    assert asked == [0, 1, 2, 2, 3], "counted as the input is read"
+    assert results == [3, 5] and summary.skipped == 3 == runner.skipped
+
+
 def test_resume_with_keep_order_and_a_missing_log(tmp_path: Path) -> None:
     log = tmp_path / "log"
     log.write_bytes(HEADER + b"2\t:\t1.000\t     0.001\t0\t0\t0\t0\ttrue\n")
@@ -87,6 +106,45 @@ def test_resume_with_keep_order_and_a_missing_log(tmp_path: Path) -> None:
     fresh = tmp_path / "new"
     summary, results = run([sh("true")] * 2, joblog=fresh, resume=True)
     assert summary.skipped == 0 and len(results) == 2 and lines(fresh)[0].startswith("Seq")
+
+
+def test_the_host_column_is_the_callers_name_and_a_colon_by_default(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    run([sh("true"), sh("exit 3")], joblog=log, joblogHost="node7.example", concurrency=1)
+    assert [line.split("\t")[1] for line in lines(log)[1:]] == ["node7.example"] * 2
+    run([sh("true"), sh("exit 3")], joblog=log, resume="failed")
+    rows = [line.split("\t") for line in lines(log)[1:]]
+    assert [(r[0], r[1]) for r in rows] == [("1", "node7.example"), ("2", "node7.example"), ("2", ":")]
+
+
+@pytest.mark.parametrize(
+    ("host", "error"),
+    [
+        ("", ValueError),
+        ("a\tb", ValueError),
+        ("a\nb", ValueError),
+        ("a\0b", ValueError),
+        (b"h", TypeError),
+        (None, TypeError),
+    ],
+)
+def test_a_host_that_would_break_the_log_is_refused(host: object, error: type[Exception]) -> None:
+    with pytest.raises(error, match="joblogHost must be"):
+        Runner(joblog="unused", joblogHost=host)  # type: ignore[arg-type]
+
+
+def test_joblog_append_adds_to_the_log_without_resuming(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    run([sh("true")], joblog=log)
+    summary, results = run([sh("true")] * 2, joblog=log, joblogAppend=True)
+    assert len(results) == 2 and summary.skipped == 0, "nothing skipped: not a resume"
+    seqs = [line.split("\t")[0] for line in lines(log)]
+    assert seqs[:2] == ["Seq", "1"] and sorted(seqs[2:]) == ["1", "2"], "one header, lines added"
+    fresh = tmp_path / "fresh"
+    run([sh("true")], joblog=fresh, joblogAppend=True)
+    assert lines(fresh)[0].startswith("Seq\t"), "a new log gets its header"
+    with pytest.raises(TypeError, match="joblogAppend must be"):
+        Runner(joblog=log, joblogAppend=1)  # type: ignore[arg-type]
 
 
 def test_a_log_that_is_not_a_job_log_is_refused(tmp_path: Path) -> None:

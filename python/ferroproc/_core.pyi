@@ -557,9 +557,17 @@ class JobQueue:
     def setTotal(self, total: int) -> None:
         """The number of jobs to run, once known (for a halt percentage)."""
 
-    def cancel(self) -> None:
+    def cancel(self, grace: float | None = None) -> None:
         """Start no more jobs; stop the running ones (their group: SIGTERM,
-        SIGKILL after ``killGrace``)."""
+        SIGKILL ``grace`` seconds later, by default ``killGrace``; 0: SIGKILL
+        at once). Again with a shorter grace, it brings the SIGKILL forward.
+
+        Raises:
+            ValueError: ``grace`` is not a finite number >= 0.
+        """
+
+    def drain(self) -> None:
+        """Start no more jobs; let the running ones end (none is retried)."""
 
     def close(self) -> None:
         """Release the queue's fds and callback.

@@ -25,6 +25,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
+use ferroproc_core::child::StopWhy;
 use ferroproc_core::jobs::{HaltOn, HaltPolicy, HaltWhen, Limits, Scheduler, Threshold};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -108,6 +109,27 @@ struct State {
     /// The stdin of jobs without input (None once closed).
     devnull: Option<OwnedFd>,
     closed: bool,
+    /// The running jobs are being stopped (a cancel, a `now` halt): why,
+    /// and the grace between SIGTERM and SIGKILL. A job whose start was
+    /// under way is stopped the same way as it comes in.
+    stopping: Option<Stopping>,
+}
+
+/// Why and how the running jobs are being stopped.
+#[derive(Clone)]
+pub(super) struct Stopping {
+    why: StopWhy,
+    grace: f64,
+}
+
+impl Stopping {
+    fn cancel(grace: f64) -> Self {
+        Stopping { why: StopWhy::new("cancel", "its run was cancelled"), grace }
+    }
+
+    fn halt(grace: f64) -> Self {
+        Stopping { why: StopWhy::new("halt", "its run's halt policy was reached (now)"), grace }
+    }
 }
 
 /// A queue's state, shared with its running jobs (each holds it while it
@@ -271,6 +293,7 @@ impl JobQueue {
                 failed: Vec::new(),
                 devnull: Some(devnull),
                 closed: false,
+                stopping: None,
             }),
             notify: Mutex::new(Some(Arc::new(notify))),
             news: AtomicBool::new(false),
@@ -374,19 +397,46 @@ impl JobQueue {
     }
 
     /// Start no more jobs, and stop the running ones (their group: SIGTERM,
-    /// SIGKILL after the grace); they are reported as they end.
-    fn cancel(&self) -> PyResult<()> {
-        let (dropped, running) = {
+    /// SIGKILL after `grace`, by default the queue's `killGrace`); they are
+    /// reported as they end. Again with a shorter grace, it brings the
+    /// SIGKILL forward (0: at once), also for jobs a time limit is stopping.
+    #[pyo3(signature = (grace=None))]
+    fn cancel(&self, grace: Option<f64>) -> PyResult<()> {
+        let grace = match grace {
+            Some(g) if !(g.is_finite() && g >= 0.0) => {
+                return Err(PyValueError::new_err(format!("grace must be a finite number of seconds >= 0, not {g}")))
+            }
+            Some(g) => g,
+            None => self.inner.config.kill_grace,
+        };
+        let (dropped, running, stopping) = {
             let mut st = lock(&self.inner.state);
             let dropped = st.sched.cancel();
             let dropped = st.report_dropped(dropped);
+            let stopping = match st.stopping.take() {
+                Some(s) if s.grace <= grace => s,
+                _ => Stopping::cancel(grace),
+            };
+            st.stopping = Some(stopping.clone());
             let running: Vec<_> = st.running.values().cloned().collect();
-            (dropped, running)
+            (dropped, running, stopping)
         };
         drop(dropped);
-        start::stop_all(&self.inner, running);
+        start::stop_all(&self.inner, running, &stopping);
         self.inner.notify_soon();
         Ok(())
+    }
+
+    /// Start no more jobs, and let the running ones end by themselves (a
+    /// failed one is not retried); they are reported as they end.
+    fn drain(&self) {
+        let dropped = {
+            let mut st = lock(&self.inner.state);
+            let dropped = st.sched.cancel();
+            st.report_dropped(dropped)
+        };
+        drop(dropped);
+        self.inner.notify_soon();
     }
 
     /// Release the queue's fds and callback (the run is over). Refused while

@@ -16,7 +16,7 @@ use pyo3::types::{PyBool, PyBytes, PyFloat, PyTuple};
 use pyo3::PyTypeInfo;
 
 use super::start::{start_more, stop_all};
-use super::{Inner, Payload};
+use super::{Inner, Payload, Stopping};
 use crate::handle::{lock, Shared};
 use crate::host::{Cell, ChildSink, PyChunk};
 use crate::timers::now;
@@ -286,14 +286,22 @@ fn finish(
             st.halt_seq = Some(seq);
             let dropped = st.sched.drain();
             let dropped = st.report_dropped(dropped);
-            let stop = if st.sched.halting_now() { st.running.values().cloned().collect() } else { Vec::new() };
+            let stop = if st.sched.halting_now() && st.stopping.is_none() {
+                let stopping = Stopping::halt(inner.config.kill_grace);
+                st.stopping = Some(stopping.clone());
+                Some((st.running.values().cloned().collect(), stopping))
+            } else {
+                None
+            };
             (stop, dropped)
         } else {
-            (Vec::new(), Vec::new())
+            (None, Vec::new())
         }
     };
     drop(dropped);
-    stop_all(inner, stop);
+    if let Some((running, stopping)) = stop {
+        stop_all(inner, running, &stopping);
+    }
     inner.notify_soon();
 }
 

@@ -8,14 +8,14 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
-use ferroproc_core::child::TimeLimits;
+use ferroproc_core::child::Stop;
 use ferroproc_core::jobs::{files, Queued};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use super::run::JobRun;
 use super::spawner::Work;
-use super::{Config, Inner, Payload};
+use super::{Config, Inner, Payload, Stopping};
 use crate::handle::{lock, Shared};
 use crate::host::{Cell, ChildSink, PyChild, PyChunk};
 use crate::spawn::{self, SpawnArgs, Spawning, Unblock};
@@ -256,10 +256,10 @@ pub(super) fn take_in(inner: &Arc<Inner>, shared: &Arc<Shared>, launched: Launch
     let mut st = lock(&inner.state);
     st.running.insert(seq, (Arc::downgrade(&cell), Arc::downgrade(&run)));
     // A `now` halt or a cancel may have come while this job started.
-    let stop = !st.sched.is_open() && (st.sched.halting_now() || !st.sched.is_halted());
+    let stopping = st.stopping.clone();
     drop(st);
-    if stop {
-        stop_all(inner, vec![(Arc::downgrade(&cell), Arc::downgrade(&run))]);
+    if let Some(stopping) = stopping {
+        stop_all(inner, vec![(Arc::downgrade(&cell), Arc::downgrade(&run))], &stopping);
     }
     Ok(())
 }
@@ -311,38 +311,29 @@ fn start_failure(py: Python<'_>, e: &PyErr) -> (i32, String, Option<i32>) {
     (code, format!("ferroproc.jobs: {text}\n"), errno)
 }
 
-/// Stop running jobs: each is marked stopped by the runner, and its group
-/// (or the child, without one) gets SIGTERM, then SIGKILL after the grace,
-/// through the child's own time-limit machinery; once it is killed our ends
-/// of its pipes close, so nothing its grandchildren hold keeps it from
-/// ending. A job already past its exit (a grandchild holding its pipes)
-/// just loses its pipes.
-pub(super) fn stop_all(inner: &Inner, jobs: Vec<(Weak<Cell>, Weak<JobRun>)>) {
+/// Stop running jobs (`Child::stop`): each job's group (or its child, without
+/// one) gets SIGTERM, then SIGKILL after the grace (at once without one), and
+/// once it is killed our ends of its pipes close, so nothing its grandchildren
+/// hold keeps it from ending. A job already past its exit (a grandchild holding
+/// its pipes) just loses its pipes. Each is reported as stopped by the runner,
+/// unless a time limit was stopping it already (it timed out; a shorter grace
+/// still brings its SIGKILL forward).
+pub(super) fn stop_all(inner: &Inner, jobs: Vec<(Weak<Cell>, Weak<JobRun>)>, stopping: &Stopping) {
     if jobs.is_empty() {
         return;
     }
     let Some(shared) = Shared::get(&inner.shared) else { return };
-    let grace = inner.config.kill_grace;
     for (cell, run) in jobs {
         let (Some(cell), Some(run)) = (cell.upgrade(), run.upgrade()) else { continue };
         let t = now();
-        let (mine, next, events, flush) = cell.with(move |c, _| {
-            if c.is_ended() {
-                return (false, None, false, false);
-            }
-            if c.exit().is_some() {
-                c.lose_connection();
-                return (true, None, c.has_events(), c.wants_flush());
-            }
-            if c.timed_out().is_some() {
-                // Its own time limit is stopping it already.
-                return (false, None, false, false);
-            }
-            // A wall limit that ran out just now: SIGTERM (SIGKILL at once
-            // without a grace), SIGKILL after the grace.
-            c.set_time_limits(TimeLimits { wall: Some(f64::MIN_POSITIVE), idle: None, grace }, t - 1.0);
-            let next = c.on_deadline(t);
-            (true, next, c.has_events(), c.wants_flush())
+        let (mine, next, events, flush) = cell.with(|c, _| {
+            let (mine, next) = match c.stop(stopping.grace, t, &stopping.why) {
+                Stop::Began(next) => (true, next),
+                Stop::PipesClosed => (true, None),
+                Stop::Hastened(next) => (false, next),
+                Stop::Unchanged | Stop::Ended => (false, None),
+            };
+            (mine, next, c.has_events(), c.wants_flush())
         });
         if mine {
             run.mark_stopped();

@@ -30,7 +30,7 @@ from typing import Any
 
 from ferroproc.failure import Failure
 from ferroproc.jobs._job import Job, JobResult, JobSummary
-from ferroproc.jobs._joblog import JobLog, ResumeSet, command, readResumeSet
+from ferroproc.jobs._joblog import ResumeSet, readResumeSet
 from ferroproc.jobs._options import HELP, CliOptions, UsageError, parseArgs
 from ferroproc.jobs._output import (
     GroupedOutput,
@@ -150,7 +150,6 @@ class _CliRun:
         self.skip: ResumeSet | None = None
         #: What each job not reported yet was made of, by number.
         self.pending: dict[int, JobInput] = {}
-        self.ownLog: JobLog | None = None
         self.progress: Progress | None = None
         self.output: Output = UngroupedOutput(Sink())
         self.reactor: Any = None
@@ -279,15 +278,11 @@ class _CliRun:
                 stdout=1 if o.output == "ungroup" else None,
                 stderr=2 if o.output == "ungroup" else None,
                 keepOrder=o.keepOrder,
-                joblog=o.joblog if not (o.joblogAppend and not o.resume) else None,
+                joblog=o.joblog,
                 resume=o.resume,
+                joblogAppend=o.joblogAppend,  # GNU parallel's "+FILE"
                 onOutput=self._onOutput if self.output.streams else None,
             )
-            if o.joblogAppend and not o.resume:
-                assert o.joblog is not None
-                # GNU parallel's "+FILE": append to the log (the runner
-                # appends only when resuming).
-                self.ownLog = JobLog(o.joblog, append=True)
         except (TypeError, ValueError, OSError) as e:
             return self._finish(None, None, str(e))
         if self.signum is not None:
@@ -325,8 +320,6 @@ class _CliRun:
         if self.progress is not None:
             self.progress.finish(keep=self.o.progress is True and not self.outputClosed and error is None)
         self.output.close()
-        if self.ownLog is not None:
-            self.ownLog.close()
         if error is not None and signum is None and self.signum is None and not self.outputClosed:
             return self._error(error)
         signum = signum if signum is not None else self.signum
@@ -380,9 +373,6 @@ class _CliRun:
             self._closed(e)
 
     def _onResult(self, result: JobResult) -> None:
-        if self.ownLog is not None:
-            self.ownLog.write(result, command(result.job))
-            self.ownLog.flush()
         made = self.pending.pop(result.seq, None)
         try:
             self.output.onResult(result, made)
@@ -404,7 +394,7 @@ class _CliRun:
         r = self.runner
         if r is None:
             return Counts(0, 0, 0, self.total, 0.0)
-        return Counts(r.done, r.failed, r.running, self.total, time.monotonic() - self.started)
+        return Counts(r.done, r.failed, r.running, self.total, time.monotonic() - self.started, r.skipped)
 
     def _onSignal(self, signum: int, frame: FrameType | None) -> None:
         first = self.signum is None
@@ -414,8 +404,10 @@ class _CliRun:
             # A read of the input waits for more; this ends it (the runner
             # then stops the run as for bad input, and this comes back).
             raise _Interrupted(self.signum or signum)
-        if first and self.runner is not None:
-            self.reactor.callFromThread(self._cancel)
+        if self.runner is not None:
+            # The first stops the jobs (SIGTERM, SIGKILL after the grace); a
+            # second kills them at once (the user is done waiting).
+            self.reactor.callFromThread(self._cancel if first else self._kill)
 
     def _stopped(self) -> bool:
         """Whether a stop signal came (a call, so that type checkers do not
@@ -425,6 +417,10 @@ class _CliRun:
     def _cancel(self) -> None:
         if self.runner is not None:
             self.runner.cancel()
+
+    def _kill(self) -> None:
+        if self.runner is not None:
+            self.runner.cancel(grace=0)
 
 
 def _firstRef(text: str, strings: Any) -> int:

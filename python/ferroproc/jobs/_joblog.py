@@ -6,7 +6,7 @@ The format, as GNU parallel 20221122 writes it (``print_joblog``)::
     Seq  Host  Starttime  JobRuntime  Send  Receive  Exitval  Signal  Command
     1    :     1700000000.123      0.004  0  6  0  0  echo hello
 
-``Host`` is ``:`` (this machine); ``Starttime`` is seconds since the epoch
+``Host`` is ``:`` (this machine) unless the caller names one; ``Starttime`` is seconds since the epoch
 with 3 decimals; ``JobRuntime`` is ``%10.3f`` of the run time cut (not
 rounded) to milliseconds; ``Exitval`` is the exit code, or -1 when the job
 was stopped (a time limit, a cancel, a ``now`` halt), and 0 when a signal
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ferroproc.jobs._job import Job, JobResult
 
-__all__ = ["HEADER", "JobLog", "ResumeSet", "command", "logLine", "readResumeSet"]
+__all__ = ["HEADER", "JobLog", "ResumeSet", "checkHost", "command", "logLine", "readResumeSet"]
 
 HEADER = b"Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n"
 
@@ -39,8 +39,19 @@ def command(job: Job) -> bytes:
     return os.fsencode(shlex.join(os.fsdecode(a) for a in argv))
 
 
-def logLine(result: JobResult, cmd: bytes) -> bytes:
-    """One job's line (with its newline)."""
+def checkHost(host: object, what: str = "joblogHost") -> str:
+    """``host`` if it can be a job log's Host column: a non-empty str with
+    no TAB, newline or NUL (it would break the line into other columns or
+    lines); raises ``TypeError`` or ``ValueError`` naming ``what``."""
+    if not isinstance(host, str):
+        raise TypeError(f"{what} must be a str, not {type(host).__name__}")
+    if not host or any(c in host for c in "\t\n\r\0"):
+        raise ValueError(f"{what} must be a non-empty str without TAB, newline or NUL, not {host!r}")
+    return host
+
+
+def logLine(result: JobResult, cmd: bytes, host: str = ":") -> bytes:
+    """One job's line (with its newline); ``host`` its Host column."""
     runtime = int(result.runtime * 1000) / 1000
     stopped = result.timedOut or result.cancelled
     if stopped:
@@ -51,7 +62,7 @@ def logLine(result: JobResult, cmd: bytes) -> bytes:
         exitval = 0
     sig = result.signal or 0
     head = (
-        f"{result.seq}\t:\t{result.startTime:.3f}\t{runtime:10.3f}\t"
+        f"{result.seq}\t{host}\t{result.startTime:.3f}\t{runtime:10.3f}\t"
         f"{result.sent}\t{result.received}\t{exitval}\t{sig}\t"
     )
     return head.encode() + cmd.replace(b"\n", b"\0") + b"\n"
@@ -60,17 +71,20 @@ def logLine(result: JobResult, cmd: bytes) -> bytes:
 class JobLog:
     """An open job log: a new one (truncated, with the header), or one
     appended to (``append``, for resume: the header is written only if the
-    file is new or empty)."""
+    file is new or empty). ``host`` fills the Host column of its lines."""
 
-    def __init__(self, path: str | bytes | os.PathLike[str] | os.PathLike[bytes], append: bool) -> None:
+    def __init__(
+        self, path: str | bytes | os.PathLike[str] | os.PathLike[bytes], append: bool, host: str = ":"
+    ) -> None:
         self.path = path
+        self.host = checkHost(host)
         self._file = open(path, "ab" if append else "wb")
         if self._file.tell() == 0:
             self._file.write(HEADER)
 
     def write(self, result: JobResult, cmd: bytes) -> None:
         """Add one job's line (buffered until :meth:`flush`)."""
-        self._file.write(logLine(result, cmd))
+        self._file.write(logLine(result, cmd, self.host))
 
     def flush(self) -> None:
         self._file.flush()

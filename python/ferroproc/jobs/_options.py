@@ -628,7 +628,8 @@ Output:
 Exit status: the number of failed jobs, at most 101 (0: all succeeded); with
 --halt, as GNU parallel decides it (fail=1: the failing job's own status; a
 percentage: the percentage that failed); 255 for a bad command line. Stopped
-by SIGINT, SIGTERM or SIGHUP, it stops every job, writes the job log, then
+by SIGINT, SIGTERM or SIGHUP, it stops every job (SIGTERM, SIGKILL after
+--kill-grace; a second signal kills them at once), writes the job log, then
 ends by that same signal (a shell shows 130, 143 or 129).
 
 GNU parallel options this command does not have (remote hosts, --pipe,

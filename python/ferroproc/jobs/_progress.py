@@ -34,6 +34,8 @@ class Counts:
     #: input is still being read.
     total: int | None
     elapsed: float
+    #: Jobs the job log showed done, skipped so far (``--resume``).
+    skipped: int = 0
 
 
 def formatDuration(seconds: float) -> str:
@@ -49,6 +51,8 @@ def progressLine(c: Counts, width: int = 0, bar: bool = False) -> str:
     rate = c.done / c.elapsed if c.elapsed > 0 else 0.0
     done = f"{c.done:,}/{c.total:,} done" if c.total is not None else f"{c.done:,} done"
     parts = [done, f"{c.failed:,} failed", f"{c.running:,} running"]
+    if c.skipped:
+        parts.append(f"{c.skipped:,} skipped")
     if c.elapsed >= 0.5 and c.done:
         parts.append(f"{rate:,.1f}/s" if rate < 100 else f"{rate:,.0f}/s")
     if c.total is not None and c.done and rate > 0:

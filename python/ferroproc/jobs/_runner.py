@@ -28,7 +28,7 @@ from ferroproc.failure import Failure
 from ferroproc.jobs._halt import HaltPolicy
 from ferroproc.jobs._host import hostFor
 from ferroproc.jobs._job import Job, JobResult, JobSummary
-from ferroproc.jobs._joblog import JobLog, ResumeSet, command, readResumeSet
+from ferroproc.jobs._joblog import JobLog, ResumeSet, checkHost, command, readResumeSet
 
 __all__ = ["ResultStream", "Runner", "runJobs"]
 
@@ -124,6 +124,11 @@ class Runner:
             (GNU parallel's ``-u``); not captured.
         keepOrder: report results in input order (those that end early wait).
         joblog: write GNU parallel's ``--joblog`` file here.
+        joblogAppend: add to ``joblog`` rather than start it afresh (GNU
+            parallel's ``--joblog +FILE``); the header only if it is new.
+        joblogHost: the log's Host column (default ``":"``, this machine,
+            as GNU parallel writes it for local jobs): a name without TAB,
+            newline or NUL.
         resume: True skips the jobs ``joblog`` shows (``--resume``);
             ``"failed"`` skips only those it shows succeeded, so the failed
             ones run again (``--resume-failed``). The log is appended to.
@@ -164,6 +169,8 @@ class Runner:
         keepOrder: bool = False,
         joblog: str | os.PathLike[str] | None = None,
         resume: bool | Literal["failed"] = False,
+        joblogAppend: bool = False,
+        joblogHost: str = ":",
         processGroup: bool = True,
         parentDeathSignal: int | str | None = "KILL",
         onOutput: Callable[[int, int, bytes], object] | None = None,
@@ -207,6 +214,10 @@ class Runner:
         if resume and joblog is None:
             raise ValueError("resume needs a joblog to read")
         self.resume = resume
+        if not isinstance(joblogAppend, bool):
+            raise TypeError(f"joblogAppend must be a bool, not {type(joblogAppend).__name__}")
+        self.joblogAppend = joblogAppend
+        self.joblogHost = checkHost(joblogHost)
         if not isinstance(processGroup, bool):
             raise TypeError(f"processGroup must be a bool, not {type(processGroup).__name__}")
         self.processGroup = processGroup
@@ -275,20 +286,43 @@ class Runner:
         """
         return ResultStream(self, jobs)
 
-    def cancel(self) -> None:
+    def cancel(self, grace: float | None = None) -> None:
         """Stop the run: no job starts any more, and every running job's
-        process group gets SIGTERM, then SIGKILL after ``killGrace``; the
-        run's Deferred fires with the summary (``cancelled=True``) once all
-        are reaped and logged. Does nothing when no run is in progress. Safe
+        process group gets SIGTERM, then SIGKILL ``grace`` seconds later
+        (default ``killGrace``; 0: SIGKILL at once); the run's Deferred
+        fires with the summary (``cancelled=True``) once all are reaped and
+        logged. Called again with a shorter ``grace`` while they are being
+        stopped, it brings their SIGKILL forward (``cancel(grace=0)``: a
+        second Ctrl-C), also for jobs a time limit is stopping (they still
+        count as timed out). Does nothing when no run is in progress. Safe
         from any thread (and from a signal handler): from another thread
-        than the one the run runs on, it is handed to that thread."""
+        than the one the run runs on, it is handed to that thread.
+
+        Raises ``ValueError`` for a ``grace`` that is not a number >= 0."""
+        grace = _seconds(grace, "grace", allowZero=True)
         run = self._run
         if run is None:
             return
         if threading.get_ident() != run.thread:
-            self._host.callFromThread(run.cancel)
+            self._host.callFromThread(lambda: run.cancel(grace))
         else:
-            run.cancel()
+            run.cancel(grace)
+
+    def drain(self) -> None:
+        """Stop starting jobs, and let the running ones end by themselves
+        (GNU parallel's ``--halt soon``): jobs not started yet never start,
+        a running job that fails is not retried, and the run's Deferred
+        fires with the summary (``cancelled=True``) once the running jobs
+        have ended. :meth:`cancel` afterwards stops them too. Does nothing
+        when no run is in progress, or once it is stopping already. Safe
+        from any thread, as :meth:`cancel` is."""
+        run = self._run
+        if run is None:
+            return
+        if threading.get_ident() != run.thread:
+            self._host.callFromThread(run.drain)
+        else:
+            run.drain()
 
     @property
     def running(self) -> int:
@@ -309,6 +343,13 @@ class Runner:
     def failed(self) -> int:
         """Jobs reported as failed so far in this run."""
         return self._run.failed if self._run is not None else 0
+
+    @property
+    def skipped(self) -> int:
+        """Jobs skipped so far in this run, because the job log showed them
+        done (``resume``): the summary's ``skipped``, counted as the input
+        is read."""
+        return self._run.skipped if self._run is not None else 0
 
 
 def runJobs(
@@ -348,7 +389,10 @@ class _Run:
         self.succeeded = self.failed = self.skipped = 0
         self.exhausted = False
         self.stopping = False
+        #: cancel() or drain() stopped the run (the summary says so) ...
         self.cancelled = False
+        #: ... cancel() is stopping the running jobs.
+        self.killing = False
         self.finished = False
         self.error: Failure | None = None
         self.haltStatus: int | None = None
@@ -425,7 +469,7 @@ class _Run:
             if r.joblog is not None:
                 if r.resume:
                     self.skip = readResumeSet(r.joblog, failedToo=r.resume == "failed")
-                self.log = JobLog(r.joblog, append=bool(r.resume))
+                self.log = JobLog(r.joblog, append=bool(r.resume) or r.joblogAppend, host=r.joblogHost)
             if r.results is not None:
                 os.makedirs(r.results, exist_ok=True)
         except BaseException:
@@ -577,12 +621,17 @@ class _Run:
 
     # -- stopping ----------------------------------------------------------------
 
-    def cancel(self) -> None:
-        if self.finished or (self.stopping and self.cancelled):
+    def cancel(self, grace: float | None = None) -> None:
+        if self.finished or (self.killing and grace is None):
             return
-        self.cancelled = True
-        self.stopping = True
-        self._outside(self.queue.cancel)
+        self.cancelled = self.stopping = self.killing = True
+        self._outside(lambda: self.queue.cancel(grace))
+
+    def drain(self) -> None:
+        if self.finished or self.stopping:
+            return
+        self.cancelled = self.stopping = True
+        self._outside(self.queue.drain)
 
     # -- results -------------------------------------------------------------------
 

@@ -81,19 +81,21 @@ pub(super) enum Phase {
 
 #[derive(Debug)]
 pub(super) struct Watch {
-    limits: TimeLimits,
+    pub(super) limits: TimeLimits,
     started: f64,
     last_output: f64,
     /// We are not reading all of the child's output (the consumer paused
     /// it): the idle clock stands still, and restarts when reading resumes.
     paused: bool,
-    phase: Phase,
-    timed_out: Option<TimedOut>,
+    pub(super) phase: Phase,
+    pub(super) timed_out: Option<TimedOut>,
     /// SIGTERM was sent (with no grace, only SIGKILL is).
     termed: bool,
     /// ... and the child neither blocked, ignored nor caught it: it was
     /// ended by it at once, unless it was exiting already.
     term_fatal: bool,
+    /// The host is stopping it (`stop.rs`), and why: no time limit did.
+    pub(super) stop: Option<Box<super::stop::StopWhy>>,
 }
 
 impl Watch {
@@ -102,8 +104,11 @@ impl Watch {
         matches!(self.phase, Phase::Terminated { .. })
     }
 
-    /// Why a time limit's SIGKILL after the grace is sent (for the debug record).
+    /// Why the SIGKILL after the grace is sent (for the debug record).
     pub(super) fn grace_why(&self) -> Why {
+        if let Some(stop) = &self.stop {
+            return stop.after_grace(self.limits.grace);
+        }
         let (kind, limit) = self.timed_out.map_or((TimeoutKind::Wall, 0.0), |t| (t.kind, t.limit));
         Why::Grace { kind, limit, grace: self.limits.grace }
     }
@@ -116,6 +121,20 @@ impl Watch {
         }
         let idle = self.limits.idle.filter(|_| !self.paused);
         over(idle, self.last_output).map(|limit| (TimeoutKind::Idle, limit))
+    }
+
+    pub(super) fn new(limits: TimeLimits, now: f64) -> Self {
+        Watch {
+            limits,
+            started: now,
+            last_output: now,
+            paused: false,
+            phase: Phase::Watching,
+            timed_out: None,
+            termed: false,
+            term_fatal: false,
+            stop: None,
+        }
     }
 
     fn next_deadline(&self, now: f64) -> Option<f64> {
@@ -154,17 +173,7 @@ impl<C: AsRef<[u8]>> Child<C> {
     /// Time limits, counted from `now`. Returns when to call
     /// [`Child::on_deadline`] first.
     pub fn set_time_limits(&mut self, limits: TimeLimits, now: f64) -> Option<f64> {
-        let watch = Watch {
-            limits,
-            started: now,
-            last_output: now,
-            paused: false,
-            phase: Phase::Watching,
-            timed_out: None,
-            termed: false,
-            term_fatal: false,
-        };
-        self.watch = Some(watch);
+        self.watch = Some(Watch::new(limits, now));
         self.note_reading();
         self.watch.as_ref()?.next_deadline(now)
     }

@@ -36,6 +36,9 @@ mod flow;
 mod flow_tests;
 mod pipe;
 pub mod queue;
+mod stop;
+#[cfg(test)]
+mod stop_tests;
 #[cfg(test)]
 mod tests;
 
@@ -56,6 +59,7 @@ use flow::Producer;
 pub use flow::{WriteLimits, HIGH_WATER};
 pub use pipe::{Pipe, Role};
 pub use queue::{Flushed, WriteQueue};
+pub use stop::{Stop, StopWhy};
 
 /// The child fd that input goes to: the stdin pipe, or the terminal. The one
 /// definition every input-side rule (writes, producers, closing) uses.
