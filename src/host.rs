@@ -121,8 +121,10 @@ pub(crate) struct PyChild {
     /// go straight to `outReceived`/`errReceived` (one Python frame less per
     /// chunk, with the same result).
     pub(crate) direct_data: bool,
-    /// A terminal's attributes at spawn, restored by `setRawMode(False)`.
-    pub(crate) terminal_attrs: Option<Termios>,
+    /// A terminal's attributes at spawn, restored by `setRawMode(False)`;
+    /// boxed, since most children have no terminal (a `Termios` is over 100
+    /// bytes, kept for every live child).
+    pub(crate) terminal_attrs: Option<Box<Termios>>,
     /// No events are delivered any more (Twisted's `removeAll()` took the
     /// process off the reactor); the child is still reaped.
     pub(crate) removed: bool,

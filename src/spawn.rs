@@ -518,7 +518,7 @@ pub(crate) fn spawn_child(
             return Err(spawn_error(e, &what));
         }
     };
-    ext.terminal_attrs = terminal_attrs;
+    ext.terminal_attrs = terminal_attrs.map(Box::new);
     let limits = (args.timeout.is_some() || args.idle_timeout.is_some()).then_some(TimeLimits {
         wall: args.timeout,
         idle: args.idle_timeout,

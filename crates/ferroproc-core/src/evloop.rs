@@ -343,7 +343,7 @@ impl<H: Host> Loop<H> {
             watched.push((*token, Watched::Fd(fd)));
         }
         watched.push((exit_token, Watched::Exit));
-        let cell = Arc::new(ChildCell::new(child, ext, tokens.into_boxed_slice()));
+        let cell = Arc::new(ChildCell::new(child, ext, base..base + count));
         if let Some(tx) = waiter {
             let _ = tx.send(cell.clone());
         }
@@ -361,7 +361,7 @@ impl<H: Host> Loop<H> {
     pub fn retire(&self, cell: &Arc<ChildCell<H>>) {
         let mut w = lock(&self.watches);
         for t in cell.tokens() {
-            w.remove(t);
+            w.remove(&t);
         }
         drop(w);
         self.live.fetch_sub(1, Ordering::AcqRel);

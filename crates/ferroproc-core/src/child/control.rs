@@ -164,7 +164,7 @@ impl<C: AsRef<[u8]>> Child<C> {
             termed: false,
             term_fatal: false,
         };
-        self.watch = Some(watch);
+        self.watch = Some(Box::new(watch));
         self.note_reading();
         self.watch.as_ref()?.next_deadline(now)
     }
@@ -200,7 +200,7 @@ impl<C: AsRef<[u8]>> Child<C> {
     pub fn timed_out(&self) -> Option<TimedOut> {
         let w = self.watch.as_ref()?;
         let mut t = w.timed_out?;
-        if let Some(status) = self.exit.and_then(|e| e.status) {
+        if let Some(status) = self.exit().and_then(|e| e.status) {
             let by = |sig| libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == sig;
             let ours = by(libc::SIGKILL) || (w.termed && (!w.term_fatal || by(libc::SIGTERM)));
             if !ours {

@@ -108,7 +108,7 @@ impl<C: AsRef<[u8]>> Child<C> {
         if self.exit.is_some() {
             return;
         }
-        self.exit = Some(exit);
+        self.exit = Some(Box::new(exit));
         let pid = self.pid.or_else(|| self.held.as_ref().map(|h| h.pid));
         if let Some(pid) = pid {
             self.record_exit(pid);

@@ -73,7 +73,10 @@ const BIG_PIPE: libc::c_int = 1 << 20;
 pub struct Child<C> {
     pid: Option<libc::pid_t>,
     pidfd: Option<OwnedFd>,
-    exit: Option<Exit>,
+    /// Boxed, as are the other parts most children never use or use only
+    /// at their end (`watch`, `tag`): a live child costs the parent its
+    /// record, and S6 keeps 10,000 of them.
+    exit: Option<Box<Exit>>,
     terminal: bool,
     pipes: BTreeMap<i32, Pipe<C>>,
     /// A terminal's master after EIO, kept open (unwatched) until the child
@@ -92,7 +95,7 @@ pub struct Child<C> {
     outbox: VecDeque<Event<C>>,
     trash: Vec<C>,
     group: GroupPolicy,
-    watch: Option<Watch>,
+    watch: Option<Box<Watch>>,
     /// A group leader that has exited, kept a zombie while its pipes are
     /// open (see `exit.rs`).
     held: Option<exit::Held>,
@@ -147,7 +150,7 @@ impl<C: AsRef<[u8]>> Child<C> {
 
     /// How the child ended, once reaped.
     pub fn exit(&self) -> Option<Exit> {
-        self.exit
+        self.exit.as_deref().copied()
     }
 
     /// Whether stdio is a terminal.
