@@ -52,7 +52,7 @@ use crate::sys;
 use control::Watch;
 pub use control::{Group, GroupPolicy, TimeLimits, TimedOut, TimeoutKind};
 pub use events::{Event, NotOpen, ProducerRegistered, Queued, ReadResult, ReadSource, SignalError};
-use flow::Producer;
+use flow::Flow;
 pub use flow::{WriteLimits, HIGH_WATER};
 pub use pipe::{Pipe, Role};
 pub use queue::{Flushed, WriteQueue};
@@ -84,12 +84,11 @@ pub struct Child<C> {
     /// child that has closed its fds but not exited yet.
     held_master: Option<Arc<OwnedFd>>,
     reading_paused: bool,
-    producer: Option<Producer>,
-    write_limits: WriteLimits,
+    /// The producer and the write marks (see `flow.rs`), boxed.
+    flow: Option<Box<Flow>>,
     /// The input pipe was lost with data still queued for it (the child
     /// closed its end): asyncio reports that loss as a `BrokenPipeError`.
     input_broken: bool,
-    next_generation: u64,
     exited_emitted: bool,
     ended_emitted: bool,
     outbox: VecDeque<Event<C>>,
@@ -115,10 +114,8 @@ impl<C: AsRef<[u8]>> Child<C> {
             pipes: BTreeMap::new(),
             held_master: None,
             reading_paused: false,
-            producer: None,
-            write_limits: WriteLimits::default(),
+            flow: None,
             input_broken: false,
-            next_generation: 0,
             exited_emitted: false,
             ended_emitted: false,
             outbox: VecDeque::new(),
@@ -437,7 +434,7 @@ impl<C: AsRef<[u8]>> Child<C> {
     fn retire(&mut self, fd: i32, mut pipe: Pipe<C>) {
         pipe.queue.discard(&mut self.trash);
         if fd == INPUT_FD {
-            if let Some(p) = self.producer.take() {
+            if let Some(p) = self.take_producer() {
                 self.outbox.push_back(Event::StopProducer { generation: p.generation });
             }
         }
@@ -483,7 +480,7 @@ impl<C: AsRef<[u8]>> Child<C> {
         for (_, mut pipe) in std::mem::take(&mut self.pipes) {
             pipe.queue.discard(&mut self.trash);
         }
-        self.producer = None;
+        self.take_producer();
         for e in std::mem::take(&mut self.outbox) {
             match e {
                 Event::Data { data, .. } => self.trash.push(data),
