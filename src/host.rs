@@ -115,8 +115,9 @@ pub(crate) struct PyChild {
     /// The protocol, until `processEnded` has been delivered.
     pub(crate) proto: Option<Arc<Py<PyAny>>>,
     /// The registered producer and its generation (see
-    /// `ferroproc_core::child::Event::ResumeProducer`).
-    pub(crate) producer: Option<(u64, Arc<Py<PyAny>>)>,
+    /// `ferroproc_core::child::Event::ResumeProducer`); boxed, as few
+    /// children have one (a live child's record is kept small: issue 23).
+    pub(crate) producer: Option<Box<(u64, Arc<Py<PyAny>>)>>,
     /// The protocol keeps `ProcessProtocol.childDataReceived`, so output can
     /// go straight to `outReceived`/`errReceived` (one Python frame less per
     /// chunk, with the same result).
@@ -144,7 +145,7 @@ pub(crate) trait ChildSink: Send + Sync {
 impl PyChild {
     /// The registered producer, if it is of `generation`.
     pub(crate) fn producer_of(&self, generation: u64) -> Option<Arc<Py<PyAny>>> {
-        self.producer.as_ref().filter(|(g, _)| *g == generation).map(|(_, p)| p.clone())
+        self.producer.as_deref().filter(|(g, _)| *g == generation).map(|(_, p)| p.clone())
     }
 }
 
@@ -154,7 +155,7 @@ pub(crate) fn traverse_child(cell: &Cell, visit: &pyo3::PyVisit<'_>) -> Result<(
         if let Some(p) = &x.proto {
             visit.call(&**p)?;
         }
-        if let Some((_, p)) = &x.producer {
+        if let Some((_, p)) = x.producer.as_deref() {
             visit.call(&**p)?;
         }
         Ok(())
