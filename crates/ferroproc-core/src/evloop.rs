@@ -338,6 +338,7 @@ impl<H: Host> Loop<H> {
         let mut child = Child::new(pid, spawned.take_pidfd(), terminal);
         child.set_tag(spawned.take_tag());
         let mut watched = Vec::with_capacity(count);
+        child.reserve_pipes(pipes.len());
         for ((fd, end, role), token) in pipes.into_iter().zip(&tokens) {
             child.add_pipe(fd, end, *token, role);
             watched.push((*token, Watched::Fd(fd)));

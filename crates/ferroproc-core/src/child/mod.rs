@@ -39,7 +39,7 @@ pub mod queue;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
@@ -54,6 +54,7 @@ pub use control::{Group, GroupPolicy, TimeLimits, TimedOut, TimeoutKind};
 pub use events::{Event, NotOpen, ProducerRegistered, Queued, ReadResult, ReadSource, SignalError};
 use flow::Flow;
 pub use flow::{WriteLimits, HIGH_WATER};
+use pipe::PipeMap;
 pub use pipe::{Pipe, Role};
 pub use queue::{Flushed, WriteQueue};
 
@@ -78,7 +79,7 @@ pub struct Child<C> {
     /// record, and S6 keeps 10,000 of them.
     exit: Option<Box<Exit>>,
     terminal: bool,
-    pipes: BTreeMap<i32, Pipe<C>>,
+    pipes: PipeMap<C>,
     /// A terminal's master after EIO, kept open (unwatched) until the child
     /// is reaped: closing it at once would hang up the terminal and SIGHUP a
     /// child that has closed its fds but not exited yet.
@@ -111,7 +112,7 @@ impl<C: AsRef<[u8]>> Child<C> {
             pidfd,
             exit: None,
             terminal,
-            pipes: BTreeMap::new(),
+            pipes: PipeMap::default(),
             held_master: None,
             reading_paused: false,
             flow: None,
@@ -131,6 +132,12 @@ impl<C: AsRef<[u8]>> Child<C> {
     /// its master, under [`INPUT_FD`]), registered under `token`.
     pub fn add_pipe(&mut self, fd: i32, end: OwnedFd, token: Token, role: Role) {
         self.pipes.insert(fd, Pipe::new(end, token, role));
+    }
+
+    /// Room for `n` more pipes, exactly: a host that adds all of a child's
+    /// pipes at once says how many first (kept for the child's whole life).
+    pub fn reserve_pipes(&mut self, n: usize) {
+        self.pipes.reserve_exact(n);
     }
 
     // -- what the host and the transport read ------------------------------
