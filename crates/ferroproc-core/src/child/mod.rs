@@ -184,7 +184,13 @@ impl<C: AsRef<[u8]>> Child<C> {
 
     /// The next protocol call, in order.
     pub fn next_event(&mut self) -> Option<Event<C>> {
-        self.outbox.pop_front()
+        let event = self.outbox.pop_front();
+        if self.outbox.is_empty() && self.outbox.capacity() > queue::KEEP_SLOTS {
+            // Delivered: a burst's room goes (the list is empty, so only
+            // memory is freed here, no host buffer).
+            self.outbox = VecDeque::new();
+        }
+        event
     }
 
     /// Whether events are waiting.

@@ -327,3 +327,16 @@ fn a_live_childs_record_stays_compact() {
     let cell = size_of::<cell::ChildCell<Bare>>();
     assert!(cell <= 200, "ChildCell is {cell} bytes (Child {child})");
 }
+
+/// A burst of output leaves no room behind once delivered: the event list
+/// keeps at most `KEEP_SLOTS` entries' worth for the rest of the child's life.
+#[test]
+fn delivered_events_leave_no_burst_room_behind() {
+    let mut r = rig(&[(1, Role::Read)]);
+    let token = r.token(1);
+    let chunks = (0..100).map(|i| vec![i as u8]).collect();
+    r.child.on_read(1, token, ReadResult { chunks, eof: false }, r.poll.registry());
+    assert!(r.child.outbox.capacity() >= 100);
+    assert_eq!(r.events().len(), 100);
+    assert!(r.child.outbox.capacity() <= queue::KEEP_SLOTS, "kept room for {}", r.child.outbox.capacity());
+}
