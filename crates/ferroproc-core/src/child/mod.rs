@@ -39,7 +39,6 @@ pub mod queue;
 #[cfg(test)]
 mod tests;
 
-use std::collections::VecDeque;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
@@ -51,6 +50,7 @@ use crate::sys;
 
 use control::Watch;
 pub use control::{Group, GroupPolicy, TimeLimits, TimedOut, TimeoutKind};
+use events::Outbox;
 pub use events::{Event, NotOpen, ProducerRegistered, Queued, ReadResult, ReadSource, SignalError};
 use flow::Flow;
 pub use flow::{WriteLimits, HIGH_WATER};
@@ -92,7 +92,7 @@ pub struct Child<C> {
     input_broken: bool,
     exited_emitted: bool,
     ended_emitted: bool,
-    outbox: VecDeque<Event<C>>,
+    outbox: Outbox<C>,
     trash: Vec<C>,
     group: GroupPolicy,
     watch: Option<Box<Watch>>,
@@ -119,7 +119,7 @@ impl<C: AsRef<[u8]>> Child<C> {
             input_broken: false,
             exited_emitted: false,
             ended_emitted: false,
-            outbox: VecDeque::new(),
+            outbox: Outbox::default(),
             trash: Vec::new(),
             group: GroupPolicy::default(),
             watch: None,
@@ -184,13 +184,7 @@ impl<C: AsRef<[u8]>> Child<C> {
 
     /// The next protocol call, in order.
     pub fn next_event(&mut self) -> Option<Event<C>> {
-        let event = self.outbox.pop_front();
-        if self.outbox.is_empty() && self.outbox.capacity() > queue::KEEP_SLOTS {
-            // Delivered: a burst's room goes (the list is empty, so only
-            // memory is freed here, no host buffer).
-            self.outbox = VecDeque::new();
-        }
-        event
+        self.outbox.pop_front()
     }
 
     /// Whether events are waiting.
