@@ -79,6 +79,45 @@ pub enum SignalError {
     Os(io::Error),
 }
 
+/// Buffers a child has let go of, for its host to release after unlocking
+/// (see [`Child::take_trash`](super::Child::take_trash)): nothing is kept
+/// between one lock and the next, so a live child keeps 8 bytes for it
+/// rather than a `Vec`'s 24.
+#[derive(Debug)]
+// The box is the point (see above).
+#[allow(clippy::box_collection)]
+pub(super) struct Trash<C>(Option<Box<Vec<C>>>);
+
+impl<C> Default for Trash<C> {
+    fn default() -> Self {
+        Trash(None)
+    }
+}
+
+impl<C> Trash<C> {
+    /// The list, to add to.
+    pub(super) fn vec(&mut self) -> &mut Vec<C> {
+        self.0.get_or_insert_with(Box::default)
+    }
+
+    pub(super) fn push(&mut self, chunk: C) {
+        self.vec().push(chunk);
+    }
+
+    pub(super) fn extend(&mut self, chunks: Vec<C>) {
+        match &mut self.0 {
+            _ if chunks.is_empty() => {}
+            Some(list) => list.extend(chunks),
+            None => self.0 = Some(Box::new(chunks)),
+        }
+    }
+
+    /// Everything in it, leaving it empty.
+    pub(super) fn take(&mut self) -> Vec<C> {
+        self.0.take().map(|v| *v).unwrap_or_default()
+    }
+}
+
 /// A child's events waiting for the host, in order, with a `VecDeque`'s
 /// methods. Nothing is allocated until the first event (most live children
 /// have none for most of their lives: S6 keeps 10,000 idle ones), and once

@@ -50,8 +50,8 @@ use crate::sys;
 
 use control::Watch;
 pub use control::{Group, GroupPolicy, TimeLimits, TimedOut, TimeoutKind};
-use events::Outbox;
 pub use events::{Event, NotOpen, ProducerRegistered, Queued, ReadResult, ReadSource, SignalError};
+use events::{Outbox, Trash};
 use flow::Flow;
 pub use flow::{WriteLimits, HIGH_WATER};
 use pipe::PipeMap;
@@ -93,12 +93,12 @@ pub struct Child<C> {
     exited_emitted: bool,
     ended_emitted: bool,
     outbox: Outbox<C>,
-    trash: Vec<C>,
+    trash: Trash<C>,
     group: GroupPolicy,
     watch: Option<Box<Watch>>,
     /// A group leader that has exited, kept a zombie while its pipes are
     /// open (see `exit.rs`).
-    held: Option<exit::Held>,
+    held: Option<Box<exit::Held>>,
     /// Its debug tag, when it was started with debug records on (`debug.rs`).
     tag: Option<Box<crate::debuglog::Tag>>,
 }
@@ -120,7 +120,7 @@ impl<C: AsRef<[u8]>> Child<C> {
             exited_emitted: false,
             ended_emitted: false,
             outbox: Outbox::default(),
-            trash: Vec::new(),
+            trash: Trash::default(),
             group: GroupPolicy::default(),
             watch: None,
             held: None,
@@ -194,7 +194,7 @@ impl<C: AsRef<[u8]>> Child<C> {
 
     /// Buffers to release (outside any lock).
     pub fn take_trash(&mut self) -> Vec<C> {
-        std::mem::take(&mut self.trash)
+        self.trash.take()
     }
 
     /// Whether data is queued for child fd `fd`.
@@ -276,7 +276,11 @@ impl<C: AsRef<[u8]>> Child<C> {
             }
         };
         let was_empty = pipe.queue.is_empty();
-        pipe.queue.push(data, &mut self.trash);
+        // Through a list of its own: most writes hand nothing back, and
+        // `Vec::new` allocates nothing.
+        let mut done = Vec::new();
+        pipe.queue.push(data, &mut done);
+        self.trash.extend(done);
         let mut out = Queued { needs_flush: was_empty && !pipe.queue.is_empty(), pause_producer: None };
         if pipe.queue.len() > 64 * 1024 && !pipe.grown {
             pipe.grown = true;
@@ -311,7 +315,9 @@ impl<C: AsRef<[u8]>> Child<C> {
         };
         let raw = pipe.raw_fd();
         let role = pipe.role;
-        let flushed = pipe.queue.flush(raw, &mut self.trash);
+        let mut done = Vec::new();
+        let flushed = pipe.queue.flush(raw, &mut done);
+        self.trash.extend(done);
         if role == Role::Write {
             let stalled = matches!(flushed, Ok(Flushed::Partly));
             if pipe.stalled != stalled {
@@ -332,7 +338,7 @@ impl<C: AsRef<[u8]>> Child<C> {
             Err(_) if role == Role::Terminal => {
                 // The terminal's other side is gone: the read side sees EIO
                 // and ends it; the data cannot be delivered any more.
-                pipe.queue.discard(&mut self.trash);
+                pipe.queue.discard(self.trash.vec());
             }
             Err(_) => {
                 // The reader has gone with our data unsent.
@@ -439,7 +445,7 @@ impl<C: AsRef<[u8]>> Child<C> {
     /// if it was the input, its loss emitted (terminals have none), and the
     /// end checked.
     fn retire(&mut self, fd: i32, mut pipe: Pipe<C>) {
-        pipe.queue.discard(&mut self.trash);
+        pipe.queue.discard(self.trash.vec());
         if fd == INPUT_FD {
             if let Some(p) = self.take_producer() {
                 self.outbox.push_back(Event::StopProducer { generation: p.generation });
@@ -485,7 +491,7 @@ impl<C: AsRef<[u8]>> Child<C> {
     pub fn detach_pipes(&mut self) {
         self.kill_group_if_lost();
         for (_, mut pipe) in std::mem::take(&mut self.pipes) {
-            pipe.queue.discard(&mut self.trash);
+            pipe.queue.discard(self.trash.vec());
         }
         self.take_producer();
         for e in std::mem::take(&mut self.outbox) {
@@ -508,7 +514,7 @@ impl<C: AsRef<[u8]>> Child<C> {
         self.outbox.clear();
         self.held_master = None;
         if let Some(held) = self.held.take() {
-            return Some(held.into_parts());
+            return Some((*held).into_parts());
         }
         let pid = self.pid.take()?;
         Some((pid, self.pidfd.take()))
