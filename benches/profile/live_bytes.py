@@ -17,7 +17,8 @@ Prints one JSON line, per child:
   bytes (the list of children, a dict's table); Python's small objects live in pymalloc's
   arenas and are not in it;
 - ``rss``: growth of the resident set (pages, so it moves in steps, and freed memory that
-  malloc keeps counts);
+  malloc keeps counts), and its parts ``rss_anon`` (heaps, arenas, stacks) and ``rss_file``
+  (code and data paged in from files as first touched);
 - with ``--python`` (a separate run: tracemalloc's own tables would count in ``malloc``):
   ``python``, the bytes Python allocated (``tracemalloc``, sizes as requested), and
   ``python_large``, the part of it in blocks over 512 bytes (already in ``malloc``).
@@ -79,6 +80,19 @@ def rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGESIZE")
 
 
+def rss_parts() -> dict[str, int]:
+    """The resident set split as the kernel counts it: anonymous pages (the
+    heaps, pymalloc's arenas, stacks) and file pages (code and data of the
+    interpreter and the extension, paged in as first touched)."""
+    out = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key in ("RssAnon", "RssFile"):
+                out["rss_" + key[3:].lower()] = int(rest.split()[0]) * 1024
+    return out
+
+
 class Counter:
     """The heap, RSS and (optionally) Python's allocations, before and after."""
 
@@ -87,7 +101,7 @@ class Counter:
         self.before: dict[str, int] = {}
 
     def sample(self) -> dict[str, int]:
-        out = {"malloc": malloc_in_use(), "rss": rss_bytes()}
+        out = {"malloc": malloc_in_use(), "rss": rss_bytes(), **rss_parts()}
         if self.python:
             snap = tracemalloc.take_snapshot()
             out["python"] = sum(tr.size for tr in snap.traces)
