@@ -162,3 +162,20 @@ pub(crate) fn traverse_child(cell: &Cell, visit: &pyo3::PyVisit<'_>) -> Result<(
     })
     .unwrap_or(Ok(()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A live child's record as the bindings make it (issue 23): the
+    /// `Arc<Cell>` fits malloc's 224-byte chunk. Rarely used parts (a
+    /// terminal's attributes, 128 bytes, and a producer) are boxed.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_live_childs_cell_stays_compact() {
+        let ext = std::mem::size_of::<PyChild>();
+        let arc_inner = 16 + std::mem::size_of::<Cell>();
+        assert!(ext <= 48, "PyChild is {ext} bytes");
+        assert!(arc_inner <= 216, "an Arc<Cell> allocates {arc_inner} bytes");
+    }
+}
