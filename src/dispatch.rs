@@ -173,8 +173,8 @@ fn deliver(py: Python<'_>, shared: &Shared, cb: &Callbacks, cell: &Arc<Cell>) ->
                 }
             }
             Event::StopProducer { generation } => {
-                let p = cell.with(|_, x| match &x.producer {
-                    Some((g, _)) if *g == generation => x.producer.take().map(|(_, p)| p),
+                let p = cell.with(|_, x| match x.producer.as_deref() {
+                    Some((g, _)) if *g == generation => x.producer.take().map(|b| b.1),
                     _ => None,
                 });
                 if let Some(p) = p {

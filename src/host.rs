@@ -115,14 +115,17 @@ pub(crate) struct PyChild {
     /// The protocol, until `processEnded` has been delivered.
     pub(crate) proto: Option<Arc<Py<PyAny>>>,
     /// The registered producer and its generation (see
-    /// `ferroproc_core::child::Event::ResumeProducer`).
-    pub(crate) producer: Option<(u64, Arc<Py<PyAny>>)>,
+    /// `ferroproc_core::child::Event::ResumeProducer`); boxed, as few
+    /// children have one (a live child's record is kept small: issue 23).
+    pub(crate) producer: Option<Box<(u64, Arc<Py<PyAny>>)>>,
     /// The protocol keeps `ProcessProtocol.childDataReceived`, so output can
     /// go straight to `outReceived`/`errReceived` (one Python frame less per
     /// chunk, with the same result).
     pub(crate) direct_data: bool,
-    /// A terminal's attributes at spawn, restored by `setRawMode(False)`.
-    pub(crate) terminal_attrs: Option<Termios>,
+    /// A terminal's attributes at spawn, restored by `setRawMode(False)`;
+    /// boxed, since most children have no terminal (a `Termios` is over 100
+    /// bytes, kept for every live child).
+    pub(crate) terminal_attrs: Option<Box<Termios>>,
     /// No events are delivered any more (Twisted's `removeAll()` took the
     /// process off the reactor); the child is still reaped.
     pub(crate) removed: bool,
@@ -142,7 +145,7 @@ pub(crate) trait ChildSink: Send + Sync {
 impl PyChild {
     /// The registered producer, if it is of `generation`.
     pub(crate) fn producer_of(&self, generation: u64) -> Option<Arc<Py<PyAny>>> {
-        self.producer.as_ref().filter(|(g, _)| *g == generation).map(|(_, p)| p.clone())
+        self.producer.as_deref().filter(|(g, _)| *g == generation).map(|(_, p)| p.clone())
     }
 }
 
@@ -152,10 +155,27 @@ pub(crate) fn traverse_child(cell: &Cell, visit: &pyo3::PyVisit<'_>) -> Result<(
         if let Some(p) = &x.proto {
             visit.call(&**p)?;
         }
-        if let Some((_, p)) = &x.producer {
+        if let Some((_, p)) = x.producer.as_deref() {
             visit.call(&**p)?;
         }
         Ok(())
     })
     .unwrap_or(Ok(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A live child's record as the bindings make it (issue 23): the
+    /// `Arc<Cell>` fits malloc's 224-byte chunk. Rarely used parts (a
+    /// terminal's attributes, 128 bytes, and a producer) are boxed.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_live_childs_cell_stays_compact() {
+        let ext = std::mem::size_of::<PyChild>();
+        let arc_inner = 16 + std::mem::size_of::<Cell>();
+        assert!(ext <= 48, "PyChild is {ext} bytes");
+        assert!(arc_inner <= 216, "an Arc<Cell> allocates {arc_inner} bytes");
+    }
 }

@@ -139,8 +139,15 @@ fn keeps_default_dispatch(proto: &Bound<'_, PyAny>) -> bool {
         return false;
     };
     let name = intern!(py, "childDataReceived");
-    let own = proto.getattr(intern!(py, "__dict__")).map_or(true, |d| d.contains(name).unwrap_or(true));
-    !own && proto.get_type().getattr(name).is_ok_and(|m| m.is(base.bind(py)))
+    // Looked up as the loop would call it, rather than in `proto.__dict__`:
+    // reading that would make the instance's dict, 64 bytes or more for
+    // every live child. What the instance holds comes first in the lookup,
+    // so the class's own function, bound to `proto`, means nothing overrides it.
+    let bound_base = proto.getattr(name).is_ok_and(|m| {
+        m.getattr(intern!(py, "__func__")).is_ok_and(|f| f.is(base.bind(py)))
+            && m.getattr(intern!(py, "__self__")).is_ok_and(|s| s.is(proto))
+    });
+    bound_base && proto.get_type().getattr(name).is_ok_and(|m| m.is(base.bind(py)))
 }
 
 /// The session asked for. A child switched to other credentials that asked
@@ -511,7 +518,7 @@ pub(crate) fn spawn_child(
             return Err(spawn_error(e, &what));
         }
     };
-    ext.terminal_attrs = terminal_attrs;
+    ext.terminal_attrs = terminal_attrs.map(Box::new);
     let limits = (args.timeout.is_some() || args.idle_timeout.is_some()).then_some(TimeLimits {
         wall: args.timeout,
         idle: args.idle_timeout,

@@ -366,7 +366,7 @@ impl Process {
         let r = self.act(move |c, x| {
             let r = c.register_producer(streaming);
             if let ProducerRegistered::Yes { generation } = r {
-                x.producer = Some((generation, held));
+                x.producer = Some(Box::new((generation, held)));
             }
             r
         });
@@ -382,11 +382,11 @@ impl Process {
     /// Forget the registered producer (if any).
     #[pyo3(name = "unregisterProducer")]
     fn unregister_producer(&self, py: Python<'_>) -> PyResult<()> {
-        let (resume, producer) = self.cell.with(|c, x| (c.unregister_producer(), x.producer.take()));
+        let (resume, producer) = self.cell.with(|c, x| (c.unregister_producer(), x.producer.take().map(|b| b.1)));
         // A streaming producer we paused (our queue was full) would stay
         // paused for good once we let go of it: nobody else resumes it. It is
         // resumed on the next turn.
-        if let (true, Some((_, p)), Some(shared)) = (resume, producer, Shared::get(&self.handle)) {
+        if let (true, Some(p), Some(shared)) = (resume, producer, Shared::get(&self.handle)) {
             let f = p.bind(py).getattr(intern!(py, "resumeProducing"))?.unbind();
             lock(&shared.calls).push(Call { f, args: PyTuple::empty(py).unbind(), kwargs: None });
             shared.lp.nudge();

@@ -548,9 +548,11 @@ def _checkProtocol(processProtocol: object, needsProtocol: bool, what: str = "sp
         raise TypeError(
             f"{what} {processProtocol!r} lacks {', '.join(missing)} (subclass ferroproc.protocol.ProcessProtocol)"
         )
-    if not hasattr(processProtocol, "__dict__"):
-        # Its methods are its class's (no instance can hide one): once
-        # checked, every instance of it passes.
+    if getattr(kind, "__dictoffset__", 1) == 0:
+        # Its instances have no ``__dict__``, so its methods are its class's
+        # (no instance can hide one): once checked, every instance of it
+        # passes. Asked of the class: ``hasattr(instance, "__dict__")`` would
+        # make every instance's dict (about 64 bytes per live child).
         _PROTOCOL_TYPES.add(kind)
 
 

@@ -338,12 +338,13 @@ impl<H: Host> Loop<H> {
         let mut child = Child::new(pid, spawned.take_pidfd(), terminal);
         child.set_tag(spawned.take_tag());
         let mut watched = Vec::with_capacity(count);
+        child.reserve_pipes(pipes.len());
         for ((fd, end, role), token) in pipes.into_iter().zip(&tokens) {
             child.add_pipe(fd, end, *token, role);
             watched.push((*token, Watched::Fd(fd)));
         }
         watched.push((exit_token, Watched::Exit));
-        let cell = Arc::new(ChildCell::new(child, ext, tokens.into_boxed_slice()));
+        let cell = Arc::new(ChildCell::new(child, ext, base..base + count));
         if let Some(tx) = waiter {
             let _ = tx.send(cell.clone());
         }
@@ -361,7 +362,7 @@ impl<H: Host> Loop<H> {
     pub fn retire(&self, cell: &Arc<ChildCell<H>>) {
         let mut w = lock(&self.watches);
         for t in cell.tokens() {
-            w.remove(t);
+            w.remove(&t);
         }
         drop(w);
         self.live.fetch_sub(1, Ordering::AcqRel);

@@ -30,8 +30,10 @@ pub struct ChildCell<H: Host> {
     pid: libc::pid_t,
     terminal: bool,
     state: Mutex<(Child<H::Chunk>, H::Ext)>,
-    /// Every poll token registered for it (pipes, then the pidfd).
-    tokens: Box<[mio::Token]>,
+    /// Its poll tokens (pipes, then the pidfd) are consecutive: the first
+    /// and how many, rather than a list (an allocation per child).
+    first_token: usize,
+    token_count: u32,
     /// On the loop's list of children with events to deliver.
     pub(crate) in_ready: AtomicBool,
     /// On the loop's list of children with writes to flush.
@@ -46,12 +48,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl<H: Host> ChildCell<H> {
     /// Wrap a freshly started child.
-    pub fn new(child: Child<H::Chunk>, ext: H::Ext, tokens: Box<[mio::Token]>) -> Self {
+    /// `tokens` are the consecutive poll tokens registered for it.
+    pub fn new(child: Child<H::Chunk>, ext: H::Ext, tokens: std::ops::Range<usize>) -> Self {
+        let token_count = u32::try_from(tokens.len()).expect("fewer than 2^32 fds per child");
         ChildCell {
             pid: child.pid().unwrap_or(0),
             terminal: child.is_terminal(),
             state: Mutex::new((child, ext)),
-            tokens,
+            first_token: tokens.start,
+            token_count,
             in_ready: AtomicBool::new(false),
             in_dirty: AtomicBool::new(false),
         }
@@ -64,8 +69,8 @@ impl<H: Host> ChildCell<H> {
     }
 
     /// The poll tokens registered for it.
-    pub fn tokens(&self) -> &[mio::Token] {
-        &self.tokens
+    pub fn tokens(&self) -> impl Iterator<Item = mio::Token> {
+        (self.first_token..self.first_token + self.token_count as usize).map(mio::Token)
     }
 
     /// Whether stdio is a terminal.

@@ -173,7 +173,7 @@ impl<C: AsRef<[u8]>> Child<C> {
     /// Time limits, counted from `now`. Returns when to call
     /// [`Child::on_deadline`] first.
     pub fn set_time_limits(&mut self, limits: TimeLimits, now: f64) -> Option<f64> {
-        self.watch = Some(Watch::new(limits, now));
+        self.watch = Some(Box::new(Watch::new(limits, now)));
         self.note_reading();
         self.watch.as_ref()?.next_deadline(now)
     }
@@ -209,7 +209,7 @@ impl<C: AsRef<[u8]>> Child<C> {
     pub fn timed_out(&self) -> Option<TimedOut> {
         let w = self.watch.as_ref()?;
         let mut t = w.timed_out?;
-        if let Some(status) = self.exit.and_then(|e| e.status) {
+        if let Some(status) = self.exit().and_then(|e| e.status) {
             let by = |sig| libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == sig;
             let ours = by(libc::SIGKILL) || (w.termed && (!w.term_fatal || by(libc::SIGTERM)));
             if !ours {

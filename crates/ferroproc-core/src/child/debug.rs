@@ -52,7 +52,7 @@ impl<C: AsRef<[u8]>> Child<C> {
         if !debuglog::enabled() {
             return;
         }
-        let Some(exit) = self.exit else { return };
+        let Some(exit) = self.exit() else { return };
         let tag = self.tag.as_deref();
         debuglog::push(Record::Exited {
             pid,

@@ -1,6 +1,7 @@
 //! What a [`Child`](super::Child) tells its host, and the host's answers:
 //! events to turn into protocol calls, reads, writes and signals.
 
+use std::collections::VecDeque;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
@@ -76,4 +77,116 @@ pub enum SignalError {
     /// The child joined this group, which it does not lead.
     NotLeader(libc::pid_t),
     Os(io::Error),
+}
+
+/// Buffers a child has let go of, for its host to release after unlocking
+/// (see [`Child::take_trash`](super::Child::take_trash)): nothing is kept
+/// between one lock and the next, so a live child keeps 8 bytes for it
+/// rather than a `Vec`'s 24.
+#[derive(Debug)]
+// The box is the point (see above).
+#[allow(clippy::box_collection)]
+pub(super) struct Trash<C>(Option<Box<Vec<C>>>);
+
+impl<C> Default for Trash<C> {
+    fn default() -> Self {
+        Trash(None)
+    }
+}
+
+impl<C> Trash<C> {
+    /// The list, to add to.
+    pub(super) fn vec(&mut self) -> &mut Vec<C> {
+        self.0.get_or_insert_with(Box::default)
+    }
+
+    pub(super) fn push(&mut self, chunk: C) {
+        self.vec().push(chunk);
+    }
+
+    pub(super) fn extend(&mut self, chunks: Vec<C>) {
+        match &mut self.0 {
+            _ if chunks.is_empty() => {}
+            Some(list) => list.extend(chunks),
+            None => self.0 = Some(Box::new(chunks)),
+        }
+    }
+
+    /// Everything in it, leaving it empty.
+    pub(super) fn take(&mut self) -> Vec<C> {
+        self.0.take().map(|v| *v).unwrap_or_default()
+    }
+}
+
+/// A child's events waiting for the host, in order, with a `VecDeque`'s
+/// methods. Nothing is allocated until the first event (most live children
+/// have none for most of their lives: S6 keeps 10,000 idle ones), and once
+/// delivered, a burst's room is let go (at most
+/// [`KEEP_SLOTS`](super::queue::KEEP_SLOTS) entries are kept).
+#[derive(Debug)]
+// The box is the point: 8 bytes in every child instead of a `VecDeque`'s 32.
+#[allow(clippy::box_collection)]
+pub(super) struct Outbox<C>(Option<Box<VecDeque<Event<C>>>>);
+
+impl<C> Default for Outbox<C> {
+    fn default() -> Self {
+        Outbox(None)
+    }
+}
+
+impl<C> Outbox<C> {
+    fn list(&mut self) -> &mut VecDeque<Event<C>> {
+        self.0.get_or_insert_with(Box::default)
+    }
+
+    pub(super) fn push_back(&mut self, event: Event<C>) {
+        self.list().push_back(event);
+    }
+
+    pub(super) fn extend(&mut self, events: impl IntoIterator<Item = Event<C>>) {
+        let mut events = events.into_iter().peekable();
+        if events.peek().is_some() {
+            self.list().extend(events);
+        }
+    }
+
+    /// The first event. Once the list is empty it keeps little room: none
+    /// after a burst, a few entries otherwise (a child with steady output
+    /// does not allocate per event).
+    pub(super) fn pop_front(&mut self) -> Option<Event<C>> {
+        let list = self.0.as_mut()?;
+        let event = list.pop_front();
+        if list.is_empty() && list.capacity() > super::queue::KEEP_SLOTS {
+            // Empty: only memory is freed here, no host buffer.
+            self.0 = None;
+        }
+        event
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|l| l.is_empty())
+    }
+
+    pub(super) fn iter(&self) -> impl Iterator<Item = &Event<C>> {
+        self.0.iter().flat_map(|l| l.iter())
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.0 = None;
+    }
+
+    /// Room for how many events (0 before the first).
+    #[cfg(test)]
+    pub(super) fn capacity(&self) -> usize {
+        self.0.as_ref().map_or(0, |l| l.capacity())
+    }
+}
+
+impl<C> IntoIterator for Outbox<C> {
+    type Item = Event<C>;
+    type IntoIter = std::collections::vec_deque::IntoIter<Event<C>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.map(|l| *l).unwrap_or_default().into_iter()
+    }
 }

@@ -73,7 +73,7 @@ impl<C: AsRef<[u8]>> Child<C> {
             // The zombie keeps the group id ours.
             let _ = self.signal_group_because(libc::SIGKILL, || Why::KillOnExit);
         }
-        self.held = Some(Held { pid, pidfd: self.pidfd.take() });
+        self.held = Some(Box::new(Held { pid, pidfd: self.pidfd.take() }));
         self.on_exit(exit);
         Ok(true)
     }
@@ -108,7 +108,7 @@ impl<C: AsRef<[u8]>> Child<C> {
         if self.exit.is_some() {
             return;
         }
-        self.exit = Some(exit);
+        self.exit = Some(Box::new(exit));
         let pid = self.pid.or_else(|| self.held.as_ref().map(|h| h.pid));
         if let Some(pid) = pid {
             self.record_exit(pid);
@@ -131,7 +131,7 @@ impl<C: AsRef<[u8]>> Child<C> {
             let _ = self.signal_group_because(libc::SIGKILL, || why);
         }
         if let Some(held) = self.held.take() {
-            held.reap();
+            (*held).reap();
         }
     }
 }

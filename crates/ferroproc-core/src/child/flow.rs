@@ -21,6 +21,16 @@ pub(super) struct Producer {
     pub(super) generation: u64,
 }
 
+/// The flow control of a child's input, made when a producer is first
+/// registered or the marks are set: most children never have either, and
+/// every live child would otherwise carry its 40 bytes.
+#[derive(Debug, Default)]
+pub(super) struct Flow {
+    pub(super) producer: Option<Producer>,
+    pub(super) write_limits: WriteLimits,
+    pub(super) next_generation: u64,
+}
+
 /// When a streaming producer is paused and resumed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WriteLimits {
@@ -40,16 +50,17 @@ impl Default for WriteLimits {
 impl<C: AsRef<[u8]>> Child<C> {
     /// Register the producer feeding the input.
     pub fn register_producer(&mut self, streaming: bool) -> ProducerRegistered {
-        if self.producer.is_some() {
+        if self.flow.as_ref().is_some_and(|f| f.producer.is_some()) {
             return ProducerRegistered::Busy;
         }
         let Some(pipe) = self.pipes.get(&INPUT_FD).filter(|p| p.role.writes()) else {
             return ProducerRegistered::NoInput;
         };
         let idle = pipe.queue.is_empty();
-        self.next_generation += 1;
-        let generation = self.next_generation;
-        self.producer = Some(Producer { streaming, paused: false, generation });
+        let flow = self.flow.get_or_insert_with(Box::default);
+        flow.next_generation += 1;
+        let generation = flow.next_generation;
+        flow.producer = Some(Producer { streaming, paused: false, generation });
         if !streaming && idle {
             self.outbox.push_back(Event::ResumeProducer { generation });
         }
@@ -60,19 +71,25 @@ impl<C: AsRef<[u8]>> Child<C> {
     /// producer we had paused: the caller resumes it, since nobody else
     /// would (relaying one process into another's stdin hung that way).
     pub fn unregister_producer(&mut self) -> bool {
-        self.producer.take().is_some_and(|p| p.streaming && p.paused)
+        self.take_producer().is_some_and(|p| p.streaming && p.paused)
+    }
+
+    /// Forget the producer, returning it.
+    pub(super) fn take_producer(&mut self) -> Option<Producer> {
+        self.flow.as_mut()?.producer.take()
     }
 
     /// Set the marks at which a streaming producer is paused and resumed.
     /// A producer paused above the old high mark is resumed at the next
     /// flush that leaves the queue at or below the new low one.
     pub fn set_write_limits(&mut self, limits: WriteLimits) {
-        self.write_limits = WriteLimits { high: limits.high, low: limits.low.min(limits.high) };
+        let limits = WriteLimits { high: limits.high, low: limits.low.min(limits.high) };
+        self.flow.get_or_insert_with(Box::default).write_limits = limits;
     }
 
     /// The marks [`Child::set_write_limits`] set.
     pub fn write_limits(&self) -> WriteLimits {
-        self.write_limits
+        self.flow.as_ref().map_or_else(WriteLimits::default, |f| f.write_limits)
     }
 
     /// How many bytes are queued for child fd `fd` (0 when it has no open
@@ -84,10 +101,10 @@ impl<C: AsRef<[u8]>> Child<C> {
     /// After a write to the input: whether the streaming producer must be
     /// paused now (its generation), the state already saying it is.
     pub(super) fn pause_if_over(&mut self, queued: usize) -> Option<u64> {
-        if queued <= self.write_limits.high {
+        if queued <= self.write_limits().high {
             return None;
         }
-        let p = self.producer.as_mut().filter(|p| p.streaming && !p.paused)?;
+        let p = self.flow.as_mut()?.producer.as_mut().filter(|p| p.streaming && !p.paused)?;
         p.paused = true;
         Some(p.generation)
     }
@@ -97,8 +114,8 @@ impl<C: AsRef<[u8]>> Child<C> {
     /// resumed once the queue is at or below the low mark (Twisted's
     /// `doWrite`, asyncio's `resume_writing`).
     pub(super) fn resume_if_under(&mut self, queued: usize) {
-        let low = self.write_limits.low;
-        let Some(p) = self.producer.as_mut() else { return };
+        let low = self.write_limits().low;
+        let Some(p) = self.flow.as_mut().and_then(|f| f.producer.as_mut()) else { return };
         let due = if p.streaming { p.paused && queued <= low } else { queued == 0 };
         if due {
             p.paused = false;

@@ -42,7 +42,6 @@ mod stop_tests;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, VecDeque};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
@@ -55,8 +54,10 @@ use crate::sys;
 use control::Watch;
 pub use control::{Group, GroupPolicy, TimeLimits, TimedOut, TimeoutKind};
 pub use events::{Event, NotOpen, ProducerRegistered, Queued, ReadResult, ReadSource, SignalError};
-use flow::Producer;
+use events::{Outbox, Trash};
+use flow::Flow;
 pub use flow::{WriteLimits, HIGH_WATER};
+use pipe::PipeMap;
 pub use pipe::{Pipe, Role};
 pub use queue::{Flushed, WriteQueue};
 pub use stop::{Stop, StopWhy};
@@ -77,29 +78,31 @@ const BIG_PIPE: libc::c_int = 1 << 20;
 pub struct Child<C> {
     pid: Option<libc::pid_t>,
     pidfd: Option<OwnedFd>,
-    exit: Option<Exit>,
+    /// Boxed, as are the other parts most children never use or use only
+    /// at their end (`watch`, `tag`): a live child costs the parent its
+    /// record, and S6 keeps 10,000 of them.
+    exit: Option<Box<Exit>>,
     terminal: bool,
-    pipes: BTreeMap<i32, Pipe<C>>,
+    pipes: PipeMap<C>,
     /// A terminal's master after EIO, kept open (unwatched) until the child
     /// is reaped: closing it at once would hang up the terminal and SIGHUP a
     /// child that has closed its fds but not exited yet.
     held_master: Option<Arc<OwnedFd>>,
     reading_paused: bool,
-    producer: Option<Producer>,
-    write_limits: WriteLimits,
+    /// The producer and the write marks (see `flow.rs`), boxed.
+    flow: Option<Box<Flow>>,
     /// The input pipe was lost with data still queued for it (the child
     /// closed its end): asyncio reports that loss as a `BrokenPipeError`.
     input_broken: bool,
-    next_generation: u64,
     exited_emitted: bool,
     ended_emitted: bool,
-    outbox: VecDeque<Event<C>>,
-    trash: Vec<C>,
+    outbox: Outbox<C>,
+    trash: Trash<C>,
     group: GroupPolicy,
-    watch: Option<Watch>,
+    watch: Option<Box<Watch>>,
     /// A group leader that has exited, kept a zombie while its pipes are
     /// open (see `exit.rs`).
-    held: Option<exit::Held>,
+    held: Option<Box<exit::Held>>,
     /// Its debug tag, when it was started with debug records on (`debug.rs`).
     tag: Option<Box<crate::debuglog::Tag>>,
 }
@@ -113,17 +116,15 @@ impl<C: AsRef<[u8]>> Child<C> {
             pidfd,
             exit: None,
             terminal,
-            pipes: BTreeMap::new(),
+            pipes: PipeMap::default(),
             held_master: None,
             reading_paused: false,
-            producer: None,
-            write_limits: WriteLimits::default(),
+            flow: None,
             input_broken: false,
-            next_generation: 0,
             exited_emitted: false,
             ended_emitted: false,
-            outbox: VecDeque::new(),
-            trash: Vec::new(),
+            outbox: Outbox::default(),
+            trash: Trash::default(),
             group: GroupPolicy::default(),
             watch: None,
             held: None,
@@ -135,6 +136,12 @@ impl<C: AsRef<[u8]>> Child<C> {
     /// its master, under [`INPUT_FD`]), registered under `token`.
     pub fn add_pipe(&mut self, fd: i32, end: OwnedFd, token: Token, role: Role) {
         self.pipes.insert(fd, Pipe::new(end, token, role));
+    }
+
+    /// Room for `n` more pipes, exactly: a host that adds all of a child's
+    /// pipes at once says how many first (kept for the child's whole life).
+    pub fn reserve_pipes(&mut self, n: usize) {
+        self.pipes.reserve_exact(n);
     }
 
     // -- what the host and the transport read ------------------------------
@@ -151,7 +158,7 @@ impl<C: AsRef<[u8]>> Child<C> {
 
     /// How the child ended, once reaped.
     pub fn exit(&self) -> Option<Exit> {
-        self.exit
+        self.exit.as_deref().copied()
     }
 
     /// Whether stdio is a terminal.
@@ -191,7 +198,7 @@ impl<C: AsRef<[u8]>> Child<C> {
 
     /// Buffers to release (outside any lock).
     pub fn take_trash(&mut self) -> Vec<C> {
-        std::mem::take(&mut self.trash)
+        self.trash.take()
     }
 
     /// Whether data is queued for child fd `fd`.
@@ -273,7 +280,11 @@ impl<C: AsRef<[u8]>> Child<C> {
             }
         };
         let was_empty = pipe.queue.is_empty();
-        pipe.queue.push(data, &mut self.trash);
+        // Through a list of its own: most writes hand nothing back, and
+        // `Vec::new` allocates nothing.
+        let mut done = Vec::new();
+        pipe.queue.push(data, &mut done);
+        self.trash.extend(done);
         let mut out = Queued { needs_flush: was_empty && !pipe.queue.is_empty(), pause_producer: None };
         if pipe.queue.len() > 64 * 1024 && !pipe.grown {
             pipe.grown = true;
@@ -308,7 +319,9 @@ impl<C: AsRef<[u8]>> Child<C> {
         };
         let raw = pipe.raw_fd();
         let role = pipe.role;
-        let flushed = pipe.queue.flush(raw, &mut self.trash);
+        let mut done = Vec::new();
+        let flushed = pipe.queue.flush(raw, &mut done);
+        self.trash.extend(done);
         if role == Role::Write {
             let stalled = matches!(flushed, Ok(Flushed::Partly));
             if pipe.stalled != stalled {
@@ -329,7 +342,7 @@ impl<C: AsRef<[u8]>> Child<C> {
             Err(_) if role == Role::Terminal => {
                 // The terminal's other side is gone: the read side sees EIO
                 // and ends it; the data cannot be delivered any more.
-                pipe.queue.discard(&mut self.trash);
+                pipe.queue.discard(self.trash.vec());
             }
             Err(_) => {
                 // The reader has gone with our data unsent.
@@ -436,9 +449,9 @@ impl<C: AsRef<[u8]>> Child<C> {
     /// if it was the input, its loss emitted (terminals have none), and the
     /// end checked.
     fn retire(&mut self, fd: i32, mut pipe: Pipe<C>) {
-        pipe.queue.discard(&mut self.trash);
+        pipe.queue.discard(self.trash.vec());
         if fd == INPUT_FD {
-            if let Some(p) = self.producer.take() {
+            if let Some(p) = self.take_producer() {
                 self.outbox.push_back(Event::StopProducer { generation: p.generation });
             }
         }
@@ -482,9 +495,9 @@ impl<C: AsRef<[u8]>> Child<C> {
     pub fn detach_pipes(&mut self) {
         self.kill_group_if_lost();
         for (_, mut pipe) in std::mem::take(&mut self.pipes) {
-            pipe.queue.discard(&mut self.trash);
+            pipe.queue.discard(self.trash.vec());
         }
-        self.producer = None;
+        self.take_producer();
         for e in std::mem::take(&mut self.outbox) {
             match e {
                 Event::Data { data, .. } => self.trash.push(data),
@@ -505,7 +518,7 @@ impl<C: AsRef<[u8]>> Child<C> {
         self.outbox.clear();
         self.held_master = None;
         if let Some(held) = self.held.take() {
-            return Some(held.into_parts());
+            return Some((*held).into_parts());
         }
         let pid = self.pid.take()?;
         Some((pid, self.pidfd.take()))

@@ -13,6 +13,11 @@ use std::os::fd::RawFd;
 /// At most this many buffers go into one `writev` (well under `IOV_MAX`).
 const MAX_IOV: usize = 64;
 
+/// A queue (or a child's event list) that has emptied keeps room for this
+/// many entries and lets go of the rest: one burst of writes or output
+/// would otherwise stay allocated for the child's whole life.
+pub(crate) const KEEP_SLOTS: usize = 8;
+
 /// The buffers queued for one fd, in order, and how many bytes they hold.
 #[derive(Debug)]
 pub struct WriteQueue<C> {
@@ -64,6 +69,14 @@ impl<C: AsRef<[u8]>> WriteQueue<C> {
         done.extend(self.chunks.drain(..));
         self.offset = 0;
         self.queued = 0;
+        self.release_room();
+    }
+
+    /// Once empty, no more room than [`KEEP_SLOTS`].
+    fn release_room(&mut self) {
+        if self.chunks.capacity() > KEEP_SLOTS {
+            self.chunks = VecDeque::new();
+        }
     }
 
     /// Write as much as `fd` takes now, in order, with `writev`. Written
@@ -98,6 +111,7 @@ impl<C: AsRef<[u8]>> WriteQueue<C> {
             }
             self.consume(r as usize, done);
         }
+        self.release_room();
         Ok(Flushed::All)
     }
 
@@ -142,6 +156,24 @@ mod tests {
         let mut got = String::new();
         std::fs::File::from(r).read_to_string(&mut got).unwrap();
         assert_eq!(got, "abcdef");
+    }
+
+    #[test]
+    fn an_emptied_queue_lets_go_of_a_bursts_room() {
+        let (_r, w) = pipe_cloexec().unwrap();
+        let mut q = WriteQueue::default();
+        let mut done = Vec::new();
+        for _ in 0..100 {
+            q.push(b"x".to_vec(), &mut done);
+        }
+        assert!(q.chunks.capacity() >= 100);
+        assert_eq!(q.flush(w.as_raw_fd(), &mut done).unwrap(), Flushed::All);
+        assert!(q.chunks.capacity() <= KEEP_SLOTS, "kept room for {}", q.chunks.capacity());
+        for _ in 0..100 {
+            q.push(b"x".to_vec(), &mut done);
+        }
+        q.discard(&mut done);
+        assert!(q.chunks.capacity() <= KEEP_SLOTS, "kept room for {}", q.chunks.capacity());
     }
 
     #[test]

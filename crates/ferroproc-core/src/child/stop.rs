@@ -77,7 +77,9 @@ impl<C: AsRef<[u8]>> Child<C> {
         let phase = self.watch.as_ref().map(|w| w.phase);
         match phase {
             None | Some(Phase::Watching) => {
-                let w = self.watch.get_or_insert_with(|| Watch::new(TimeLimits { wall: None, idle: None, grace }, now));
+                let w = self
+                    .watch
+                    .get_or_insert_with(|| Box::new(Watch::new(TimeLimits { wall: None, idle: None, grace }, now)));
                 w.limits.grace = grace;
                 w.stop = Some(Box::new(why.clone()));
                 if grace <= 0.0 {

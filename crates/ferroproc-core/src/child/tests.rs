@@ -304,3 +304,40 @@ fn detached_pipes_end_quietly_once_the_child_exits() {
 }
 
 // -- process groups and time limits, on real children ---------------------------
+
+// -- what a live child costs the parent --------------------------------------
+
+/// The record every live child keeps stays compact (issue 23: S6 keeps
+/// 10,000 children alive). What most children never use (time limits, a
+/// producer and write marks, a held group leader, the exit until it comes)
+/// is boxed, and so are the events and the buffers to release until there
+/// are some; the poll tokens are a range, not a list. 328 bytes for the `Child` (360 for the
+/// cell) and a boxed token list before. A new field that pushes past these bounds belongs in a box too.
+#[test]
+#[cfg(target_pointer_width = "64")]
+fn a_live_childs_record_stays_compact() {
+    use std::mem::size_of;
+
+    struct Bare;
+    impl cell::Host for Bare {
+        type Chunk = Vec<u8>;
+        type Ext = ();
+    }
+    let child = size_of::<Child<Vec<u8>>>();
+    assert!(child <= 120, "Child is {child} bytes");
+    let cell = size_of::<cell::ChildCell<Bare>>();
+    assert!(cell <= 152, "ChildCell is {cell} bytes (Child {child})");
+}
+
+/// A burst of output leaves no room behind once delivered: the event list
+/// keeps at most `KEEP_SLOTS` entries' worth for the rest of the child's life.
+#[test]
+fn delivered_events_leave_no_burst_room_behind() {
+    let mut r = rig(&[(1, Role::Read)]);
+    let token = r.token(1);
+    let chunks = (0..100).map(|i| vec![i as u8]).collect();
+    r.child.on_read(1, token, ReadResult { chunks, eof: false }, r.poll.registry());
+    assert!(r.child.outbox.capacity() >= 100);
+    assert_eq!(r.events().len(), 100);
+    assert!(r.child.outbox.capacity() <= queue::KEEP_SLOTS, "kept room for {}", r.child.outbox.capacity());
+}
