@@ -162,7 +162,12 @@ def _fd(value: Any, what: str, caller: Caller) -> int:
         raise TypeError(
             f"{caller.function}: {what} must be PIPE, DEVNULL, an fd, a file object or None, not {type(value).__name__}"
         )
-    return int(fileno())
+    try:
+        return int(fileno())
+    except (ValueError, OSError) as e:
+        # A closed file, or one with no fd (io.StringIO): Popen's exception
+        # (io.UnsupportedOperation, ValueError), saying which argument.
+        raise type(e)(f"{caller.function}: {what}: {e}") from None
 
 
 def _isOpen(fd: int) -> bool:
@@ -284,6 +289,10 @@ def _stdio(
     return childFDs, pipes, same
 
 
+#: The largest ``pipesize`` (F_SETPIPE_SZ takes a C int).
+_PIPESIZE_MAX = 2**31 - 1
+
+
 def preparePopen(
     protocol: Any,
     args: Sequence[Any],
@@ -319,7 +328,11 @@ def preparePopen(
     cwd = get("cwd")
     env = get("env")
     closeFds = get("close_fds", True)
-    passFds = tuple(get("pass_fds", ()))
+    try:
+        passFds = tuple(get("pass_fds", ()))
+    except TypeError:
+        passFds = get("pass_fds")
+        raise TypeError(f"{function}: pass_fds must be a collection of fds, not {type(passFds).__name__}") from None
     restoreSignals = get("restore_signals", True)
     newSession = get("start_new_session", False)
     processGroup = get("process_group")
@@ -370,6 +383,9 @@ def preparePopen(
         pipesize = -1
     if not isinstance(pipesize, int):
         raise TypeError(f"{function}: pipesize must be an int, not {type(pipesize).__name__}")
+    if pipesize > _PIPESIZE_MAX:
+        # A C int (F_SETPIPE_SZ's), as Popen's fcntl call would refuse it.
+        raise OverflowError(f"{function}: pipesize {pipesize} is out of range (a C int)")
     if passFds and not closeFds:
         warnings.warn("pass_fds overriding close_fds.", RuntimeWarning, stacklevel=2)
         closeFds = True

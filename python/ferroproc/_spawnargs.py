@@ -301,6 +301,10 @@ def _fdLimit() -> int:
     return _MAX_FD if soft == _resource.RLIM_INFINITY else soft
 
 
+#: The largest process (group) id: a pid_t.
+_PID_MAX = 2**31 - 1
+
+
 def _isInt(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -462,6 +466,9 @@ def _extensions(ext: Mapping[str, Any], caller: Caller) -> dict[str, Any]:
     session = ext.get("newSession", False)
     if group is not False and group is not True and not (_isInt(group) and group > 0):
         raise ValueError(f"{caller('processGroup')} must be True, False or a process group id, not {group!r}")
+    if group is not False and group is not True and group > _PID_MAX:
+        # A pid_t: past it the bindings could only say "failed to extract".
+        raise OverflowError(f"{caller('processGroup')} {group} is out of range (a process group id)")
     if not isinstance(session, bool):
         raise TypeError(f"{caller('newSession')} must be a bool, not {_typeName(session)}")
     if session and group is not False:
