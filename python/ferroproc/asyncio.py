@@ -378,8 +378,10 @@ class Process(asyncio.subprocess.Process):
             transport._process.signalGroup(signal)
         except ProcessExitedAlready:
             raise ProcessLookupError() from None
-        except ValueError as e:
-            raise ValueError(str(e).replace("signalGroup", "signal_group", 1)) from None
+        except (TypeError, ValueError) as e:
+            # The engine's words are Twisted's (signalGroup): the program
+            # called signal_group.
+            raise type(e)(str(e).replace("signalGroup", "signal_group", 1)) from None
 
 
 async def create_subprocess_exec(
