@@ -15,7 +15,6 @@ import asyncio
 import gc
 import io
 import os
-import sys
 import tempfile
 from asyncio.subprocess import DEVNULL, PIPE
 from collections.abc import Awaitable, Callable, Coroutine
@@ -215,7 +214,7 @@ def test_accessors_before_and_after_the_exit(run: Runner) -> None:
         assert q.pgid is None
         assert await q.wait() == 0
         assert q.timed_out is None and q.resource_usage is not None and q.pgid is None
-        with pytest.raises(ValueError, match="^signal_group: the child leads no process group"):
+        with pytest.raises(ValueError, match=r"^signal_group: the child leads no process group"):
             q.signal_group("TERM")
 
     run(main())
@@ -315,7 +314,7 @@ def test_a_closed_file_object_names_its_stdio_argument(run: Runner) -> None:
     async def main() -> None:
         f = tempfile.TemporaryFile()
         f.close()
-        with pytest.raises(ValueError, match="^create_subprocess_exec: stdin: I/O operation on closed file"):
+        with pytest.raises(ValueError, match=r"^create_subprocess_exec: stdin: I/O operation on closed file"):
             await fa.create_subprocess_exec("cat", stdin=f)
 
     run(main())
@@ -327,7 +326,7 @@ def test_processgroup_past_a_pid_is_named_by_spawnprocess() -> None:
     from ferroproc import reactor
     from ferroproc.protocol import ProcessProtocol
 
-    with pytest.raises(OverflowError, match="^spawnProcess: processGroup 1099511627776 is out of range"):
+    with pytest.raises(OverflowError, match=r"^spawnProcess: processGroup 1099511627776 is out of range"):
         reactor.spawnProcess(ProcessProtocol(), "true", ["true"], processGroup=2**40)
 
 
@@ -375,7 +374,6 @@ def test_program_errors_are_oserrors_naming_the_program(run: Runner) -> None:
             await fa.create_subprocess_exec("")
         with pytest.raises(ValueError, match="cmd contains a NUL byte"):
             await fa.create_subprocess_shell("a\0b")
-        assert sys.executable  # the loop is still usable after each
         assert await (await fa.create_subprocess_shell("exit 3")).wait() == 3
 
     run(main())
