@@ -40,6 +40,8 @@ _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 
 _UNITS.update({"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "p": 10**15})
 #: Results kept for an async iterator whose reader lags, before no more jobs start.
 _STREAM_BACKLOG = 256
+#: The largest concurrency that means anything (Linux's PID_MAX_LIMIT).
+_MOST_SLOTS = 1 << 22
 #: Threads that start jobs when more than one runs at a time (0: the loop's
 #: thread starts them itself).
 _SPAWNERS = 4
@@ -173,7 +175,10 @@ class Runner:
             concurrency = os.cpu_count() or 1
         if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
             raise ValueError(f"concurrency must be an int of at least 1, not {concurrency!r}")
-        self.concurrency = concurrency
+        # No more jobs can run at once than the kernel has process ids
+        # (pid_max is at most 2**22): a larger limit changes nothing, and
+        # past 2**64 the core's count could not even hold it.
+        self.concurrency = min(concurrency, _MOST_SLOTS)
         self.timeout = _seconds(timeout, "timeout")
         self.idleTimeout = _seconds(idleTimeout, "idleTimeout")
         self.killGrace = cast(float, _seconds(killGrace, "killGrace", allowZero=True))
