@@ -321,12 +321,15 @@ def test_a_closed_file_object_names_its_stdio_argument(run: Runner) -> None:
 
 
 def test_processgroup_past_a_pid_is_named_by_spawnprocess() -> None:
-    """The same check under spawnProcess's words (it was the bindings'
-    "failed to extract field SpawnArgs.process_group")."""
+    """The same check in spawnProcess's words (it was the bindings'
+    "failed to extract field SpawnArgs.process_group"): a ValueError, as
+    spawnProcess's other range checks, which the jobs runner names per job."""
     from ferroproc import reactor
     from ferroproc.protocol import ProcessProtocol
 
-    with pytest.raises(OverflowError, match=r"^spawnProcess: processGroup 1099511627776 is out of range"):
+    with pytest.raises(
+        ValueError, match=r"^spawnProcess: processGroup must be True, False or a process group id, not 1099511627776$"
+    ):
         reactor.spawnProcess(ProcessProtocol(), "true", ["true"], processGroup=2**40)
 
 

@@ -291,6 +291,8 @@ def _stdio(
 
 #: The largest ``pipesize`` (F_SETPIPE_SZ takes a C int).
 _PIPESIZE_MAX = 2**31 - 1
+#: The largest process group id (a pid_t).
+_PID_MAX = 2**31 - 1
 
 
 def preparePopen(
@@ -364,6 +366,8 @@ def preparePopen(
             raise TypeError(f"{function}: process_group must be an int, not {type(processGroup).__name__}")
         if processGroup < 0:  # Popen's "no process group"
             processGroup = None
+        elif processGroup > _PID_MAX:  # Popen's error for what no pid_t holds
+            raise OverflowError(f"{function}: process_group {processGroup} is out of range (a process group id)")
     if processGroup is not None:
         if newSession:
             # Popen applies both: setsid() then setpgid(0, pgid); a new

@@ -464,11 +464,9 @@ def _extensions(ext: Mapping[str, Any], caller: Caller) -> dict[str, Any]:
     out: dict[str, Any] = {}
     group = ext.get("processGroup", False)
     session = ext.get("newSession", False)
-    if group is not False and group is not True and not (_isInt(group) and group > 0):
+    # A group id is a pid_t: past it the bindings could only say "failed to extract".
+    if group is not False and group is not True and not (_isInt(group) and 0 < group <= _PID_MAX):
         raise ValueError(f"{caller('processGroup')} must be True, False or a process group id, not {group!r}")
-    if group is not False and group is not True and group > _PID_MAX:
-        # A pid_t: past it the bindings could only say "failed to extract".
-        raise OverflowError(f"{caller('processGroup')} {group} is out of range (a process group id)")
     if not isinstance(session, bool):
         raise TypeError(f"{caller('newSession')} must be a bool, not {_typeName(session)}")
     if session and group is not False:
