@@ -380,3 +380,21 @@ def test_program_errors_are_oserrors_naming_the_program(run: Runner) -> None:
         assert await (await fa.create_subprocess_shell("exit 3")).wait() == 3
 
     run(main())
+
+
+def test_a_second_communicate_while_one_waits_fails_as_asyncios(run: Runner) -> None:
+    """Two concurrent ``communicate()`` calls: the first gets the output,
+    the second fails with RuntimeError as asyncio's does (it returned empty
+    output, its input silently dropped)."""
+
+    async def main() -> None:
+        code = "import sys; sys.stdout.buffer.write(sys.stdin.buffer.read())"
+        p = await fa.create_subprocess_exec(PY, "-c", code, stdin=PIPE, stdout=PIPE, stderr=PIPE)
+        first, second = await asyncio.gather(p.communicate(b"abc"), p.communicate(b"def"), return_exceptions=True)
+        assert first == (b"abc", b"")
+        assert isinstance(second, RuntimeError), second
+        assert "another coroutine is already waiting" in str(second)
+        # Once the first is done, another one finds the output at its end, as asyncio's.
+        assert await p.communicate() == (b"", b"")
+
+    run(main())

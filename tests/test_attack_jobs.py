@@ -369,3 +369,61 @@ def test_cli_a_stop_signal_with_input_on_stdin_leaves_no_job_process(tmp_path: P
             proc.communicate()
         kill_if_alive(pids)
     assert not any(alive_in_table(pid) for pid in pids)
+
+
+# -- on asyncio's loops ----------------------------------------------------------------
+
+
+def _loops() -> list[Any]:
+    import asyncio
+
+    import ferroproc.asyncio as fa
+
+    out = [pytest.param(asyncio.run, id="asyncio"), pytest.param(fa.run, id="ferroproc-loop")]
+    try:
+        import uvloop
+    except ImportError:
+        return out
+    return [*out, pytest.param(uvloop.run, id="uvloop")]
+
+
+@pytest.mark.parametrize("runner", _loops())
+def test_asyncio_wait_for_and_an_early_break_stop_every_job_group(runner: Any, tmp_path: Path) -> None:
+    """``asyncio.wait_for`` timing out ``runJobs``, and a ``break`` out of
+    ``Runner.stream``: every job's group is gone (the process table), and
+    the loop's exception handler got nothing."""
+    import asyncio
+
+    from ferroproc.jobs import runJobs
+
+    errors: list[Any] = []
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, context: errors.append(context))
+        jobs = [
+            sh(f"sleep 300 & echo $! > {tmp_path}/g{i}.tmp && mv {tmp_path}/g{i}.tmp {tmp_path}/g{i}; wait")
+            for i in range(6)
+        ]
+        task = asyncio.ensure_future(runJobs(jobs, concurrency=3, killGrace=0.2))
+        for _ in range(2000):  # the three running jobs' grandchildren
+            if len(list(tmp_path.glob("g?"))) == 3:
+                break
+            await asyncio.sleep(0.005)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(task, 0.01)
+        seen = 0
+        async with Runner(concurrency=2, killGrace=0.2).stream([sh("echo x")] * 2 + [sh("sleep 300")] * 3) as results:
+            async for _ in results:
+                seen += 1
+                if seen == 2:
+                    break
+
+    runner(asyncio.wait_for(main(), 60))
+    pids = [int(g.read_text()) for g in tmp_path.glob("g?")]
+    assert len(pids) == 3
+    try:
+        for pid in pids:
+            assert wait_dead(pid, 10)
+    finally:
+        kill_if_alive(pids)
+    assert errors == []

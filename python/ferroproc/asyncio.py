@@ -298,6 +298,10 @@ class Process(asyncio.subprocess.Process):
             or self._loop.get_debug()  # asyncio's own logs each step
         ):
             return await super().communicate(input)
+        if lazy.collecting():
+            # asyncio's second communicate() at once fails in its read, as
+            # here: its input must not vanish and its result be empty.
+            raise RuntimeError("communicate() called while another coroutine is already waiting for the output")
         if input is not None or (_COMMUNICATE_CLOSES_STDIN and lazy.hasStdin()):
             lazy.endInput(input)
         out = await lazy.collect()
