@@ -333,8 +333,8 @@ def preparePopen(
     try:
         passFds = tuple(get("pass_fds", ()))
     except TypeError:
-        passFds = get("pass_fds")
-        raise TypeError(f"{function}: pass_fds must be a collection of fds, not {type(passFds).__name__}") from None
+        given = type(get("pass_fds")).__name__
+        raise TypeError(f"{function}: pass_fds must be a collection of fds, not {given}") from None
     restoreSignals = get("restore_signals", True)
     newSession = get("start_new_session", False)
     processGroup = get("process_group")
