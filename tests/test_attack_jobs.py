@@ -427,3 +427,21 @@ def test_asyncio_wait_for_and_an_early_break_stop_every_job_group(runner: Any, t
     finally:
         kill_if_alive(pids)
     assert errors == []
+
+
+@pytest.mark.parametrize("append", [False, True], ids=["resume", "append"])
+def test_a_file_that_is_no_job_log_is_never_cut(tmp_path: Path, append: bool) -> None:
+    """A job log option pointing at some other file, whose last line has
+    no newline: resume refuses it, appending ends its line; nothing of it
+    is cut off."""
+    log = tmp_path / "notes.txt"
+    log.write_bytes(b"important text without a newline")
+    if append:
+        from ferroproc.jobs._joblog import JobLog
+
+        JobLog(str(log), append=True).close()
+        assert log.read_bytes() == b"important text without a newline\n"
+    else:
+        with pytest.raises(ValueError, match="line 1 is not a job log line"):
+            Runner(joblog=str(log), resume=True).run([["true"]])
+        assert log.read_bytes() == b"important text without a newline"

@@ -19,6 +19,7 @@ stays on one line.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from typing import TYPE_CHECKING
 
@@ -143,7 +144,7 @@ def readResumeSet(path: str | bytes | os.PathLike[str] | os.PathLike[bytes], fai
             if number == 1 and cols[:3] == [b"Seq", b"Host", b"Starttime"]:
                 continue
             if not _isLogLine(cols):
-                if not raw.endswith(b"\n"):
+                if not raw.endswith(b"\n") and _isCutLine(line):
                     # The last line, cut short (the run was killed while
                     # writing it): that job runs again; JobLog cuts it off.
                     break
@@ -155,11 +156,12 @@ def readResumeSet(path: str | bytes | os.PathLike[str] | os.PathLike[bytes], fai
 
 
 def _endLastLine(path: str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> bytes:
-    """For a log to append to whose last line has no newline (a run killed
-    while writing it): a whole job log line needs its newline (returned, to
-    write first); anything else is cut off here (the job it was about runs
-    again: readResumeSet did not count it). Either way our first line does
-    not run into it."""
+    """For a log to append to whose last line has no newline: a job log
+    line (or its header) cut short by a run killed while writing it is cut
+    off here (the job it was about runs again: readResumeSet did not count
+    it); any other line (a whole job log line, or something that is not
+    ours to cut) needs a newline, returned, to write first. Either way our
+    first line does not run into it."""
     try:
         f = open(path, "rb")
     except FileNotFoundError:
@@ -171,10 +173,17 @@ def _endLastLine(path: str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> b
     if not tail or tail.endswith(b"\n"):
         return b""
     start = tail.rfind(b"\n") + 1
-    if (start == 0 and size > len(tail)) or _isLogLine(tail[start:].split(b"\t", 8)):
-        return b"\n"  # a whole line (or one longer than we looked at)
-    os.truncate(path, size - (len(tail) - start))
+    last = tail[start:]
+    if (start == 0 and size > len(tail)) or _isLogLine(last.split(b"\t", 8)) or not _isCutLine(last):
+        return b"\n"
+    os.truncate(path, size - len(last))
     return b""
+
+
+def _isCutLine(line: bytes) -> bool:
+    """Whether ``line`` (no newline) may be the start of the header or of a
+    job's line, cut short."""
+    return HEADER.startswith(line) or re.fullmatch(rb"[0-9]+(\t.*)?", line, re.DOTALL) is not None
 
 
 def _isLogLine(cols: list[bytes]) -> bool:
