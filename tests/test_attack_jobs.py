@@ -445,3 +445,35 @@ def test_a_file_that_is_no_job_log_is_never_cut(tmp_path: Path, append: bool) ->
         with pytest.raises(ValueError, match="line 1 is not a job log line"):
             Runner(joblog=str(log), resume=True).run([["true"]])
         assert log.read_bytes() == b"important text without a newline"
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_runs_report_each_job_exactly_once(seed: int) -> None:
+    """Random mixes of jobs that succeed, fail and cannot start, under
+    random concurrency, keepOrder, retries and halt policies: each job is
+    reported at most once (exactly once without a halt), in input order
+    with keepOrder, and the summary's counts agree with the results."""
+    import random
+
+    rng = random.Random(seed)
+    kinds = [["true"], ["false"], ["/nonexistent/program"], sh("exit 2")]
+    jobs = [rng.choices(kinds, weights=[6, 2, 1, 1])[0] for _ in range(rng.randint(0, 50))]
+    options: dict[str, Any] = {
+        "concurrency": rng.choice([1, 2, 3, 8, 100]),
+        "keepOrder": rng.random() < 0.5,
+        "retries": rng.choice([0, 0, 1, 2]),
+    }
+    if rng.random() < 0.3:
+        options["halt"] = rng.choice(["soon,fail=3", "now,fail=5", "now,success=10", "soon,done=50%"])
+    summary, results = go(iter(jobs), **options)
+    assert isinstance(summary, JobSummary), summary
+    seqs = [r.seq for r in results]
+    assert len(seqs) == len(set(seqs)), options
+    assert summary.succeeded + summary.failed == len(results)
+    if not summary.halted:
+        assert (summary.total, sorted(seqs)) == (len(jobs), list(range(1, len(jobs) + 1)))
+    if options["keepOrder"]:
+        assert seqs == sorted(seqs)
+    for r in results:
+        if jobs[r.seq - 1] == ["true"] and not r.cancelled:
+            assert r.ok, r
