@@ -128,7 +128,9 @@ class Runner:
         joblog: write GNU parallel's ``--joblog`` file here.
         resume: True skips the jobs ``joblog`` shows (``--resume``);
             ``"failed"`` skips only those it shows succeeded, so the failed
-            ones run again (``--resume-failed``). The log is appended to.
+            ones run again (``--resume-failed``). The log is appended to;
+            a last line cut short (a run killed while writing it) is
+            dropped first, and that job runs again.
         processGroup: each job leads its own process group (default), which
             time limits, a cancel and a ``now`` halt stop, and which is
             killed when the job's program exits (``killGroupOnExit``).
