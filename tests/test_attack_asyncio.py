@@ -398,3 +398,27 @@ def test_a_second_communicate_while_one_waits_fails_as_asyncios(run: Runner) -> 
         assert await p.communicate() == (b"", b"")
 
     run(main())
+
+
+@pytest.mark.parametrize("keyword", ["timeout", "kill_group_on_exit", "nice", "kill_group_on_exti"])
+def test_ferroprocs_keywords_with_preexec_fn_are_named(run: Runner, keyword: str) -> None:
+    """``preexec_fn`` goes through the loop's own implementation, which
+    knows none of ferroproc's keywords: the error names the function the
+    program called and says why (it was Popen's "unexpected keyword
+    argument"); a misspelt one is named with the nearest, as without
+    preexec_fn. No child is started."""
+
+    async def main() -> None:
+        value: Any = True if keyword.startswith("kill") else 5
+        expected = (
+            f"^create_subprocess_exec: {keyword} cannot be used with preexec_fn"
+            if keyword != "kill_group_on_exti"
+            else r"did you mean 'kill_group_on_exit'\?"
+        )
+        options: dict[str, Any] = {keyword: value, "start_new_session": True}
+        with pytest.raises(TypeError, match=expected):
+            await fa.create_subprocess_exec("true", preexec_fn=lambda: None, **options)
+        with pytest.raises(TypeError, match=expected.replace("subprocess_exec", "subprocess_shell")):
+            await fa.create_subprocess_shell("true", preexec_fn=lambda: None, **options)
+
+    run(main())

@@ -316,11 +316,19 @@ def preparePopen(
     arguments (``TypeError``/``ValueError``/``KeyError``/``OverflowError``),
     before any child exists; fds it opened are closed again on error."""
     kw = kwargs
-    if kw.get("preexec_fn") is not None:
-        return None
     if not _KNOWN.issuperset(kw):
         unknown = sorted(name for name in kw if name not in _KNOWN)
         raise unexpectedKeyword(function, unknown[0], ASYNCIO_KEYWORDS)
+    if kw.get("preexec_fn") is not None:
+        ours = sorted(name for name in kw if name in FERROPROC_KEYWORDS)
+        if ours:
+            # Popen would say "unexpected keyword argument", naming neither
+            # the function called nor why.
+            raise TypeError(
+                f"{function}: {ours[0]} cannot be used with preexec_fn (the loop's own implementation "
+                "starts such a child, without ferroproc's process control)"
+            )
+        return None
     get = kw.get
     executable = get("executable")
     caller = PopenCaller(function, shell, executable is not None)
