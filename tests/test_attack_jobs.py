@@ -26,6 +26,7 @@ import pytest
 from helpers import run_reactor, wait_dead
 from jobs_support import alive_in_table, kill_if_alive, settle_engines, sh, wait_for_files
 
+from ferroproc import reactor
 from ferroproc.failure import Failure
 from ferroproc.jobs import Job, JobResult, JobSummary, Runner
 
@@ -477,3 +478,36 @@ def test_random_runs_report_each_job_exactly_once(seed: int) -> None:
     for r in results:
         if jobs[r.seq - 1] == ["true"] and not r.cancelled:
             assert r.ok, r
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"retries": 2**70}, {"maxBytes": 2**70}, {"halt": "soon,fail=99999999999999999999999"}],
+    ids=["retries", "maxBytes", "halt"],
+)
+def test_counts_past_the_cores_integers_run_as_unbounded(options: dict[str, Any]) -> None:
+    """A count or size larger than any run has: it was an OverflowError
+    from the bindings at ``run()`` ('int too big to convert')."""
+    summary, results = go([["true"], ["echo", "x"]], **options)
+    assert isinstance(summary, JobSummary) and summary.succeeded == 2
+    assert sorted(r.out for r in results) == [b"", b"x\n"]
+
+
+def test_a_memfree_past_any_memory_waits_until_cancelled() -> None:
+    """``memfree=2**200`` (an OverflowError before) holds every job back,
+    as any memfree above the free memory does, until the run is cancelled."""
+    runner = Runner(memfree=2**200)
+    results: list[JobResult] = []
+    d = runner.run([["true"]], results.append)
+    reactor.callLater(0.1, runner.cancel)
+    summary = run_reactor(d, 10)
+    assert summary.cancelled and results == []
+
+
+@pytest.mark.parametrize(
+    "option", [["--retries", "99999999999999999999999"], ["--halt", "now,fail=99999999999999999999999"]]
+)
+def test_cli_huge_counts_run(option: list[str]) -> None:
+    """They were OverflowError tracebacks, exit 1."""
+    p = cli(*option, "echo", ":::", "a")
+    assert (p.returncode, p.stdout, p.stderr) == (0, "a\n", "")

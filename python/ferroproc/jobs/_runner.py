@@ -47,6 +47,14 @@ _MOST_SLOTS = 1 << 22
 _SPAWNERS = 4
 
 
+_U32_MAX = 2**32 - 1
+_U63_MAX = 2**63 - 1
+
+
+def _atMost(value: int | None, most: int) -> int | None:
+    return None if value is None else min(value, most)
+
+
 def _isNumber(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -386,11 +394,14 @@ class _Run:
             concurrency=runner.concurrency,
             ahead=runner.concurrency + max(runner.concurrency, 16),
             killGrace=runner.killGrace,
-            retries=runner.retries,
+            # Counts and sizes past what the core's integers hold mean the
+            # same as the largest it holds (more tries, jobs or bytes than
+            # any run has): an OverflowError from the bindings otherwise.
+            retries=min(runner.retries, _U32_MAX),
             retryDelay=runner.retryDelay,
-            memfree=runner.memfree,
-            halt=None if halt is None else (halt.when, halt.on, halt.number, halt.percent),
-            maxBytes=runner.maxBytes,
+            memfree=None if runner.memfree is None else min(runner.memfree, _U63_MAX),
+            halt=None if halt is None else (halt.when, halt.on, _atMost(halt.number, _U63_MAX), halt.percent),
+            maxBytes=None if runner.maxBytes is None else min(runner.maxBytes, _U63_MAX),
             capture=runner.capture,
             results=runner.results,
             stdout=runner.stdout,
