@@ -264,11 +264,11 @@ pub(crate) fn parse_signal(ob: &Bound<'_, PyAny>, what: &str) -> PyResult<i32> {
         return Err(PyTypeError::new_err(format!("{what}: signal must be a name or an int, not bool")));
     }
     if ob.is_instance_of::<pyo3::types::PyInt>() {
-        let n = ob.extract::<i64>().unwrap_or(i64::MAX);
-        // 0 is allowed: it only checks that the process exists.
-        return match i32::try_from(n) {
+        // 0 is allowed: it only checks that the process exists. An int past
+        // i32 is named as the program wrote it, not as a clamped number.
+        return match ob.extract::<i32>() {
             Ok(n) if (0..=libc::SIGRTMAX()).contains(&n) => Ok(n),
-            _ => Err(PyValueError::new_err(format!("{what}: {n} is not a signal number"))),
+            _ => Err(PyValueError::new_err(format!("{what}: {ob} is not a signal number"))),
         };
     }
     let Ok(name) = ob.cast::<PyString>() else {

@@ -12,6 +12,7 @@ Drive the reactor with ``helpers.run_reactor(until, timeout)``.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +24,12 @@ from ferroproc import reactor as _reactor
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "allow_leaks(reason): skip the fd/child leak check")
+    # A suite started in the background of a non-interactive shell (`make
+    # test &`, nohup) inherits SIGINT ignored, and Python then leaves it so;
+    # the tests of Ctrl-C handling need Python's usual handler, as a shell in
+    # the foreground gives it.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

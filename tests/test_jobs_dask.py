@@ -399,7 +399,9 @@ def test_stream_and_await_inside_asyncio(cluster: Cluster) -> None:
     seen, summary, early = asyncio.run(main())
     assert sorted(seen) == list(range(1, 21))
     assert summary.succeeded == 10
-    assert early == [1]
+    # The first result, whichever job it is (under load a sleep stopped by the
+    # early exit may be reported before the true's result reaches the client).
+    assert len(early) == 1
 
 
 def test_under_a_twisted_reactor(cluster: Cluster) -> None:

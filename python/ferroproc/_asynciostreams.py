@@ -153,6 +153,11 @@ class StreamProtocol(SubprocessStreamProtocol):
         still all here, for :meth:`collect`."""
         return self.stdout is None and self.stderr is None
 
+    def collecting(self) -> bool:
+        """Whether a :meth:`collect` is waiting for the output's end (a
+        ``communicate()`` in progress)."""
+        return self._collected is not None and not self._collected.done()
+
     async def collect(self) -> tuple[bytes | None, bytes | None]:
         """Everything the output pipes give, once both have ended (while
         :meth:`lazy`); None for an fd that is no pipe. A pipe that ended

@@ -313,6 +313,10 @@ class SubprocessTransport(asyncio.SubprocessTransport):
             _debuglog.signal(process, signal, False, "program", "send_signal called by the program")
         except ProcessExitedAlready:
             raise ProcessLookupError() from None
+        except (TypeError, ValueError) as e:
+            # The engine's words are Twisted's (signalProcess): the program
+            # called send_signal (terminate and kill cannot fail so).
+            raise type(e)(str(e).replace("signalProcess", "send_signal", 1)) from None
 
     def terminate(self) -> None:
         self.send_signal(signal.SIGTERM)

@@ -162,7 +162,12 @@ def _fd(value: Any, what: str, caller: Caller) -> int:
         raise TypeError(
             f"{caller.function}: {what} must be PIPE, DEVNULL, an fd, a file object or None, not {type(value).__name__}"
         )
-    return int(fileno())
+    try:
+        return int(fileno())
+    except (ValueError, OSError) as e:
+        # A closed file, or one with no fd (io.StringIO): Popen's exception
+        # (io.UnsupportedOperation, ValueError), saying which argument.
+        raise type(e)(f"{caller.function}: {what}: {e}") from None
 
 
 def _isOpen(fd: int) -> bool:
@@ -284,6 +289,12 @@ def _stdio(
     return childFDs, pipes, same
 
 
+#: The largest ``pipesize`` (F_SETPIPE_SZ takes a C int).
+_PIPESIZE_MAX = 2**31 - 1
+#: The largest process group id (a pid_t).
+_PID_MAX = 2**31 - 1
+
+
 def preparePopen(
     protocol: Any,
     args: Sequence[Any],
@@ -305,11 +316,19 @@ def preparePopen(
     arguments (``TypeError``/``ValueError``/``KeyError``/``OverflowError``),
     before any child exists; fds it opened are closed again on error."""
     kw = kwargs
-    if kw.get("preexec_fn") is not None:
-        return None
     if not _KNOWN.issuperset(kw):
         unknown = sorted(name for name in kw if name not in _KNOWN)
         raise unexpectedKeyword(function, unknown[0], ASYNCIO_KEYWORDS)
+    if kw.get("preexec_fn") is not None:
+        ours = sorted(name for name in kw if name in FERROPROC_KEYWORDS)
+        if ours:
+            # Popen would say "unexpected keyword argument", naming neither
+            # the function called nor why.
+            raise TypeError(
+                f"{function}: {ours[0]} cannot be used with preexec_fn (the loop's own implementation "
+                "starts such a child, without ferroproc's process control)"
+            )
+        return None
     get = kw.get
     executable = get("executable")
     caller = PopenCaller(function, shell, executable is not None)
@@ -319,7 +338,11 @@ def preparePopen(
     cwd = get("cwd")
     env = get("env")
     closeFds = get("close_fds", True)
-    passFds = tuple(get("pass_fds", ()))
+    try:
+        passFds = tuple(get("pass_fds", ()))
+    except TypeError:
+        given = type(get("pass_fds")).__name__
+        raise TypeError(f"{function}: pass_fds must be a collection of fds, not {given}") from None
     restoreSignals = get("restore_signals", True)
     newSession = get("start_new_session", False)
     processGroup = get("process_group")
@@ -351,6 +374,8 @@ def preparePopen(
             raise TypeError(f"{function}: process_group must be an int, not {type(processGroup).__name__}")
         if processGroup < 0:  # Popen's "no process group"
             processGroup = None
+        elif processGroup > _PID_MAX:  # Popen's error for what no pid_t holds
+            raise OverflowError(f"{function}: process_group {processGroup} is out of range (a process group id)")
     if processGroup is not None:
         if newSession:
             # Popen applies both: setsid() then setpgid(0, pgid); a new
@@ -370,6 +395,9 @@ def preparePopen(
         pipesize = -1
     if not isinstance(pipesize, int):
         raise TypeError(f"{function}: pipesize must be an int, not {type(pipesize).__name__}")
+    if pipesize > _PIPESIZE_MAX:
+        # A C int (F_SETPIPE_SZ's), as Popen's fcntl call would refuse it.
+        raise OverflowError(f"{function}: pipesize {pipesize} is out of range (a C int)")
     if passFds and not closeFds:
         warnings.warn("pass_fds overriding close_fds.", RuntimeWarning, stacklevel=2)
         closeFds = True

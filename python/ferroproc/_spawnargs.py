@@ -301,6 +301,10 @@ def _fdLimit() -> int:
     return _MAX_FD if soft == _resource.RLIM_INFINITY else soft
 
 
+#: The largest process (group) id: a pid_t.
+_PID_MAX = 2**31 - 1
+
+
 def _isInt(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -460,7 +464,8 @@ def _extensions(ext: Mapping[str, Any], caller: Caller) -> dict[str, Any]:
     out: dict[str, Any] = {}
     group = ext.get("processGroup", False)
     session = ext.get("newSession", False)
-    if group is not False and group is not True and not (_isInt(group) and group > 0):
+    # A group id is a pid_t: past it the bindings could only say "failed to extract".
+    if group is not False and group is not True and not (_isInt(group) and 0 < group <= _PID_MAX):
         raise ValueError(f"{caller('processGroup')} must be True, False or a process group id, not {group!r}")
     if not isinstance(session, bool):
         raise TypeError(f"{caller('newSession')} must be a bool, not {_typeName(session)}")

@@ -298,6 +298,10 @@ class Process(asyncio.subprocess.Process):
             or self._loop.get_debug()  # asyncio's own logs each step
         ):
             return await super().communicate(input)
+        if lazy.collecting():
+            # asyncio's second communicate() at once fails in its read, as
+            # here: its input must not vanish and its result be empty.
+            raise RuntimeError("communicate() called while another coroutine is already waiting for the output")
         if input is not None or (_COMMUNICATE_CLOSES_STDIN and lazy.hasStdin()):
             lazy.endInput(input)
         out = await lazy.collect()
@@ -378,8 +382,10 @@ class Process(asyncio.subprocess.Process):
             transport._process.signalGroup(signal)
         except ProcessExitedAlready:
             raise ProcessLookupError() from None
-        except ValueError as e:
-            raise ValueError(str(e).replace("signalGroup", "signal_group", 1)) from None
+        except (TypeError, ValueError) as e:
+            # The engine's words are Twisted's (signalGroup): the program
+            # called signal_group.
+            raise type(e)(str(e).replace("signalGroup", "signal_group", 1)) from None
 
 
 async def create_subprocess_exec(

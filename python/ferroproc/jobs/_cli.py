@@ -244,7 +244,9 @@ class _CliRun:
             assert o.joblog is not None
             try:
                 self.skip = readResumeSet(o.joblog, failedToo=o.resume == "failed")
-            except (OSError, ValueError) as e:
+            except OSError as e:
+                return self._error(_fileError("--joblog", e))
+            except ValueError as e:
                 return self._error(str(e))
         count = inputs.count() if not o.skipEmpty else None
         if count is not None:
@@ -291,7 +293,10 @@ class _CliRun:
         self.started = time.monotonic()
         try:
             d = runner.run(self._jobs(inputs, template), self._onResult)
-        except (OSError, ValueError) as e:
+        except OSError as e:
+            # The one file the runner opens for us: the job log.
+            return self._finish(None, None, _fileError("--joblog", e))
+        except ValueError as e:
             return self._finish(None, None, str(e))
         outcome: list[JobSummary | Failure] = []
 
@@ -358,7 +363,10 @@ class _CliRun:
                     return resultsLayout(o.results or ".", made.args), True
 
             staging = os.path.join(base, f".ferroproc-jobs-{os.getpid()}")
-            os.makedirs(staging, exist_ok=True)
+            try:
+                os.makedirs(staging, exist_ok=True)
+            except OSError as e:
+                raise UsageError(_fileError("--results", e)) from None
             return ResultsOutput(sink, staging, place), staging
         if o.output == "ungroup":
             return UngroupedOutput(sink), None
@@ -428,6 +436,13 @@ def _firstRef(text: str, strings: Any) -> int:
     candidates = [text.find(s) for s in strings.__dict__.values()] + [text.find("{")]
     found = [c for c in candidates if c >= 0]
     return min(found) if found else len(text)
+
+
+def _fileError(option: str, e: OSError) -> str:
+    """An OSError of the file or directory an option named, in its words."""
+    name = e.filename if e.filename is not None else e.filename2
+    where = "" if name is None else f" {os.fsdecode(name)!r}"
+    return f"{option}:{where}: {e.strerror or e}"
 
 
 def _dieBy(signum: int) -> int:

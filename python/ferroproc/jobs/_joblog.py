@@ -19,6 +19,7 @@ stays on one line.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,10 @@ if TYPE_CHECKING:
     from ferroproc.jobs._job import Job, JobResult
 
 __all__ = ["HEADER", "JobLog", "ResumeSet", "checkHost", "command", "logLine", "readResumeSet"]
+
+#: How far (in bytes of bitmap) past what its jobs need a ResumeSet's
+#: bitmap may grow for one number; numbers beyond go into a set.
+_BITMAP_SLACK = 1 << 16
 
 HEADER = b"Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n"
 
@@ -78,9 +83,12 @@ class JobLog:
     ) -> None:
         self.path = path
         self.host = checkHost(host)
+        ending = _endLastLine(path) if append else b""
         self._file = open(path, "ab" if append else "wb")
         if self._file.tell() == 0:
             self._file.write(HEADER)
+        else:
+            self._file.write(ending)
 
     def write(self, result: JobResult, cmd: bytes) -> None:
         """Add one job's line (buffered until :meth:`flush`)."""
@@ -98,16 +106,24 @@ class ResumeSet:
     """The jobs a log shows as done, by number: a bitmap, as GNU parallel
     keeps it (a million jobs take 125 KB)."""
 
-    __slots__ = ("_bits", "count")
+    __slots__ = ("_bits", "_far", "count")
 
     def __init__(self) -> None:
         self._bits = bytearray()
+        #: Numbers far past the others (a damaged or hand-made log's
+        #: ``99999999999999``), which the bitmap would need terabytes for.
+        self._far: set[int] = set()
         #: How many distinct jobs are marked.
         self.count = 0
 
     def add(self, seq: int) -> None:
         byte, bit = divmod(seq, 8)
         if byte >= len(self._bits):
+            if byte > (self.count >> 3) + _BITMAP_SLACK:
+                if seq not in self._far:
+                    self._far.add(seq)
+                    self.count += 1
+                return
             self._bits.extend(bytes(byte + 1 - len(self._bits)))
         if not self._bits[byte] & (1 << bit):
             self._bits[byte] |= 1 << bit
@@ -117,7 +133,9 @@ class ResumeSet:
         if not isinstance(seq, int):
             return False
         byte, bit = divmod(seq, 8)
-        return byte < len(self._bits) and bool(self._bits[byte] & (1 << bit))
+        if byte < len(self._bits) and self._bits[byte] & (1 << bit):
+            return True
+        return bool(self._far) and seq in self._far
 
 
 def readResumeSet(path: str | bytes | os.PathLike[str] | os.PathLike[bytes], failedToo: bool) -> ResumeSet:
@@ -139,12 +157,52 @@ def readResumeSet(path: str | bytes | os.PathLike[str] | os.PathLike[bytes], fai
             cols = line.split(b"\t", 8)
             if number == 1 and cols[:3] == [b"Seq", b"Host", b"Starttime"]:
                 continue
-            if len(cols) < 9 or not cols[0].isdigit() or not all(_isNumber(c) for c in cols[2:8]):
+            if not _isLogLine(cols):
+                if not raw.endswith(b"\n") and _isCutLine(line):
+                    # The last line, cut short (the run was killed while
+                    # writing it): that job runs again; JobLog cuts it off.
+                    break
                 raise ValueError(f"resume: {os.fsdecode(path)!r} line {number} is not a job log line: {line[:200]!r}")
             if failedToo and (cols[6] != b"0" or cols[7] != b"0"):
                 continue
             done.add(int(cols[0]))
     return done
+
+
+def _endLastLine(path: str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> bytes:
+    """For a log to append to whose last line has no newline: a job log
+    line (or its header) cut short by a run killed while writing it is cut
+    off here (the job it was about runs again: readResumeSet did not count
+    it); any other line (a whole job log line, or something that is not
+    ours to cut) needs a newline, returned, to write first. Either way our
+    first line does not run into it."""
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return b""
+    with f:
+        size = os.fstat(f.fileno()).st_size
+        f.seek(max(0, size - (1 << 16)))
+        tail = f.read()
+    if not tail or tail.endswith(b"\n"):
+        return b""
+    start = tail.rfind(b"\n") + 1
+    last = tail[start:]
+    if (start == 0 and size > len(tail)) or _isLogLine(last.split(b"\t", 8)) or not _isCutLine(last):
+        return b"\n"
+    os.truncate(path, size - len(last))
+    return b""
+
+
+def _isCutLine(line: bytes) -> bool:
+    """Whether ``line`` (no newline) may be the start of the header or of a
+    job's line, cut short."""
+    return HEADER.startswith(line) or re.fullmatch(rb"[0-9]+(\t.*)?", line, re.DOTALL) is not None
+
+
+def _isLogLine(cols: list[bytes]) -> bool:
+    """Whether a line's columns (split at TAB, at most 9) are a job's."""
+    return len(cols) >= 9 and cols[0].isdigit() and all(_isNumber(c) for c in cols[2:8])
 
 
 def _isNumber(col: bytes) -> bool:

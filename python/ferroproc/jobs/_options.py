@@ -138,7 +138,9 @@ def parseDuration(text: str, option: str) -> float:
     if not _DURATION.fullmatch(text):
         raise UsageError(f"{option}: {text!r} is not a duration (seconds, or e.g. 90s, 1.5m, 2h, 1d2h)")
     seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
-    if not math.isfinite(seconds) or seconds <= 0:
+    if not math.isfinite(seconds):
+        raise UsageError(f"{option}: {text!r} is too long a duration")
+    if seconds <= 0:
         raise UsageError(f"{option}: {text!r} must be more than 0 seconds")
     return seconds
 

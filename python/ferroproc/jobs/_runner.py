@@ -40,9 +40,19 @@ _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 
 _UNITS.update({"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "p": 10**15})
 #: Results kept for an async iterator whose reader lags, before no more jobs start.
 _STREAM_BACKLOG = 256
+#: The largest concurrency that means anything (Linux's PID_MAX_LIMIT).
+_MOST_SLOTS = 1 << 22
 #: Threads that start jobs when more than one runs at a time (0: the loop's
 #: thread starts them itself).
 _SPAWNERS = 4
+
+
+_U32_MAX = 2**32 - 1
+_U63_MAX = 2**63 - 1
+
+
+def _atMost(value: int | None, most: int) -> int | None:
+    return None if value is None else min(value, most)
 
 
 def _isNumber(value: object) -> bool:
@@ -131,7 +141,9 @@ class Runner:
             newline or NUL.
         resume: True skips the jobs ``joblog`` shows (``--resume``);
             ``"failed"`` skips only those it shows succeeded, so the failed
-            ones run again (``--resume-failed``). The log is appended to.
+            ones run again (``--resume-failed``). The log is appended to;
+            a last line cut short (a run killed while writing it) is
+            dropped first, and that job runs again.
         processGroup: each job leads its own process group (default), which
             time limits, a cancel and a ``now`` halt stop, and which is
             killed when the job's program exits (``killGroupOnExit``).
@@ -180,7 +192,10 @@ class Runner:
             concurrency = os.cpu_count() or 1
         if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
             raise ValueError(f"concurrency must be an int of at least 1, not {concurrency!r}")
-        self.concurrency = concurrency
+        # No more jobs can run at once than the kernel has process ids
+        # (pid_max is at most 2**22): a larger limit changes nothing, and
+        # past 2**64 the core's count could not even hold it.
+        self.concurrency = min(concurrency, _MOST_SLOTS)
         self.timeout = _seconds(timeout, "timeout")
         self.idleTimeout = _seconds(idleTimeout, "idleTimeout")
         self.killGrace = cast(float, _seconds(killGrace, "killGrace", allowZero=True))
@@ -423,11 +438,14 @@ class _Run:
             concurrency=runner.concurrency,
             ahead=runner.concurrency + max(runner.concurrency, 16),
             killGrace=runner.killGrace,
-            retries=runner.retries,
+            # Counts and sizes past what the core's integers hold mean the
+            # same as the largest it holds (more tries, jobs or bytes than
+            # any run has): an OverflowError from the bindings otherwise.
+            retries=min(runner.retries, _U32_MAX),
             retryDelay=runner.retryDelay,
-            memfree=runner.memfree,
-            halt=None if halt is None else (halt.when, halt.on, halt.number, halt.percent),
-            maxBytes=runner.maxBytes,
+            memfree=None if runner.memfree is None else min(runner.memfree, _U63_MAX),
+            halt=None if halt is None else (halt.when, halt.on, _atMost(halt.number, _U63_MAX), halt.percent),
+            maxBytes=None if runner.maxBytes is None else min(runner.maxBytes, _U63_MAX),
             capture=runner.capture,
             results=runner.results,
             stdout=runner.stdout,
