@@ -385,6 +385,9 @@ def _loops() -> list[Any]:
         import uvloop
     except ImportError:
         return out
+    # uvloop's first loop in a process keeps a pipe pair of libuv's for good:
+    # made here, before any test counts its fds.
+    uvloop.run(asyncio.sleep(0))
     return [*out, pytest.param(uvloop.run, id="uvloop")]
 
 
