@@ -691,6 +691,13 @@ def _ours(args: list[str], kwargs: dict[str, Any]) -> str:
     return asyncio.run(main()).decode()
 
 
+#: Popen on 3.10 leaves its stderr pipe open when it refuses these arguments
+#: after making it (not ferroproc's; 3.11 checks them first).
+_POPEN_310_LEAKS = (
+    [pytest.mark.allow_leaks("Popen 3.10 leaks its pipe on this refusal")] if sys.version_info < (3, 11) else []
+)
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [
@@ -700,9 +707,9 @@ def _ours(args: list[str], kwargs: dict[str, Any]) -> str:
         pytest.param({"umask": 0o1777}, id="umask=0o1777"),
         pytest.param({"umask": -5}, id="umask=-5"),
         pytest.param({"extra_groups": "many"}, id="extra_groups-over-NGROUPS_MAX"),
-        pytest.param({"extra_groups": [-1]}, id="extra_groups-negative"),
-        pytest.param({"extra_groups": "abc"}, id="extra_groups-a-string"),
-        pytest.param({"user": -1}, id="user-negative"),
+        pytest.param({"extra_groups": [-1]}, id="extra_groups-negative", marks=_POPEN_310_LEAKS),
+        pytest.param({"extra_groups": "abc"}, id="extra_groups-a-string", marks=_POPEN_310_LEAKS),
+        pytest.param({"user": -1}, id="user-negative", marks=_POPEN_310_LEAKS),
         pytest.param({"pass_fds": "one", "close_fds": False}, id="pass_fds-overrides-close_fds"),
     ],
 )

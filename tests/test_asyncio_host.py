@@ -551,7 +551,15 @@ def test_abort_drops_the_buffer_and_close_kills(run: Runner) -> None:
     assert run(main()) == (True, 0, -signal.SIGKILL)
 
 
-def test_wait_wakes_as_this_pythons_asyncio_does() -> None:
+# 3.10: a loop closed with a pipe still open leaves the engine's fds to a
+# later collection (known, open); the wake-up itself is checked.
+@pytest.mark.parametrize(
+    "_",
+    [pytest.param(None, marks=[pytest.mark.allow_leaks("3.10: the engine's fds outlive the closed loop")])]
+    if sys.version_info < (3, 11)
+    else [None],
+)
+def test_wait_wakes_as_this_pythons_asyncio_does(_: None) -> None:
     # A grandchild keeps stdout open for a while after the child exits.
     src = "import subprocess, sys; subprocess.Popen(['sleep', '0.5'])"
 

@@ -36,8 +36,7 @@ def test_ferroproc_twisted_without_twisted_says_how_to_install_it(missing: str) 
         # Hiding zope alone needs a Twisted to be there.
         pytest.importorskip("twisted", reason="Twisted is not installed: pip install 'ferroproc[twisted]'")
     done = _python(
-        _HIDE.format(missing=missing)
-        + "try:\n"
+        _HIDE.format(missing=missing) + "try:\n"
         "    import ferroproc.twisted\n"
         "except ImportError as e:\n"
         "    print(type(e).__name__, '|', e, '|', e.name)\n"
@@ -53,8 +52,7 @@ def test_a_broken_twisted_is_not_reported_as_a_missing_one() -> None:
     pytest.importorskip("twisted", reason="Twisted is not installed: pip install 'ferroproc[twisted]'")
     # An ImportError from inside an installed Twisted is Twisted's, not ours to reword.
     done = _python(
-        _HIDE.format(missing="twisted.internet.error")
-        + "try:\n"
+        _HIDE.format(missing="twisted.internet.error") + "try:\n"
         "    import ferroproc.twisted\n"
         "except ImportError as e:\n"
         "    print('pip install' in str(e))\n"
